@@ -1,0 +1,27 @@
+#pragma once
+// Named finite groups and the group spec strings: C<n>, D<n>, K4, S<n>, A<n>, Q8, T, O, I, products
+// written GxH, and JSON files of generators.
+#include <string>
+
+#include "symm/group/group.h"
+
+namespace symm::group {
+
+GroupPtr cyclic_group(int n);       // C<n>, order n, closed-form irreps
+GroupPtr dihedral_group(int n);     // D<n>, order 2n, closed-form irreps
+GroupPtr klein_group();             // K4
+GroupPtr symmetric_group(int n);    // S<n>
+GroupPtr alternating_group(int n);  // A<n>
+GroupPtr quaternion_group();        // Q8
+GroupPtr tetrahedral_group();       // T, rotations of the tetrahedron
+GroupPtr octahedral_group();        // O, rotations of the cube
+GroupPtr icosahedral_group();       // I, rotations of the icosahedron (order 60)
+
+/// {"name": "...", "generators": [[[row], ...], ...]} or {"name": "...", "permutations": [[...], ...]}.
+GroupPtr group_from_json(const std::string& path);
+
+/// Any spec above; an existing file path is read as JSON. Results are cached per spec.
+/// Throws std::invalid_argument with a one-line message on a bad spec.
+GroupPtr make_group(const std::string& spec);
+
+}  // namespace symm::group
