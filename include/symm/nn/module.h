@@ -1,0 +1,71 @@
+#pragma once
+// What every equivariant module shares: its input and output representations, and constants derived from
+// them (change-of-basis matrices, endomorphism bases) that are not learned state.
+#include <map>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "symm/group/representation.h"
+
+namespace symm::nn {
+
+using symm::group::Representation;
+
+class eModule {
+ public:
+  virtual ~eModule() = default;
+  virtual const Representation& in_rep() const = 0;
+  virtual const Representation& out_rep() const = 0;
+};
+
+/// Double-precision constants, materialised once per (device, dtype). They are derived from the
+/// representations, so they stay out of the state dict and keep full precision whatever the module's dtype.
+class Constants {
+ public:
+  Constants() = default;
+  explicit Constants(std::vector<torch::Tensor> master) : master_(std::move(master)) {}
+  const std::vector<torch::Tensor>& get(const torch::Device& device, torch::Dtype dtype) const;
+  const std::vector<torch::Tensor>& get(const torch::Tensor& like) const { return get(like.device(), like.scalar_type()); }
+  size_t size() const { return master_.size(); }
+
+ private:
+  std::vector<torch::Tensor> master_;
+  mutable std::map<std::string, std::vector<torch::Tensor>> materialised_;
+};
+
+/// A float64 CPU tensor holding an Eigen matrix.
+torch::Tensor to_tensor(const Eigen::MatrixXd& m);
+torch::Tensor to_tensor(const Eigen::VectorXd& v);
+Eigen::MatrixXd to_eigen(const torch::Tensor& t);
+
+/// Throws c10::Error naming the module when x's last dimension is not `features`.
+void check_features(const std::string& module, const torch::Tensor& x, int64_t features, const char* what = "input");
+
+/// Result of a dense map whose eval-mode value is cached until its parameters change. Parameters are
+/// compared by value: optimisers, loading and device or dtype moves may change them without touching the
+/// version counter, and the coefficients are far smaller than the dense maps derived from them.
+class EvalCache {
+ public:
+  /// Returns the cached tensor while the key tensors are unchanged, else recomputes it under no_grad.
+  template <typename F>
+  const torch::Tensor& get(const std::vector<torch::Tensor>& keys, F compute) {
+    if (!value_.defined() || !unchanged(keys)) {
+      torch::NoGradGuard no_grad;
+      value_ = compute();
+      keys_.clear();
+      for (const auto& t : keys) keys_.push_back(t.defined() ? t.detach().clone() : t);
+    }
+    return value_;
+  }
+  void clear() { value_ = torch::Tensor(); }
+
+ private:
+  bool unchanged(const std::vector<torch::Tensor>& keys) const;
+
+  std::vector<torch::Tensor> keys_;
+  torch::Tensor value_;
+};
+
+}  // namespace symm::nn

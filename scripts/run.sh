@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# The main job: installs what is missing, builds, and runs `symm` with its embedded default.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/build.sh
+exec ./build/apps/symm/symm "$@"

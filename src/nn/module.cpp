@@ -1,0 +1,54 @@
+#include "symm/nn/module.h"
+
+#include <sstream>
+
+namespace symm::nn {
+
+const std::vector<torch::Tensor>& Constants::get(const torch::Device& device, torch::Dtype dtype) const {
+  std::ostringstream key;
+  key << device << "/" << dtype;
+  auto it = materialised_.find(key.str());
+  if (it == materialised_.end()) {
+    std::vector<torch::Tensor> out;
+    for (const auto& t : master_) out.push_back(t.to(device, dtype).contiguous());
+    it = materialised_.emplace(key.str(), std::move(out)).first;
+  }
+  return it->second;
+}
+
+torch::Tensor to_tensor(const Eigen::MatrixXd& m) {
+  // Eigen is column-major: copy through the transpose's storage.
+  const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> r = m;
+  return torch::from_blob(const_cast<double*>(r.data()), {r.rows(), r.cols()}, torch::kFloat64).clone();
+}
+
+torch::Tensor to_tensor(const Eigen::VectorXd& v) {
+  return torch::from_blob(const_cast<double*>(v.data()), {v.size()}, torch::kFloat64).clone();
+}
+
+Eigen::MatrixXd to_eigen(const torch::Tensor& t) {
+  const auto c = t.detach().to(torch::kCPU, torch::kFloat64).contiguous();
+  const auto rows = c.dim() == 1 ? c.size(0) : c.size(0), cols = c.dim() == 1 ? 1 : c.size(1);
+  return Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(c.data_ptr<double>(), rows, cols);
+}
+
+bool EvalCache::unchanged(const std::vector<torch::Tensor>& keys) const {
+  if (keys.size() != keys_.size()) return false;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const auto &a = keys[i], &b = keys_[i];
+    if (a.defined() != b.defined()) return false;
+    if (!a.defined()) continue;
+    if (a.device() != b.device() || a.scalar_type() != b.scalar_type() || !a.sizes().equals(b.sizes())) return false;
+    if (!torch::equal(a, b)) return false;
+  }
+  return true;
+}
+
+void check_features(const std::string& module, const torch::Tensor& x, int64_t features, const char* what) {
+  TORCH_CHECK(x.defined(), module, ": ", what, " is undefined");
+  TORCH_CHECK(x.dim() >= 1 && x.size(-1) == features, module, ": expected ", what, " with last dimension ", features,
+              " (the representation's size), got shape ", x.sizes());
+  TORCH_CHECK(x.is_floating_point(), module, ": expected a floating-point ", what, ", got ", x.scalar_type());
+}
+
+}  // namespace symm::nn

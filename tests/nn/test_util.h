@@ -1,0 +1,41 @@
+#pragma once
+// Helpers shared by the nn tests.
+#include <functional>
+#include <initializer_list>
+#include <string>
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "symm/group/random.h"
+#include "symm/group/representation.h"
+
+namespace symm::test {
+
+/// Equivariance tolerance relative to |f(x)|∞.
+inline double tolerance(torch::Dtype dtype) { return dtype == torch::kFloat64 ? 1e-10 : 1e-5; }
+
+/// The representation in a random orthogonal basis: no structure of the original basis survives.
+inline symm::group::Representation scrambled(const symm::group::Representation& rep, std::uint64_t seed) {
+  symm::group::Rng rng(seed);
+  Eigen::MatrixXd a(rep.size(), rep.size());
+  for (Eigen::Index i = 0; i < a.size(); ++i) a.data()[i] = rng.normal();
+  const Eigen::MatrixXd q = Eigen::HouseholderQR<Eigen::MatrixXd>(a).householderQ();
+  return rep.change_basis(q, rep.name() + "'");
+}
+
+/// Expects f to throw c10::Error or std::invalid_argument whose message contains every fragment.
+inline void expect_error(const std::function<void()>& f, std::initializer_list<std::string> fragments) {
+  std::string message;
+  try {
+    f();
+  } catch (const c10::Error& e) {
+    message = e.what_without_backtrace();
+  } catch (const std::invalid_argument& e) {
+    message = e.what();
+  }
+  ASSERT_FALSE(message.empty()) << "no error was raised";
+  for (const auto& f : fragments) EXPECT_NE(message.find(f), std::string::npos) << "'" << f << "' not in: " << message;
+}
+
+}  // namespace symm::test
