@@ -1,0 +1,53 @@
+#pragma once
+// eAffine: y = Q·diag(α, one scale per irrep copy)·Qᵀ·x + b with b ∈ Fix(ρ). Scaling a whole irrep copy
+// commutes with the group; the scales and the bias are learned or supplied at call time (FiLM style).
+#include "symm/nn/module.h"
+
+namespace symm::nn {
+
+struct eAffineOptions {
+  eAffineOptions(Representation rep) : rep_(std::move(rep)) {}
+  /// Representation of the features.
+  TORCH_ARG(Representation, rep);
+  /// Learn the scales and bias; when false they must be given to forward.
+  TORCH_ARG(bool, learnable) = true;
+  /// Whether there is an invariant bias at all.
+  TORCH_ARG(bool, bias) = true;
+};
+
+class eAffineImpl : public torch::nn::Cloneable<eAffineImpl>, public eModule {
+ public:
+  explicit eAffineImpl(Representation rep) : eAffineImpl(eAffineOptions(std::move(rep))) {}
+  explicit eAffineImpl(eAffineOptions options);
+  void reset() override;
+  void reset_parameters();
+  /// x (..., D). scale (..., num_copies) and bias (..., num_fix) override the learned values when given
+  /// (FiLM); they broadcast against x's leading dimensions.
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& scale = {}, const torch::Tensor& bias = {});
+  /// Number of irrep copies (scales) and the dimension of Fix(ρ) (bias coordinates).
+  int64_t num_copies() const;
+  int64_t num_fix() const;
+  /// Dense (D, D) scaling matrix and (D) bias for the learned values (cached in eval).
+  torch::Tensor scale_matrix();
+  torch::Tensor bias_vector();
+  /// Sets the learned values from a dense per-channel scale and bias where the representation allows it
+  /// (each irrep copy gets the mean of its channels' scales; the bias is projected onto Fix(ρ)).
+  void set_dense(const torch::Tensor& weight, const torch::Tensor& bias = {});
+  void pretty_print(std::ostream& stream) const override;
+  const Representation& in_rep() const override { return options.rep(); }
+  const Representation& out_rep() const override { return options.rep(); }
+
+  eAffineOptions options;
+  /// One scale per irrep copy, initialised to 1.
+  torch::Tensor scale_dof;
+  /// Coordinates of the bias in an orthonormal basis of Fix(ρ), initialised to 0.
+  torch::Tensor bias_dof;
+
+ private:
+  Constants constants_;
+  bool diagonal_ = false;  // Q·diag·Qᵀ is diagonal in the original basis: scale elementwise
+  EvalCache scale_cache_, bias_cache_;
+};
+TORCH_MODULE(eAffine);
+
+}  // namespace symm::nn
