@@ -1,0 +1,28 @@
+#pragma once
+// Checkpoints that load anywhere. Equivariant weights are stored dense, in the original basis, where they
+// do not depend on the numerically computed irrep bases; loading projects them back onto the module's
+// coefficients and verifies the round trip. A fingerprint of the architecture and of every representation
+// guards against loading into another group, width or depth.
+#include <memory>
+#include <string>
+
+#include <torch/torch.h>
+
+namespace symm {
+
+/// Writes the module to path (through a temporary file and a rename: never half-written).
+void save(const std::shared_ptr<torch::nn::Module>& module, const std::string& path);
+template <typename Impl>
+void save(const torch::nn::ModuleHolder<Impl>& module, const std::string& path) { save(module.ptr(), path); }
+
+/// Reads a checkpoint written by save into a module of the same architecture and representations. On a
+/// mismatch, a damaged file or weights that are not equivariant for the module, throws c10::Error naming the
+/// problem and leaves the module unchanged.
+void load(const std::shared_ptr<torch::nn::Module>& module, const std::string& path);
+template <typename Impl>
+void load(const torch::nn::ModuleHolder<Impl>& module, const std::string& path) { load(module.ptr(), path); }
+
+/// One line per submodule and parameter: names, types, shapes and representation fingerprints.
+std::string architecture(const torch::nn::Module& module);
+
+}  // namespace symm

@@ -1,0 +1,88 @@
+#pragma once
+// eTransformerEncoderLayer: the equivariant Transformer encoder layer with the API of
+// torch.nn.TransformerEncoderLayer (and of symm_learning's eTransformerEncoderLayer). Every linear map
+// commutes with the group, so f(ρ(g)x) = ρ(g)f(x) with ρ acting on the feature axis of every token.
+#include <optional>
+
+#include "symm/nn/attention.h"
+#include "symm/nn/feedforward.h"
+
+namespace symm::nn {
+
+struct eTransformerEncoderLayerOptions {
+  eTransformerEncoderLayerOptions(Representation in_rep, std::shared_ptr<AttentionBackend> self_attn)
+      : in_rep_(std::move(in_rep)), self_attn_(std::move(self_attn)) {}
+  /// Representation of the features of each token; must be isomorphic to regular copies.
+  TORCH_ARG(Representation, in_rep);
+  /// Pre-built self-attention: eMultiheadAttention or any PositionalAttentionBase backend, on in_rep.
+  TORCH_ARG(std::shared_ptr<AttentionBackend>, self_attn);
+  /// Hidden width of the feed-forward block, rounded up to whole regular copies.
+  TORCH_ARG(int64_t, dim_feedforward) = 2048;
+  TORCH_ARG(double, dropout) = 0.1;
+  TORCH_ARG(Activation, activation) = Activation::gelu();
+  TORCH_ARG(double, layer_norm_eps) = 1e-5;
+  /// Pre-norm (norm before attention and feed-forward) when true, post-norm otherwise.
+  TORCH_ARG(bool, norm_first) = true;
+  /// "rmsnorm" (eRMSNorm) or "layernorm" (eLayerNorm).
+  TORCH_ARG(std::string, norm_module) = "rmsnorm";
+  /// Invariant biases in the linear maps and norms.
+  TORCH_ARG(bool, bias) = true;
+  TORCH_ARG(std::optional<torch::Device>, device) = std::nullopt;
+  TORCH_ARG(std::optional<torch::Dtype>, dtype) = std::nullopt;
+  /// xavier_uniform, xavier_normal, kaiming_uniform or kaiming_normal.
+  TORCH_ARG(std::string, init_scheme) = "xavier_uniform";
+};
+
+/// Largest errors found by check_equivariance, relative to the output scale.
+struct EquivarianceReport {
+  double attention = 0, feedforward = 0, layer = 0;
+  int worst_element = 0;
+};
+
+class eTransformerEncoderLayerImpl : public torch::nn::Cloneable<eTransformerEncoderLayerImpl>, public eModule {
+ public:
+  eTransformerEncoderLayerImpl(Representation in_rep, std::shared_ptr<AttentionBackend> self_attn)
+      : eTransformerEncoderLayerImpl(eTransformerEncoderLayerOptions(std::move(in_rep), std::move(self_attn))) {}
+  explicit eTransformerEncoderLayerImpl(eTransformerEncoderLayerOptions options);
+
+  void reset() override;
+  void reset_parameters();
+  /// src (B, T, D). Masks as torch::nn::TransformerEncoderLayer (batch-first); positions (B, T) and the
+  /// position mask (B, T) bool reach positional backends and are ignored by plain eMultiheadAttention.
+  torch::Tensor forward(const torch::Tensor& src, const torch::Tensor& src_mask = {},
+                        const torch::Tensor& src_key_padding_mask = {}, bool is_causal = false,
+                        const torch::Tensor& src_positions = {}, const torch::Tensor& src_position_mask = {});
+  /// Checks the attention block, the feed-forward block and the whole layer on random inputs in eval mode
+  /// over `samples` group elements (all of them when |G| <= samples). Throws c10::Error with the largest
+  /// error and the failing element when |f(gx) − g·f(x)| > atol + rtol·|g·f(x)| anywhere.
+  EquivarianceReport check_equivariance(int64_t batch_size = 4, int64_t seq_len = 5, int samples = 20,
+                                        double atol = 1e-4, double rtol = 1e-4);
+  void pretty_print(std::ostream& stream) const override;
+  const Representation& in_rep() const override { return options.in_rep(); }
+  const Representation& out_rep() const override { return options.in_rep(); }
+
+  eTransformerEncoderLayerOptions options;
+  std::shared_ptr<AttentionBackend> self_attn;
+  eFeedForward feedforward{nullptr};
+  /// eRMSNorm or eLayerNorm.
+  torch::nn::AnyModule norm1, norm2;
+  torch::nn::Dropout dropout1{nullptr}, dropout2{nullptr};
+
+  /// The two residual branches, exposed for checks: attention (with its norm when norm_first) and
+  /// feed-forward.
+  torch::Tensor attention_block(const torch::Tensor& x, const torch::Tensor& mask, const torch::Tensor& key_padding_mask,
+                                bool is_causal, const torch::Tensor& positions, const torch::Tensor& position_mask);
+  torch::Tensor feedforward_block(const torch::Tensor& x);
+
+ private:
+  bool built_ = false;  // set after the first reset(); a copy being cloned then clones self_attn too
+};
+TORCH_MODULE(eTransformerEncoderLayer);
+
+/// Re-draws the parameters of every eLinear and eAffine inside a module.
+void reset_equivariant_parameters(torch::nn::Module& module);
+
+/// eRMSNorm or eLayerNorm by name, as the layers use them.
+torch::nn::AnyModule make_norm(const std::string& kind, const Representation& rep, double eps, bool bias);
+
+}  // namespace symm::nn

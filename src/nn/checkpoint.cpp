@@ -1,0 +1,203 @@
+#include "symm/nn/checkpoint.h"
+
+#include <cstdio>
+#include <sstream>
+
+#include "symm/nn/affine.h"
+#include "symm/nn/linear.h"
+
+namespace symm {
+
+namespace {
+
+using symm::nn::eAffineImpl;
+using symm::nn::eLinearImpl;
+using symm::nn::to_eigen;
+using symm::nn::to_tensor;
+
+constexpr int64_t kFormat = 1;
+
+// FNV-1a over the stored tensors' bytes: a damaged file that still parses is refused too.
+struct Checksum {
+  uint64_t value = 1469598103934665603ULL;
+  void add(const torch::Tensor& t) {
+    const auto c = t.to(torch::kCPU).contiguous();
+    const auto* bytes = static_cast<const unsigned char*>(c.data_ptr());
+    for (size_t i = 0; i < c.nbytes(); ++i) { value ^= bytes[i]; value *= 1099511628211ULL; }
+  }
+};
+
+std::string join(const std::string& prefix, const std::string& name) { return prefix.empty() ? name : prefix + "." + name; }
+
+// Per irrep copy of the representation: its columns of Q.
+std::vector<Eigen::MatrixXd> copy_columns(const symm::group::Representation& rep) {
+  std::vector<Eigen::MatrixXd> cols;
+  Eigen::Index offset = 0;
+  for (int k : rep.irreps()) {
+    const auto d = rep.group()->irrep(k).dim;
+    cols.push_back(rep.change_of_basis().middleCols(offset, d));
+    offset += d;
+  }
+  return cols;
+}
+
+Eigen::VectorXd vec(const torch::Tensor& t) { return to_eigen(t.reshape({-1, 1})).col(0); }
+
+// A module's stored tensors: dense maps for the equivariant ones, the raw tensors otherwise.
+std::vector<std::pair<std::string, torch::Tensor>> dense_entries(const std::string& prefix, torch::nn::Module& m) {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  if (auto* lin = dynamic_cast<eLinearImpl*>(&m)) {
+    out.emplace_back(join(prefix, "weight"), to_tensor(lin->basis().synthesize(vec(lin->weight_dof))));
+    if (lin->bias_dof.defined())
+      out.emplace_back(join(prefix, "bias"), to_tensor(Eigen::VectorXd(lin->out_rep().invariant_basis() * vec(lin->bias_dof))));
+    return out;
+  }
+  if (auto* aff = dynamic_cast<eAffineImpl*>(&m)) {
+    if (aff->scale_dof.defined()) {
+      const auto cols = copy_columns(aff->options.rep());
+      const Eigen::VectorXd alpha = vec(aff->scale_dof);
+      Eigen::MatrixXd a = Eigen::MatrixXd::Zero(aff->options.rep().size(), aff->options.rep().size());
+      for (size_t i = 0; i < cols.size(); ++i) a += alpha(i) * cols[i] * cols[i].transpose();
+      out.emplace_back(join(prefix, "scale"), to_tensor(a));
+    }
+    if (aff->bias_dof.defined())
+      out.emplace_back(join(prefix, "bias"), to_tensor(Eigen::VectorXd(aff->options.rep().invariant_basis() * vec(aff->bias_dof))));
+    return out;
+  }
+  for (const auto& p : m.named_parameters(/*recurse=*/false)) out.emplace_back(join(prefix, p.key()), p.value().detach());
+  for (const auto& b : m.named_buffers(/*recurse=*/false)) out.emplace_back(join(prefix, b.key()), b.value().detach());
+  return out;
+}
+
+// The module's own tensors to overwrite, with the values computed from the checkpoint's dense entries.
+void stage(const std::string& prefix, torch::nn::Module& m, torch::serialize::InputArchive& archive,
+           std::vector<std::pair<torch::Tensor, torch::Tensor>>& updates, Checksum& checksum) {
+  auto read = [&](const std::string& key, const torch::Tensor& like) {
+    torch::Tensor t;
+    TORCH_CHECK(archive.try_read(key, t), "symm::load: the checkpoint has no entry '", key, "'");
+    TORCH_CHECK(t.sizes().equals(like.sizes()), "symm::load: entry '", key, "' has shape ", t.sizes(), ", expected ", like.sizes());
+    checksum.add(t);
+    TORCH_CHECK(torch::isfinite(t).all().item<bool>(), "symm::load: entry '", key, "' has non-finite values");
+    return t;
+  };
+  auto expect_close = [&](const std::string& key, const Eigen::MatrixXd& got, const Eigen::MatrixXd& want) {
+    const double err = (got - want).cwiseAbs().maxCoeff(), scale = std::max(1.0, want.cwiseAbs().maxCoeff());
+    TORCH_CHECK(err <= 1e-6 * scale, "symm::load: entry '", key, "' is not equivariant for this module's representations (",
+                "projection error ", err, ")");
+  };
+  for (auto& [key, like] : dense_entries(prefix, m)) {
+    const auto stored = read(key, like);
+    const Eigen::MatrixXd dense = to_eigen(stored.dim() == 1 ? stored.reshape({-1, 1}) : stored);
+    torch::Tensor target, value;
+    if (auto* lin = dynamic_cast<eLinearImpl*>(&m)) {
+      if (key == join(prefix, "weight")) {
+        const Eigen::VectorXd theta = lin->basis().coefficients(dense);
+        expect_close(key, lin->basis().synthesize(theta), dense);
+        target = lin->weight_dof, value = to_tensor(theta);
+      } else {
+        const Eigen::MatrixXd fix = lin->out_rep().invariant_basis();
+        const Eigen::VectorXd beta = fix.transpose() * dense.col(0);
+        expect_close(key, fix * beta, dense);
+        target = lin->bias_dof, value = to_tensor(beta);
+      }
+    } else if (auto* aff = dynamic_cast<eAffineImpl*>(&m)) {
+      if (key == join(prefix, "scale")) {
+        const auto cols = copy_columns(aff->options.rep());
+        Eigen::VectorXd alpha(cols.size());
+        Eigen::MatrixXd rebuilt = Eigen::MatrixXd::Zero(dense.rows(), dense.cols());
+        for (size_t i = 0; i < cols.size(); ++i) {
+          alpha(i) = (cols[i].transpose() * dense * cols[i]).trace() / cols[i].cols();
+          rebuilt += alpha(i) * cols[i] * cols[i].transpose();
+        }
+        expect_close(key, rebuilt, dense);
+        target = aff->scale_dof, value = to_tensor(alpha);
+      } else {
+        const Eigen::MatrixXd fix = aff->options.rep().invariant_basis();
+        const Eigen::VectorXd beta = fix.transpose() * dense.col(0);
+        expect_close(key, fix * beta, dense);
+        target = aff->bias_dof, value = to_tensor(beta);
+      }
+    } else {
+      target = like, value = stored;
+    }
+    updates.emplace_back(target, value.reshape(target.sizes()));
+  }
+}
+
+std::string first_difference(const std::string& a, const std::string& b) {
+  std::istringstream sa(a), sb(b);
+  std::string la, lb;
+  while (true) {
+    const bool ga = static_cast<bool>(std::getline(sa, la)), gb = static_cast<bool>(std::getline(sb, lb));
+    if (!ga && !gb) return "";
+    if (!ga) la = "(nothing)";
+    if (!gb) lb = "(nothing)";
+    if (la != lb) return "checkpoint has '" + la + "' where the module has '" + lb + "'";
+  }
+}
+
+}  // namespace
+
+std::string architecture(const torch::nn::Module& module) {
+  std::ostringstream out;
+  for (const auto& item : module.named_modules("", /*include_self=*/true)) {
+    const auto& m = *item.value();
+    out << (item.key().empty() ? "(root)" : item.key()) << " " << m.name();
+    if (const auto* e = dynamic_cast<const symm::nn::eModule*>(&m))
+      out << " in=" << e->in_rep().fingerprint() << " out=" << e->out_rep().fingerprint();
+    out << "\n";
+    for (const auto& p : m.named_parameters(/*recurse=*/false)) out << "  " << p.key() << " " << p.value().sizes() << "\n";
+    for (const auto& b : m.named_buffers(/*recurse=*/false)) out << "  " << b.key() << " " << b.value().sizes() << "\n";
+  }
+  return out.str();
+}
+
+void save(const std::shared_ptr<torch::nn::Module>& module, const std::string& path) {
+  TORCH_CHECK(module, "symm::save: no module given");
+  torch::serialize::OutputArchive archive;
+  archive.write("symm.format", c10::IValue(kFormat));
+  archive.write("symm.architecture", c10::IValue(architecture(*module)));
+  Checksum checksum;
+  for (const auto& item : module->named_modules("", /*include_self=*/true))
+    for (auto& [key, t] : dense_entries(item.key(), *item.value())) {
+      archive.write(key, t.to(torch::kCPU));
+      checksum.add(t);
+    }
+  archive.write("symm.checksum", c10::IValue(static_cast<int64_t>(checksum.value)));
+  const std::string tmp = path + ".tmp";
+  try {
+    archive.save_to(tmp);
+  } catch (const c10::Error& e) {
+    std::remove(tmp.c_str());
+    TORCH_CHECK(false, "symm::save: cannot write '", path, "': ", e.what_without_backtrace());
+  }
+  TORCH_CHECK(std::rename(tmp.c_str(), path.c_str()) == 0, "symm::save: cannot move the checkpoint into '", path, "'");
+}
+
+void load(const std::shared_ptr<torch::nn::Module>& module, const std::string& path) {
+  TORCH_CHECK(module, "symm::load: no module given");
+  torch::serialize::InputArchive archive;
+  try {
+    archive.load_from(path);
+  } catch (const c10::Error& e) {
+    TORCH_CHECK(false, "symm::load: '", path, "' is not a readable symm checkpoint (", e.what_without_backtrace(), ")");
+  }
+  c10::IValue format, arch;
+  TORCH_CHECK(archive.try_read("symm.format", format) && format.isInt(), "symm::load: '", path, "' is not a symm checkpoint");
+  TORCH_CHECK(format.toInt() == kFormat, "symm::load: checkpoint format ", format.toInt(), ", expected ", kFormat);
+  TORCH_CHECK(archive.try_read("symm.architecture", arch) && arch.isString(), "symm::load: '", path, "' has no architecture");
+  const std::string diff = first_difference(arch.toStringRef(), architecture(*module));
+  TORCH_CHECK(diff.empty(), "symm::load: '", path, "' was saved from a different architecture or group: ", diff);
+  std::vector<std::pair<torch::Tensor, torch::Tensor>> updates;
+  Checksum checksum;
+  for (const auto& item : module->named_modules("", /*include_self=*/true))
+    stage(item.key(), *item.value(), archive, updates, checksum);
+  c10::IValue stored;
+  TORCH_CHECK(archive.try_read("symm.checksum", stored) && stored.isInt() &&
+                  static_cast<uint64_t>(stored.toInt()) == checksum.value,
+              "symm::load: '", path, "' is damaged: its checksum does not match its contents");
+  torch::NoGradGuard no_grad;
+  for (auto& [target, value] : updates) target.copy_(value.to(target.device(), target.scalar_type()));
+}
+
+}  // namespace symm
