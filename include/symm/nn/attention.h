@@ -21,9 +21,12 @@ struct AttentionCall {
   bool need_weights = false;
   /// Average the returned weights over heads: (B, T, S); else (B, heads, T, S).
   bool average_attn_weights = true;
-  /// (B, T) and (B, S) float or int positions, default 0..T-1; ignored by position-free attention.
+  /// (B, T) and (B, S) float or int positions, default 0..T-1 (0..S-1); ignored by position-free attention.
+  /// For self-attention (query is key) undefined key positions default to the query positions.
   torch::Tensor query_positions, key_positions;
-  /// (B, T) and (B, S) bool, true = valid position. Keys at invalid positions are not attended to.
+  /// (B, T) and (B, S) bool, true = valid position. Keys at invalid positions are not attended to (like
+  /// padding); queries at invalid positions get position 0. For self-attention an undefined key position
+  /// mask defaults to the query's.
   torch::Tensor query_position_mask, key_position_mask;
 };
 
@@ -52,7 +55,10 @@ struct eMultiheadAttentionOptions {
   TORCH_ARG(std::string, init_scheme) = "xavier_uniform";
 };
 
-/// Drop-in for torch::nn::MultiheadAttention semantics, batch-first.
+/// Drop-in for torch::nn::MultiheadAttention semantics, batch-first. Self-attention (query, key and value
+/// the same tensor) costs one fused in_proj matmul; otherwise Q, K and V are projected with row blocks of the
+/// dense in_proj weight. A query whose keys are all masked gets NaN weights and output, as in torch
+/// (LibTorch >= 2.5 without need_weights: zeros, from its fused kernel, as torch's own module then).
 class eMultiheadAttentionImpl : public torch::nn::Cloneable<eMultiheadAttentionImpl>, public AttentionBackend {
  public:
   eMultiheadAttentionImpl(Representation in_rep, int64_t num_heads)
@@ -64,6 +70,7 @@ class eMultiheadAttentionImpl : public torch::nn::Cloneable<eMultiheadAttentionI
                                                    const torch::Tensor& value, const torch::Tensor& key_padding_mask = {},
                                                    bool need_weights = true, const torch::Tensor& attn_mask = {},
                                                    bool average_attn_weights = true, bool is_causal = false);
+  /// The call's positions and position masks are ignored: this attention has no notion of position.
   std::tuple<torch::Tensor, torch::Tensor> attend(const AttentionCall& call) override;
   std::shared_ptr<torch::nn::Module> as_module() override { return shared_from_this(); }
   int64_t num_heads() const override { return options.num_heads(); }
@@ -77,6 +84,12 @@ class eMultiheadAttentionImpl : public torch::nn::Cloneable<eMultiheadAttentionI
   eLinear in_proj{nullptr};
   /// m regular copies → in_rep.
   eLinear out_proj{nullptr};
+
+ private:
+  std::tuple<torch::Tensor, torch::Tensor> run(const AttentionCall& call);
+
+  int64_t copies_ = 0;           // m
+  torch::Tensor causal_cache_;   // last causal mask built
 };
 TORCH_MODULE(eMultiheadAttention);
 

@@ -25,7 +25,8 @@ struct RotaryAttentionOptions {
 
 /// Rotary positions over regular copies: within a head, copies 2j and 2j+1 form a pair of |G|-vectors
 /// rotated by the angle ω_j·p. ρ acts identically on both, so the rotation commutes with it; q·k depends on
-/// p_i − p_j only. A head with an odd number of copies leaves its last copy unrotated.
+/// p_i − p_j only. A head with an odd number of copies leaves its last copy unrotated; a head needs at least
+/// two copies (m / num_heads >= 2), else there is nothing to rotate and construction fails.
 class RotaryAttentionImpl : public torch::nn::Cloneable<RotaryAttentionImpl>, public PositionalAttentionBase {
  public:
   RotaryAttentionImpl(Representation in_rep, int64_t num_heads)
@@ -33,7 +34,8 @@ class RotaryAttentionImpl : public torch::nn::Cloneable<RotaryAttentionImpl>, pu
   explicit RotaryAttentionImpl(RotaryAttentionOptions options);
   void reset() override;
   void reset_parameters();
-  /// Batch-first self- or cross-attention with positions.
+  /// Batch-first self- or cross-attention with positions. Returns (output, undefined): attend() with
+  /// need_weights gives the weights, and position masks.
   std::tuple<torch::Tensor, torch::Tensor> forward(const torch::Tensor& query, const torch::Tensor& key,
                                                    const torch::Tensor& value, const torch::Tensor& query_positions = {},
                                                    const torch::Tensor& key_positions = {},
@@ -48,6 +50,14 @@ class RotaryAttentionImpl : public torch::nn::Cloneable<RotaryAttentionImpl>, pu
 
   RotaryAttentionOptions options;
   eLinear in_proj{nullptr}, out_proj{nullptr};  // as in eMultiheadAttention
+
+ private:
+  std::tuple<torch::Tensor, torch::Tensor> run(const AttentionCall& call);
+  torch::Tensor rotate(const torch::Tensor& x, const torch::Tensor& positions) const;
+
+  int64_t copies_ = 0;          // m
+  Constants constants_;         // ω_j (pairs,)
+  torch::Tensor causal_cache_;  // last causal mask built
 };
 TORCH_MODULE(RotaryAttention);
 
@@ -64,6 +74,7 @@ struct ALiBiAttentionOptions {
 
 /// An invariant relative-position bias on the logits: −slope_h·|p_i − p_j| per head, for integer or
 /// continuous (float time stamp) positions. A scalar added to the logits is invariant under the group.
+/// forward() returns (output, undefined); attend() with need_weights gives the weights, and position masks.
 class ALiBiAttentionImpl : public torch::nn::Cloneable<ALiBiAttentionImpl>, public PositionalAttentionBase {
  public:
   ALiBiAttentionImpl(Representation in_rep, int64_t num_heads)
@@ -87,6 +98,12 @@ class ALiBiAttentionImpl : public torch::nn::Cloneable<ALiBiAttentionImpl>, publ
   eLinear in_proj{nullptr}, out_proj{nullptr};  // as in eMultiheadAttention
   /// Per-head slopes (a parameter with learnable_slopes, else a buffer).
   torch::Tensor slopes;
+
+ private:
+  std::tuple<torch::Tensor, torch::Tensor> run(const AttentionCall& call);
+
+  int64_t copies_ = 0;          // m
+  torch::Tensor causal_cache_;  // last causal mask built
 };
 TORCH_MODULE(ALiBiAttention);
 

@@ -1,0 +1,279 @@
+#include "symm/nn/attention.h"
+
+#include <cmath>
+#include <limits>
+
+#include "attention_core.h"
+
+namespace symm::nn {
+
+namespace detail {
+
+namespace F = torch::nn::functional;
+
+int64_t check_attention_rep(const std::string& module, const Representation& in_rep, int64_t num_heads) {
+  TORCH_CHECK(in_rep.group(), module, ": in_rep must be set");
+  int m = 0;
+  TORCH_CHECK(in_rep.is_regular_copies(&m) && m > 0, module, ": in_rep ", in_rep.name(),
+              " must be isomorphic to copies of the regular representation of ", in_rep.group()->name(),
+              " (size a multiple of ", in_rep.group()->order(), "), got size ", in_rep.size());
+  TORCH_CHECK(num_heads > 0, module, ": num_heads must be positive, got ", num_heads);
+  TORCH_CHECK(m % num_heads == 0, module, ": num_heads ", num_heads, " does not divide the ", m,
+              " regular copies of in_rep ", in_rep.name());
+  return m;
+}
+
+void make_projections(torch::nn::Module& owner, const Representation& in_rep, int64_t copies, bool bias,
+                      const std::string& init_scheme, eLinear& in_proj, eLinear& out_proj) {
+  const auto regular = Representation::regular(in_rep.group());
+  in_proj = owner.register_module(
+      "in_proj", eLinear(eLinearOptions(in_rep, regular.copies(int(3 * copies))).bias(bias).init_scheme(init_scheme)));
+  out_proj = owner.register_module(
+      "out_proj", eLinear(eLinearOptions(regular.copies(int(copies)), in_rep).bias(bias).init_scheme(init_scheme)));
+}
+
+void reset_projections(eLinear& in_proj, eLinear& out_proj) {
+  in_proj->reset_parameters();
+  out_proj->reset_parameters();
+  torch::NoGradGuard no_grad;
+  for (auto* p : {&in_proj->bias_dof, &out_proj->bias_dof})
+    if (p->defined()) p->zero_();
+}
+
+namespace {
+
+void check_sequence(const std::string& module, const torch::Tensor& x, const char* what, int64_t embed,
+                    torch::Dtype dtype) {
+  TORCH_CHECK(x.defined(), module, ": ", what, " is undefined");
+  TORCH_CHECK(x.dim() == 3 && x.size(-1) == embed, module, ": expected ", what, " of shape (batch, length, ", embed,
+              ") (batch-first, last dimension the representation's size), got shape ", x.sizes());
+  TORCH_CHECK(x.scalar_type() == dtype, module, ": ", what, " dtype ", x.scalar_type(), " differs from the module's ",
+              dtype, "; move the module with ->to(dtype)");
+}
+
+void check_float_or_bool_mask(const std::string& module, const torch::Tensor& mask, const char* what,
+                              const char* bool_meaning) {
+  TORCH_CHECK(mask.scalar_type() == torch::kBool || mask.is_floating_point(), module, ": expected ", what, " of dtype bool (",
+              bool_meaning, ") or floating point (added to the logits), got ", mask.scalar_type());
+  if (mask.is_floating_point())
+    TORCH_CHECK(!mask.isnan().any().item<bool>(), module, ": ", what, " contains NaN; expected -inf or finite values");
+}
+
+void check_positions(const std::string& module, const torch::Tensor& positions, const torch::Tensor& valid,
+                     const char* what, const char* mask_what, int64_t batch, int64_t length) {
+  if (positions.defined()) {
+    TORCH_CHECK(positions.dim() == 2 && positions.size(0) == batch && positions.size(1) == length, module,
+                ": expected ", what, " of shape [", batch, ", ", length, "], got ", positions.sizes());
+    TORCH_CHECK(positions.scalar_type() != torch::kBool && !positions.is_complex(), module, ": expected ", what,
+                " of a floating-point or integer dtype, got ", positions.scalar_type());
+    if (positions.is_floating_point()) {
+      auto bad = positions.isnan() | positions.isinf();
+      if (valid.defined() && valid.scalar_type() == torch::kBool && valid.sizes() == positions.sizes()) bad &= valid;
+      TORCH_CHECK(!bad.any().item<bool>(), module, ": ", what, " contains NaN or infinite values at valid positions");
+    }
+  }
+  if (valid.defined()) {
+    TORCH_CHECK(valid.dim() == 2 && valid.size(0) == batch && valid.size(1) == length, module, ": expected ", mask_what,
+                " of shape [", batch, ", ", length, "], got ", valid.sizes());
+    TORCH_CHECK(valid.scalar_type() == torch::kBool, module, ": expected ", mask_what,
+                " of dtype bool (true = valid position), got ", valid.scalar_type());
+  }
+}
+
+torch::Tensor to_additive(const torch::Tensor& mask, const torch::TensorOptions& options) {
+  if (mask.scalar_type() == torch::kBool)
+    return torch::zeros(mask.sizes(), options).masked_fill_(mask.to(options.device()), -std::numeric_limits<double>::infinity());
+  return mask.to(options);
+}
+
+}  // namespace
+
+CallShape check_call(const std::string& module, const AttentionCall& call, int64_t embed, int64_t heads,
+                     torch::Dtype dtype, bool positions) {
+  check_sequence(module, call.query, "query", embed, dtype);
+  check_sequence(module, call.key, "key", embed, dtype);
+  check_sequence(module, call.value, "value", embed, dtype);
+  CallShape s{call.query.size(0), call.query.size(1), call.key.size(1), embed, heads, embed / heads};
+  TORCH_CHECK(call.key.size(0) == s.batch && call.value.size(0) == s.batch, module,
+              ": query, key and value must have the same batch size, got ", call.query.sizes(), ", ", call.key.sizes(),
+              ", ", call.value.sizes());
+  TORCH_CHECK(call.value.size(1) == s.src_len, module, ": key and value must have the same length, got key ",
+              call.key.sizes(), " and value ", call.value.sizes());
+  if (call.attn_mask.defined()) {
+    const auto& a = call.attn_mask;
+    const bool ok = (a.dim() == 2 && a.size(0) == s.tgt_len && a.size(1) == s.src_len) ||
+                    (a.dim() == 3 && a.size(0) == s.batch * heads && a.size(1) == s.tgt_len && a.size(2) == s.src_len);
+    TORCH_CHECK(ok, module, ": expected attn_mask of shape [", s.tgt_len, ", ", s.src_len, "] or [", s.batch * heads, ", ",
+                s.tgt_len, ", ", s.src_len, "] (batch·heads, target, source), got ", a.sizes());
+    check_float_or_bool_mask(module, a, "attn_mask", "true = not allowed");
+  }
+  if (call.key_padding_mask.defined()) {
+    const auto& k = call.key_padding_mask;
+    TORCH_CHECK(k.dim() == 2 && k.size(0) == s.batch && k.size(1) == s.src_len, module,
+                ": expected key_padding_mask of shape [", s.batch, ", ", s.src_len, "] (batch, source), got ", k.sizes());
+    check_float_or_bool_mask(module, k, "key_padding_mask", "true = padding");
+  }
+  if (positions) {
+    check_positions(module, call.query_positions, call.query_position_mask, "query_positions", "query_position_mask",
+                    s.batch, s.tgt_len);
+    check_positions(module, call.key_positions, call.key_position_mask, "key_positions", "key_position_mask", s.batch,
+                    s.src_len);
+  }
+  return s;
+}
+
+QKV project(eLinearImpl& in_proj, const AttentionCall& call, int64_t embed) {
+  const auto d = embed;
+  if (call.query.is_same(call.key) && call.key.is_same(call.value)) {
+    // Self-attention: one fused matmul, then strided views of the three row blocks.
+    const auto qkv = in_proj.forward(call.query);
+    return {qkv.narrow(-1, 0, d), qkv.narrow(-1, d, d), qkv.narrow(-1, 2 * d, d)};
+  }
+  const auto w = in_proj.weight();
+  const auto b = in_proj.bias();
+  auto rows = [&](int64_t start, int64_t n) {
+    return std::make_pair(w.narrow(0, start, n), b.defined() ? b.narrow(0, start, n) : torch::Tensor());
+  };
+  QKV out;
+  const auto [wq, bq] = rows(0, d);
+  out.q = F::linear(call.query, wq, bq);
+  if (call.key.is_same(call.value)) {
+    const auto [wkv, bkv] = rows(d, 2 * d);
+    const auto kv = F::linear(call.key, wkv, bkv);
+    out.k = kv.narrow(-1, 0, d);
+    out.v = kv.narrow(-1, d, d);
+  } else {
+    const auto [wk, bk] = rows(d, d);
+    const auto [wv, bv] = rows(2 * d, d);
+    out.k = F::linear(call.key, wk, bk);
+    out.v = F::linear(call.value, wv, bv);
+  }
+  return out;
+}
+
+const torch::Tensor& causal_mask(torch::Tensor& cache, int64_t tgt_len, int64_t src_len, const torch::TensorOptions& options) {
+  if (!cache.defined() || cache.size(0) != tgt_len || cache.size(1) != src_len || cache.device() != options.device() ||
+      cache.scalar_type() != options.dtype().toScalarType()) {
+    cache = torch::full({tgt_len, src_len}, -std::numeric_limits<double>::infinity(), options).triu_(1);
+  }
+  return cache;
+}
+
+torch::Tensor add_masks(const torch::Tensor& a, const torch::Tensor& b) {
+  if (!a.defined()) return b;
+  if (!b.defined()) return a;
+  return a + b;
+}
+
+torch::Tensor additive_mask(const AttentionCall& call, const CallShape& s, const torch::Tensor& key_position_mask,
+                            const torch::TensorOptions& options, torch::Tensor& causal_cache) {
+  torch::Tensor mask;
+  if (call.attn_mask.defined()) {
+    auto a = to_additive(call.attn_mask, options);
+    mask = a.dim() == 3 ? a.reshape({s.batch, s.heads, s.tgt_len, s.src_len}) : a;
+  }
+  if (call.key_padding_mask.defined())
+    mask = add_masks(mask, to_additive(call.key_padding_mask, options).view({s.batch, 1, 1, s.src_len}));
+  if (call.is_causal) mask = add_masks(mask, causal_mask(causal_cache, s.tgt_len, s.src_len, options));
+  if (key_position_mask.defined())
+    mask = add_masks(mask, to_additive(key_position_mask.logical_not(), options).view({s.batch, 1, 1, s.src_len}));
+  return mask;
+}
+
+std::tuple<torch::Tensor, torch::Tensor> scaled_dot_product(const torch::Tensor& q, const torch::Tensor& k,
+                                                            const torch::Tensor& v, const torch::Tensor& mask,
+                                                            const CallShape& s, double dropout, bool training,
+                                                            bool need_weights, bool average_attn_weights) {
+  const double p = training ? dropout : 0.0;
+#if TORCH_VERSION_MAJOR >= 2
+  if (!need_weights) {
+    // The fused kernel; torch::nn::MultiheadAttention takes the same path when weights are not needed.
+    const auto out = at::scaled_dot_product_attention(
+        q, k, v, mask.defined() ? c10::optional<at::Tensor>(mask) : c10::optional<at::Tensor>(), p, false);
+    return {out.transpose(1, 2).reshape({s.batch, s.tgt_len, s.embed}), torch::Tensor()};
+  }
+#endif
+  const double scale = 1.0 / std::sqrt(static_cast<double>(s.head_dim));
+  auto logits = torch::matmul(q * scale, k.transpose(-2, -1));  // (B, H, T, S), fresh: safe to add in place
+  if (mask.defined()) logits.add_(mask);
+  auto weights = torch::softmax(logits, -1);
+  if (p > 0) weights = torch::dropout(weights, p, true);
+  const auto out = torch::matmul(weights, v).transpose(1, 2).reshape({s.batch, s.tgt_len, s.embed});
+  if (!need_weights) return {out, torch::Tensor()};
+  // As torch: sum over heads divided by their number.
+  if (average_attn_weights) weights = weights.sum(1) / static_cast<double>(s.heads);
+  return {out, weights};
+}
+
+torch::Tensor positions_or_default(const torch::Tensor& positions, const torch::Tensor& valid, int64_t batch,
+                                   int64_t length, const torch::Device& device) {
+  const auto opts = torch::TensorOptions().dtype(torch::kFloat64).device(device);
+  torch::Tensor p = positions.defined() ? positions.to(opts) : torch::arange(length, opts).expand({batch, length});
+  if (valid.defined()) p = torch::where(valid.to(device), p, torch::zeros({}, opts));
+  return p;
+}
+
+std::pair<torch::Tensor, torch::Tensor> key_positions_of(const AttentionCall& call) {
+  const bool self = call.query.is_same(call.key);
+  auto positions = call.key_positions.defined() || !self ? call.key_positions : call.query_positions;
+  auto valid = call.key_position_mask.defined() || !self ? call.key_position_mask : call.query_position_mask;
+  return {positions, valid};
+}
+
+}  // namespace detail
+
+// ---------------------------------------------------------------------------------------------------------
+
+eMultiheadAttentionImpl::eMultiheadAttentionImpl(eMultiheadAttentionOptions options_) : options(std::move(options_)) {
+  reset();
+}
+
+void eMultiheadAttentionImpl::reset() {
+  copies_ = detail::check_attention_rep("eMultiheadAttention", options.in_rep(), options.num_heads());
+  TORCH_CHECK(options.dropout() >= 0.0 && options.dropout() < 1.0, "eMultiheadAttention: dropout must be in [0, 1), got ",
+              options.dropout());
+  detail::make_projections(*this, options.in_rep(), copies_, options.bias(), options.init_scheme(), in_proj, out_proj);
+  causal_cache_ = torch::Tensor();
+  reset_parameters();
+}
+
+void eMultiheadAttentionImpl::reset_parameters() { detail::reset_projections(in_proj, out_proj); }
+
+std::tuple<torch::Tensor, torch::Tensor> eMultiheadAttentionImpl::run(const AttentionCall& call) {
+  static const std::string name = "eMultiheadAttention";
+  const auto d = int64_t(options.in_rep().size());
+  const auto s = detail::check_call(name, call, d, options.num_heads(), in_proj->weight_dof.scalar_type(), false);
+  const auto qkv = detail::project(*in_proj, call, d);
+  const auto mask = detail::additive_mask(call, s, {}, qkv.q.options(), causal_cache_);
+  auto [out, weights] = detail::scaled_dot_product(detail::split_heads(qkv.q, s), detail::split_heads(qkv.k, s),
+                                                   detail::split_heads(qkv.v, s), mask, s, options.dropout(),
+                                                   is_training(), call.need_weights, call.average_attn_weights);
+  return {out_proj->forward(out), weights};
+}
+
+std::tuple<torch::Tensor, torch::Tensor> eMultiheadAttentionImpl::forward(const torch::Tensor& query, const torch::Tensor& key,
+                                                                          const torch::Tensor& value,
+                                                                          const torch::Tensor& key_padding_mask,
+                                                                          bool need_weights, const torch::Tensor& attn_mask,
+                                                                          bool average_attn_weights, bool is_causal) {
+  AttentionCall call;
+  call.query = query;
+  call.key = key;
+  call.value = value;
+  call.key_padding_mask = key_padding_mask;
+  call.need_weights = need_weights;
+  call.attn_mask = attn_mask;
+  call.average_attn_weights = average_attn_weights;
+  call.is_causal = is_causal;
+  return run(call);
+}
+
+std::tuple<torch::Tensor, torch::Tensor> eMultiheadAttentionImpl::attend(const AttentionCall& call) { return run(call); }
+
+void eMultiheadAttentionImpl::pretty_print(std::ostream& stream) const {
+  stream << "symm::nn::eMultiheadAttention(in=" << options.in_rep().name() << ", copies=" << copies_
+         << ", num_heads=" << options.num_heads() << ", dropout=" << options.dropout()
+         << ", bias=" << (options.bias() ? "true" : "false") << ")";
+}
+
+}  // namespace symm::nn

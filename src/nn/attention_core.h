@@ -1,0 +1,82 @@
+#pragma once
+// Internal: what eMultiheadAttention, RotaryAttention and ALiBiAttention share. Input and mask
+// validation, the Q/K/V projections (one fused matmul for self-attention), the additive mask that folds
+// attn_mask, key_padding_mask, is_causal, invalid key positions and positional biases together, and the
+// scaled-dot-product core. Not installed.
+#include <string>
+#include <tuple>
+
+#include <torch/torch.h>
+#include <torch/version.h>
+
+#include "symm/nn/attention.h"
+
+namespace symm::nn::detail {
+
+/// Checks that in_rep ≅ m regular copies and that num_heads divides m; returns m.
+int64_t check_attention_rep(const std::string& module, const Representation& in_rep, int64_t num_heads);
+
+/// Builds and registers in_proj (in_rep → 3m regular copies, permutation basis) and out_proj (m regular
+/// copies → in_rep) on `owner`.
+void make_projections(torch::nn::Module& owner, const Representation& in_rep, int64_t copies, bool bias,
+                      const std::string& init_scheme, eLinear& in_proj, eLinear& out_proj);
+
+/// torch::nn::MultiheadAttention's initialisation: weights by the scheme, biases zero.
+void reset_projections(eLinear& in_proj, eLinear& out_proj);
+
+/// Sizes of one call, after validation.
+struct CallShape {
+  int64_t batch, tgt_len, src_len, embed, heads, head_dim;
+};
+
+/// Validates query/key/value (shapes, dtype against the module's `dtype`) and every mask and position
+/// tensor present in the call. Throws c10::Error naming `module`, what was expected and what came.
+/// Positions and position masks are checked only when `positions` (position-aware modules).
+CallShape check_call(const std::string& module, const AttentionCall& call, int64_t embed, int64_t heads,
+                     torch::Dtype dtype, bool positions);
+
+/// Q, K, V as (B, T or S, D) tensors (possibly strided views of one fused projection).
+struct QKV {
+  torch::Tensor q, k, v;
+};
+QKV project(eLinearImpl& in_proj, const AttentionCall& call, int64_t embed);
+
+/// The causal mask (T, S) as an additive float tensor (-inf where key j > query i), kept in `cache` for the
+/// last size, device and dtype used, so repeated calls allocate nothing.
+const torch::Tensor& causal_mask(torch::Tensor& cache, int64_t tgt_len, int64_t src_len, const torch::TensorOptions& options);
+
+/// attn_mask, key_padding_mask, is_causal and the invalid keys of `key_position_mask` (may be undefined) as
+/// one additive mask of the module's dtype, broadcastable to (B, H, T, S); undefined when nothing is masked.
+torch::Tensor additive_mask(const AttentionCall& call, const CallShape& shape, const torch::Tensor& key_position_mask,
+                            const torch::TensorOptions& options, torch::Tensor& causal_cache);
+
+/// a + b for broadcastable additive masks, either possibly undefined.
+torch::Tensor add_masks(const torch::Tensor& a, const torch::Tensor& b);
+
+/// (B, L, D) → (B, H, L, D/H).
+inline torch::Tensor split_heads(const torch::Tensor& x, const CallShape& s) {
+  return x.view({x.size(0), x.size(1), s.heads, s.head_dim}).transpose(1, 2);
+}
+
+/// softmax(q kᵀ / sqrt(head_dim) + mask) v on (B, H, L, head_dim) tensors, then the heads merged back into
+/// (B, T, D). A query row whose keys are all masked gets -inf logits only and, as in
+/// torch::nn::MultiheadAttention, NaN weights and a NaN output: we keep torch's behaviour for parity rather
+/// than invent a value. With LibTorch >= 2 and need_weights false the fused at::scaled_dot_product_attention
+/// runs instead (as in torch's own MultiheadAttention then); from 2.5 its math kernel gives such rows zeros.
+/// Returns (merged output, weights (B, T, S) averaged over heads or (B, H, T, S), or
+/// undefined unless need_weights).
+std::tuple<torch::Tensor, torch::Tensor> scaled_dot_product(const torch::Tensor& q, const torch::Tensor& k,
+                                                            const torch::Tensor& v, const torch::Tensor& mask,
+                                                            const CallShape& shape, double dropout, bool training,
+                                                            bool need_weights, bool average_attn_weights);
+
+/// Positions of a call side as float64 (B, L): the given ones, or 0..L-1; where `valid` (bool, may be
+/// undefined) is false, position 0.
+torch::Tensor positions_or_default(const torch::Tensor& positions, const torch::Tensor& valid, int64_t batch,
+                                   int64_t length, const torch::Device& device);
+
+/// The key-side positions and position mask of a call: the given ones, else, for self-attention (query is
+/// key), the query's.
+std::pair<torch::Tensor, torch::Tensor> key_positions_of(const AttentionCall& call);
+
+}  // namespace symm::nn::detail

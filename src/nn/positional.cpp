@@ -1,0 +1,160 @@
+#include "symm/nn/positional.h"
+
+#include <cmath>
+
+#include "attention_core.h"
+
+namespace symm::nn {
+
+namespace {
+
+AttentionCall make_call(const torch::Tensor& query, const torch::Tensor& key, const torch::Tensor& value,
+                        const torch::Tensor& query_positions, const torch::Tensor& key_positions,
+                        const torch::Tensor& key_padding_mask, const torch::Tensor& attn_mask, bool is_causal) {
+  AttentionCall call;
+  call.query = query;
+  call.key = key;
+  call.value = value;
+  call.query_positions = query_positions;
+  call.key_positions = key_positions;
+  call.key_padding_mask = key_padding_mask;
+  call.attn_mask = attn_mask;
+  call.is_causal = is_causal;
+  call.need_weights = false;
+  return call;
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------------------------------------- Rotary
+
+RotaryAttentionImpl::RotaryAttentionImpl(RotaryAttentionOptions options_) : options(std::move(options_)) { reset(); }
+
+void RotaryAttentionImpl::reset() {
+  copies_ = detail::check_attention_rep("RotaryAttention", options.in_rep(), options.num_heads());
+  const int64_t per_head = copies_ / options.num_heads();
+  TORCH_CHECK(per_head >= 2, "RotaryAttention: each head needs at least 2 regular copies to rotate, got ", copies_,
+              " copies of in_rep ", options.in_rep().name(), " over ", options.num_heads(), " heads (", per_head,
+              " per head); use fewer heads or more copies");
+  TORCH_CHECK(options.dropout() >= 0.0 && options.dropout() < 1.0, "RotaryAttention: dropout must be in [0, 1), got ",
+              options.dropout());
+  TORCH_CHECK(options.base() > 0.0, "RotaryAttention: base must be positive, got ", options.base());
+  const int64_t pairs = per_head / 2;
+  auto omega = torch::empty({pairs}, torch::kFloat64);
+  for (int64_t j = 0; j < pairs; ++j) omega[j].fill_(std::pow(options.base(), -double(j) / double(pairs)));
+  constants_ = Constants({omega});
+  detail::make_projections(*this, options.in_rep(), copies_, options.bias(), options.init_scheme(), in_proj, out_proj);
+  causal_cache_ = torch::Tensor();
+  reset_parameters();
+}
+
+void RotaryAttentionImpl::reset_parameters() { detail::reset_projections(in_proj, out_proj); }
+
+torch::Tensor RotaryAttentionImpl::rotate(const torch::Tensor& x, const torch::Tensor& positions) const {
+  // x (B, L, D) viewed as (B, L, heads, copies per head, |G|); copies 2j and 2j+1 rotate as a pair by ω_j p.
+  const int64_t b = x.size(0), l = x.size(1), h = options.num_heads(), c = copies_ / h;
+  const int64_t n = options.in_rep().group()->order(), pairs = c / 2;
+  const auto& omega = constants_.get(positions.device(), torch::kFloat64)[0];
+  const auto theta = positions.unsqueeze(-1) * omega;  // (B, L, pairs), float64
+  const auto cos = theta.cos().to(x.scalar_type()).view({b, l, 1, pairs, 1});
+  const auto sin = theta.sin().to(x.scalar_type()).view({b, l, 1, pairs, 1});
+  const auto xv = x.view({b, l, h, c, n});
+  const auto paired = xv.narrow(3, 0, 2 * pairs).view({b, l, h, pairs, 2, n});
+  const auto u = paired.select(4, 0), v = paired.select(4, 1);
+  auto rotated = torch::stack({u * cos - v * sin, u * sin + v * cos}, 4).view({b, l, h, 2 * pairs, n});
+  if (c % 2 == 1) rotated = torch::cat({rotated, xv.narrow(3, 2 * pairs, 1)}, 3);
+  return rotated.view({b, l, h * c * n});
+}
+
+std::tuple<torch::Tensor, torch::Tensor> RotaryAttentionImpl::run(const AttentionCall& call) {
+  static const std::string name = "RotaryAttention";
+  const auto d = int64_t(options.in_rep().size());
+  const auto s = detail::check_call(name, call, d, options.num_heads(), in_proj->weight_dof.scalar_type(), true);
+  const auto qkv = detail::project(*in_proj, call, d);
+  const auto device = qkv.q.device();
+  const auto [key_positions, key_valid] = detail::key_positions_of(call);
+  const auto pq = detail::positions_or_default(call.query_positions, call.query_position_mask, s.batch, s.tgt_len, device);
+  const auto pk = detail::positions_or_default(key_positions, key_valid, s.batch, s.src_len, device);
+  const auto mask = detail::additive_mask(call, s, key_valid, qkv.q.options(), causal_cache_);
+  auto [out, weights] = detail::scaled_dot_product(
+      detail::split_heads(rotate(qkv.q, pq), s), detail::split_heads(rotate(qkv.k, pk), s), detail::split_heads(qkv.v, s),
+      mask, s, options.dropout(), is_training(), call.need_weights, call.average_attn_weights);
+  return {out_proj->forward(out), weights};
+}
+
+std::tuple<torch::Tensor, torch::Tensor> RotaryAttentionImpl::forward(const torch::Tensor& query, const torch::Tensor& key,
+                                                                      const torch::Tensor& value,
+                                                                      const torch::Tensor& query_positions,
+                                                                      const torch::Tensor& key_positions,
+                                                                      const torch::Tensor& key_padding_mask,
+                                                                      const torch::Tensor& attn_mask, bool is_causal) {
+  return run(make_call(query, key, value, query_positions, key_positions, key_padding_mask, attn_mask, is_causal));
+}
+
+std::tuple<torch::Tensor, torch::Tensor> RotaryAttentionImpl::attend(const AttentionCall& call) { return run(call); }
+
+void RotaryAttentionImpl::pretty_print(std::ostream& stream) const {
+  stream << "symm::nn::RotaryAttention(in=" << options.in_rep().name() << ", copies=" << copies_
+         << ", num_heads=" << options.num_heads() << ", base=" << options.base() << ", dropout=" << options.dropout()
+         << ", bias=" << (options.bias() ? "true" : "false") << ")";
+}
+
+// -------------------------------------------------------------------------------------------------- ALiBi
+
+ALiBiAttentionImpl::ALiBiAttentionImpl(ALiBiAttentionOptions options_) : options(std::move(options_)) { reset(); }
+
+void ALiBiAttentionImpl::reset() {
+  copies_ = detail::check_attention_rep("ALiBiAttention", options.in_rep(), options.num_heads());
+  TORCH_CHECK(options.dropout() >= 0.0 && options.dropout() < 1.0, "ALiBiAttention: dropout must be in [0, 1), got ",
+              options.dropout());
+  detail::make_projections(*this, options.in_rep(), copies_, options.bias(), options.init_scheme(), in_proj, out_proj);
+  auto init = torch::empty({options.num_heads()});
+  slopes = options.learnable_slopes() ? register_parameter("slopes", init) : register_buffer("slopes", init);
+  causal_cache_ = torch::Tensor();
+  reset_parameters();
+}
+
+void ALiBiAttentionImpl::reset_parameters() {
+  detail::reset_projections(in_proj, out_proj);
+  torch::NoGradGuard no_grad;
+  const int64_t h = options.num_heads();
+  for (int64_t i = 0; i < h; ++i) slopes[i].fill_(std::pow(2.0, -8.0 * double(i + 1) / double(h)));
+}
+
+std::tuple<torch::Tensor, torch::Tensor> ALiBiAttentionImpl::run(const AttentionCall& call) {
+  static const std::string name = "ALiBiAttention";
+  const auto d = int64_t(options.in_rep().size());
+  const auto s = detail::check_call(name, call, d, options.num_heads(), in_proj->weight_dof.scalar_type(), true);
+  const auto qkv = detail::project(*in_proj, call, d);
+  const auto device = qkv.q.device();
+  const auto [key_positions, key_valid] = detail::key_positions_of(call);
+  const auto pq = detail::positions_or_default(call.query_positions, call.query_position_mask, s.batch, s.tgt_len, device);
+  const auto pk = detail::positions_or_default(key_positions, key_valid, s.batch, s.src_len, device);
+  // −slope_h |p_i − p_j|: distances in float64, then the module's dtype (slopes may be learned).
+  const auto distance = (pq.view({s.batch, 1, s.tgt_len, 1}) - pk.view({s.batch, 1, 1, s.src_len})).abs().to(slopes.scalar_type());
+  const auto bias = distance * slopes.neg().view({1, s.heads, 1, 1});
+  const auto mask = detail::add_masks(bias, detail::additive_mask(call, s, key_valid, qkv.q.options(), causal_cache_));
+  auto [out, weights] = detail::scaled_dot_product(detail::split_heads(qkv.q, s), detail::split_heads(qkv.k, s),
+                                                   detail::split_heads(qkv.v, s), mask, s, options.dropout(), is_training(),
+                                                   call.need_weights, call.average_attn_weights);
+  return {out_proj->forward(out), weights};
+}
+
+std::tuple<torch::Tensor, torch::Tensor> ALiBiAttentionImpl::forward(const torch::Tensor& query, const torch::Tensor& key,
+                                                                     const torch::Tensor& value,
+                                                                     const torch::Tensor& query_positions,
+                                                                     const torch::Tensor& key_positions,
+                                                                     const torch::Tensor& key_padding_mask,
+                                                                     const torch::Tensor& attn_mask, bool is_causal) {
+  return run(make_call(query, key, value, query_positions, key_positions, key_padding_mask, attn_mask, is_causal));
+}
+
+std::tuple<torch::Tensor, torch::Tensor> ALiBiAttentionImpl::attend(const AttentionCall& call) { return run(call); }
+
+void ALiBiAttentionImpl::pretty_print(std::ostream& stream) const {
+  stream << "symm::nn::ALiBiAttention(in=" << options.in_rep().name() << ", copies=" << copies_
+         << ", num_heads=" << options.num_heads() << ", learnable_slopes=" << (options.learnable_slopes() ? "true" : "false")
+         << ", dropout=" << options.dropout() << ", bias=" << (options.bias() ? "true" : "false") << ")";
+}
+
+}  // namespace symm::nn
