@@ -27,9 +27,12 @@ class eAffineImpl : public torch::nn::Cloneable<eAffineImpl>, public eModule {
   /// Number of irrep copies (scales) and the dimension of Fix(ρ) (bias coordinates).
   int64_t num_copies() const;
   int64_t num_fix() const;
-  /// Dense (D, D) scaling matrix and (D) bias for the learned values (cached in eval).
+  /// Dense (D, D) scaling matrix and (D) bias for the learned values (cached in eval); the bias is undefined
+  /// without one. Both require learnable(true).
   torch::Tensor scale_matrix();
   torch::Tensor bias_vector();
+  /// Whether the scaling is elementwise in the original basis (each channel lies in one irrep copy).
+  bool is_diagonal() const { return diagonal_; }
   /// Sets the learned values from a dense per-channel scale and bias where the representation allows it
   /// (each irrep copy gets the mean of its channels' scales; the bias is projected onto Fix(ρ)).
   void set_dense(const torch::Tensor& weight, const torch::Tensor& bias = {});
@@ -38,14 +41,24 @@ class eAffineImpl : public torch::nn::Cloneable<eAffineImpl>, public eModule {
   const Representation& out_rep() const override { return options.rep(); }
 
   eAffineOptions options;
-  /// One scale per irrep copy, initialised to 1.
+  /// One scale per irrep copy, initialised to 1; undefined when not learnable.
   torch::Tensor scale_dof;
-  /// Coordinates of the bias in an orthonormal basis of Fix(ρ), initialised to 0.
+  /// Coordinates of the bias in an orthonormal basis of Fix(ρ), initialised to 0; undefined when not
+  /// learnable, without bias, or when Fix(ρ) = 0.
   torch::Tensor bias_dof;
 
  private:
-  Constants constants_;
+  // Scales (..., num_copies) expanded to (..., D): per channel when diagonal_, else per column of Q.
+  torch::Tensor expand(const torch::Tensor& scale);
+  // The learned scales per channel (diagonal_ only), cached in eval.
+  torch::Tensor channel_scale();
+  torch::Tensor synthesize_scale_matrix() const;
+  void check_film(const char* what, const torch::Tensor& t, int64_t size, const torch::Tensor& x) const;
+
+  Constants constants_;    // Q (D, D), then the Fix(ρ) basis F (D, num_fix)
+  int64_t num_fix_ = 0;
   bool diagonal_ = false;  // Q·diag·Qᵀ is diagonal in the original basis: scale elementwise
+  torch::Tensor copy_of_;  // int64 (D): irrep copy of each channel (diagonal_) or of each column of Q
   EvalCache scale_cache_, bias_cache_;
 };
 TORCH_MODULE(eAffine);

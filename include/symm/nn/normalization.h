@@ -10,11 +10,11 @@ struct eRMSNormOptions {
   TORCH_ARG(Representation, in_rep);
   /// Added to the mean square before the square root.
   TORCH_ARG(double, eps) = 1e-5;
-  /// Follow the normalisation with a learnable eAffine.
+  /// Follow the normalisation with a learnable eAffine (scales only, like torch's RMSNorm weight).
   TORCH_ARG(bool, equiv_affine) = true;
 };
 
-/// x / sqrt(mean(x²) + eps), then eAffine.
+/// x / sqrt(mean(x²) + eps) over the last dimension, then an eAffine without bias.
 class eRMSNormImpl : public torch::nn::Cloneable<eRMSNormImpl>, public eModule {
  public:
   explicit eRMSNormImpl(Representation in_rep) : eRMSNormImpl(eRMSNormOptions(std::move(in_rep))) {}

@@ -1,0 +1,84 @@
+#include "symm/nn/normalization.h"
+
+#include <cmath>
+
+namespace symm::nn {
+
+namespace {
+
+// Below this norm the invariant part of the all-ones direction is taken to be zero: no centring.
+constexpr double kNoCentre = 1e-9;
+
+void check_rep_and_eps(const char* module, const Representation& rep, double eps) {
+  TORCH_CHECK(rep.group(), module, ": in_rep must be set");
+  TORCH_CHECK(eps > 0, module, ": eps must be positive, got ", eps);
+}
+
+// x / sqrt(mean(x², last dim) + eps): the mean square is invariant because ρ is orthogonal.
+torch::Tensor rms_normalise(const torch::Tensor& x, double eps) {
+  return x * torch::rsqrt(x.square().mean(-1, /*keepdim=*/true) + eps);
+}
+
+}  // namespace
+
+eRMSNormImpl::eRMSNormImpl(eRMSNormOptions options_) : options(std::move(options_)) { reset(); }
+
+void eRMSNormImpl::reset() {
+  check_rep_and_eps("eRMSNorm", options.in_rep(), options.eps());
+  affine = options.equiv_affine() ? register_module("affine", eAffine(eAffineOptions(options.in_rep()).bias(false)))
+                                  : eAffine(nullptr);
+}
+
+void eRMSNormImpl::reset_parameters() {
+  if (affine) affine->reset_parameters();
+}
+
+torch::Tensor eRMSNormImpl::forward(const torch::Tensor& x) {
+  check_features("eRMSNorm", x, options.in_rep().size());
+  const auto y = rms_normalise(x, options.eps());
+  return affine ? affine->forward(y) : y;
+}
+
+void eRMSNormImpl::pretty_print(std::ostream& stream) const {
+  stream << "symm::nn::eRMSNorm(in=" << options.in_rep().name() << ", eps=" << options.eps()
+         << ", equiv_affine=" << (options.equiv_affine() ? "true" : "false") << ")";
+}
+
+eLayerNormImpl::eLayerNormImpl(eLayerNormOptions options_) : options(std::move(options_)) { reset(); }
+
+void eLayerNormImpl::reset() {
+  const auto& rep = options.in_rep();
+  check_rep_and_eps("eLayerNorm", rep, options.eps());
+  // u = F Fᵀ 1 / |F Fᵀ 1|: invariant, and 1/sqrt(D) times the all-ones vector when every channel is fixed.
+  const Eigen::MatrixXd f = rep.invariant_basis();
+  const Eigen::VectorXd v = f * (f.transpose() * Eigen::VectorXd::Ones(rep.size()));
+  const double norm = v.norm();
+  constants_ = norm > kNoCentre * std::sqrt(double(rep.size())) ? Constants({to_tensor(Eigen::VectorXd(v / norm))}) : Constants();
+  affine = options.equiv_affine()
+               ? register_module("affine", eAffine(eAffineOptions(rep).bias(options.bias())))
+               : eAffine(nullptr);
+}
+
+void eLayerNormImpl::reset_parameters() {
+  if (affine) affine->reset_parameters();
+}
+
+torch::Tensor eLayerNormImpl::forward(const torch::Tensor& x) {
+  check_features("eLayerNorm", x, options.in_rep().size());
+  torch::Tensor centred = x;
+  if (constants_.size() > 0) {
+    const auto& u = constants_.get(x)[0];
+    centred = x - torch::matmul(x, u).unsqueeze(-1) * u;
+  }
+  const auto y = rms_normalise(centred, options.eps());
+  return affine ? affine->forward(y) : y;
+}
+
+void eLayerNormImpl::pretty_print(std::ostream& stream) const {
+  stream << "symm::nn::eLayerNorm(in=" << options.in_rep().name() << ", eps=" << options.eps()
+         << ", equiv_affine=" << (options.equiv_affine() ? "true" : "false")
+         << ", bias=" << (options.bias() ? "true" : "false")
+         << ", centred=" << (constants_.size() > 0 ? "true" : "false") << ")";
+}
+
+}  // namespace symm::nn
