@@ -126,8 +126,17 @@ QKV project(eLinearImpl& in_proj, const AttentionCall& call, int64_t embed) {
   const auto d = embed;
   if (call.query.is_same(call.key) && call.key.is_same(call.value)) {
     // Self-attention: one fused matmul, then strided views of the three row blocks.
-    const auto qkv = in_proj.forward(call.query);
+    const auto qkv = call.input_affine ? in_proj.forward_after(call.query, *call.input_affine) : in_proj.forward(call.query);
     return {qkv.narrow(-1, 0, d), qkv.narrow(-1, d, d), qkv.narrow(-1, 2 * d, d)};
+  }
+  if (call.input_affine) {
+    // Cross-attention: apply the affine map to each distinct input, then project as usual.
+    AttentionCall applied = call;
+    applied.input_affine = nullptr;
+    applied.query = call.input_affine->forward(call.query);
+    applied.key = call.key.is_same(call.query) ? applied.query : call.input_affine->forward(call.key);
+    applied.value = call.value.is_same(call.key) ? applied.key : call.input_affine->forward(call.value);
+    return project(in_proj, applied, embed);
   }
   const auto w = in_proj.weight();
   const auto b = in_proj.bias();

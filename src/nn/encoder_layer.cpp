@@ -4,6 +4,7 @@
 
 #include "symm/nn/equivariance.h"
 #include "symm/nn/normalization.h"
+#include "symm/nn/positional.h"
 
 namespace symm::nn {
 
@@ -12,6 +13,23 @@ torch::nn::AnyModule make_norm(const std::string& kind, const Representation& re
   if (kind == "layernorm") return torch::nn::AnyModule(eLayerNorm(eLayerNormOptions(rep).eps(eps).bias(bias)));
   TORCH_CHECK(false, "norm_module must be 'rmsnorm' or 'layernorm', got '", kind, "'");
 }
+
+namespace {
+
+/// A pre-norm's output as (normalised input, the affine map still to apply), so that the next linear map
+/// can fold the affine into its weight; (norm(x), nullptr) when there is nothing to fold.
+std::pair<torch::Tensor, eAffineImpl*> split_norm(torch::nn::AnyModule& norm, const torch::Tensor& x) {
+  auto foldable = [](const eAffine& a) { return a && a->options.learnable(); };
+  if (auto* rms = dynamic_cast<eRMSNormImpl*>(norm.ptr().get()); rms && foldable(rms->affine)) {
+    return {rms->normalise(x), rms->affine.get()};
+  }
+  if (auto* ln = dynamic_cast<eLayerNormImpl*>(norm.ptr().get()); ln && foldable(ln->affine)) {
+    return {ln->normalise(x), ln->affine.get()};
+  }
+  return {norm.forward(x), nullptr};
+}
+
+}  // namespace
 
 void reset_equivariant_parameters(torch::nn::Module& module) {
   for (auto& m : module.modules(/*include_self=*/false)) {
@@ -65,7 +83,21 @@ torch::Tensor eTransformerEncoderLayerImpl::attention_block(const torch::Tensor&
                                                             const torch::Tensor& positions,
                                                             const torch::Tensor& position_mask) {
   AttentionCall call;
-  call.query = call.key = call.value = options.norm_first() ? norm1.forward(x) : x;
+  if (options.norm_first()) {
+    // The norm's affine map is folded into the attention's in_proj by the backends of this library, which
+    // honour AttentionCall::input_affine; another backend gets the norm's full output.
+    const auto* m = self_attn->as_module().get();
+    const bool folds = dynamic_cast<const eMultiheadAttentionImpl*>(m) || dynamic_cast<const RotaryAttentionImpl*>(m) ||
+                       dynamic_cast<const ALiBiAttentionImpl*>(m);
+    if (folds) {
+      std::tie(call.query, call.input_affine) = split_norm(norm1, x);
+    } else {
+      call.query = norm1.forward(x);
+    }
+  } else {
+    call.query = x;
+  }
+  call.key = call.value = call.query;
   call.attn_mask = mask;
   call.key_padding_mask = key_padding_mask;
   call.is_causal = is_causal;
@@ -75,7 +107,10 @@ torch::Tensor eTransformerEncoderLayerImpl::attention_block(const torch::Tensor&
 }
 
 torch::Tensor eTransformerEncoderLayerImpl::feedforward_block(const torch::Tensor& x) {
-  return dropout2->forward(feedforward->forward(options.norm_first() ? norm2.forward(x) : x));
+  if (!options.norm_first()) return dropout2->forward(feedforward->forward(x));
+  // The norm's affine map is folded into linear1.
+  const auto [normalised, affine] = split_norm(norm2, x);
+  return dropout2->forward(affine ? feedforward->forward_after(normalised, *affine) : feedforward->forward(normalised));
 }
 
 torch::Tensor eTransformerEncoderLayerImpl::forward(const torch::Tensor& src, const torch::Tensor& src_mask,

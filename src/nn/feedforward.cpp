@@ -43,6 +43,10 @@ torch::Tensor eFeedForwardImpl::forward(const torch::Tensor& x) {
   return linear2->forward(dropout->forward(options.activation()(linear1->forward(x))));
 }
 
+torch::Tensor eFeedForwardImpl::forward_after(const torch::Tensor& x, eAffineImpl& pre) {
+  return linear2->forward(dropout->forward(options.activation()(linear1->forward_after(x, pre))));
+}
+
 void eFeedForwardImpl::pretty_print(std::ostream& stream) const {
   stream << "symm::nn::eFeedForward(in=" << options.in_rep().name() << ", hidden=" << hidden_rep_.size()
          << ", activation=" << options.activation().name() << ", dropout=" << options.dropout() << ")";

@@ -1,5 +1,8 @@
 #include "symm/nn/linear.h"
 
+#include "symm/nn/affine.h"
+
+#include <algorithm>
 #include <cmath>
 
 namespace symm::nn {
@@ -7,6 +10,45 @@ namespace symm::nn {
 namespace {
 
 torch::Tensor invariant_basis_tensor(const Representation& rep) { return to_tensor(rep.invariant_basis()); }
+
+constexpr double kZero = 1e-10;  // entries of orthogonal change-of-basis matrices below this are structural zeros
+
+/// Smallest s dividing `size` such that every column of every matrix is supported inside one aligned
+/// chunk of s rows [c·s, (c+1)·s): the representation is then a sum of size/s chunks that do not mix.
+int chunk_size(int size, const std::vector<const Eigen::MatrixXd*>& qs) {
+  std::vector<std::pair<int, int>> spans;  // first and last nonzero row of each column
+  for (const auto* q : qs) {
+    for (Eigen::Index j = 0; j < q->cols(); ++j) {
+      int first = -1, last = -1;
+      for (Eigen::Index i = 0; i < q->rows(); ++i) {
+        if (std::abs((*q)(i, j)) > kZero) {
+          if (first < 0) first = static_cast<int>(i);
+          last = static_cast<int>(i);
+        }
+      }
+      if (first >= 0) spans.emplace_back(first, last);
+    }
+  }
+  for (int s = 1; s < size; ++s) {
+    if (size % s) continue;
+    if (std::all_of(spans.begin(), spans.end(), [s](const auto& p) { return p.first / s == p.second / s; })) return s;
+  }
+  return size;
+}
+
+/// The chunk of `s` rows holding columns [col, col + d) of q, or -1 when they spread over several.
+int chunk_of(const Eigen::MatrixXd& q, Eigen::Index col, int d, int s) {
+  int chunk = -1;
+  for (Eigen::Index j = col; j < col + d; ++j) {
+    for (Eigen::Index i = 0; i < q.rows(); ++i) {
+      if (std::abs(q(i, j)) <= kZero) continue;
+      const int c = static_cast<int>(i / s);
+      if (chunk >= 0 && c != chunk) return -1;
+      chunk = c;
+    }
+  }
+  return chunk;
+}
 
 }  // namespace
 
@@ -22,35 +64,56 @@ void eLinearImpl::reset() {
   basis_ = std::make_shared<symm::linalg::HomBasis>(in, out);
   TORCH_CHECK(basis_->dim() > 0, "eLinear: Hom_G(", in.name(), ", ", out.name(),
               ") is zero-dimensional: no irrep of the output occurs in the input");
-  const auto& g = *in.group();
   batches_.clear();
-  std::vector<torch::Tensor> master;
-  std::vector<torch::Tensor> q_in_all;
-  const auto& blocks = basis_->blocks();
-  for (size_t i = 0; i < blocks.size();) {
-    size_t j = i + 1;
-    auto same = [&](const auto& a, const auto& b) {
-      return a.endo == b.endo && a.dim == b.dim && a.m_out == b.m_out && a.m_in == b.m_in;
-    };
-    while (j < blocks.size() && same(blocks[i], blocks[j])) ++j;
-    const auto& b0 = blocks[i];
-    batches_.push_back({b0.offset, static_cast<int>(j - i), b0.endo, b0.dim, b0.m_out, b0.m_in});
-    std::vector<torch::Tensor> psi, q_out, q_in;
-    for (size_t k = i; k < j; ++k) {
-      std::vector<torch::Tensor> endo;
-      for (const auto& e : g.irrep(blocks[k].irrep).endomorphisms) endo.push_back(to_tensor(e));
-      psi.push_back(torch::stack(endo));
-      q_out.push_back(to_tensor(blocks[k].q_out));
-      q_in.push_back(to_tensor(blocks[k].q_in));
-      q_in_all.push_back(q_in.back());
+  constants_ = Constants();
+  fix_ = Constants({invariant_basis_tensor(out)});
+  use_tiles_ = build_tiles();
+  if (!use_tiles_) {
+    const auto& g = *in.group();
+    std::vector<torch::Tensor> master;
+    std::vector<torch::Tensor> q_in_all;
+    const auto& blocks = basis_->blocks();
+    for (size_t i = 0; i < blocks.size();) {
+      size_t j = i + 1;
+      auto same = [&](const auto& a, const auto& b) {
+        return a.endo == b.endo && a.dim == b.dim && a.m_out == b.m_out && a.m_in == b.m_in;
+      };
+      while (j < blocks.size() && same(blocks[i], blocks[j])) ++j;
+      const auto& b0 = blocks[i];
+      batches_.push_back({b0.offset, static_cast<int>(j - i), b0.endo, b0.dim, b0.m_out, b0.m_in});
+      std::vector<torch::Tensor> psi, q_out;
+      for (size_t k = i; k < j; ++k) {
+        std::vector<torch::Tensor> endo;
+        for (const auto& e : g.irrep(blocks[k].irrep).endomorphisms) endo.push_back(to_tensor(e));
+        psi.push_back(torch::stack(endo));
+        q_out.push_back(to_tensor(blocks[k].q_out));
+        q_in_all.push_back(to_tensor(blocks[k].q_in));
+      }
+      master.push_back(torch::stack(psi));
+      master.push_back(torch::stack(q_out));
+      i = j;
     }
-    master.push_back(torch::stack(psi));
-    master.push_back(torch::stack(q_out));
-    i = j;
+    master.push_back(torch::cat(q_in_all, 1).t().contiguous());  // (Σ m_in d, D_in)
+    constants_ = Constants(std::move(master));
   }
-  master.push_back(torch::cat(q_in_all, 1).t().contiguous());  // (Σ m_in d, D_in)
-  master.push_back(invariant_basis_tensor(out));
-  constants_ = Constants(std::move(master));
+
+  // Scale of an eAffine on in_rep acting on each coefficient's input copy: the j-th copy of irrep k in the
+  // basis is the j-th occurrence of k in in_rep.irreps(), which is the eAffine's scale index.
+  std::vector<int64_t> alpha(basis_->dim());
+  {
+    const auto& irreps = in.irreps();
+    for (const auto& b : basis_->blocks()) {
+      std::vector<int64_t> position;
+      for (size_t c = 0; c < irreps.size(); ++c)
+        if (irreps[c] == b.irrep) position.push_back(int64_t(c));
+      for (int e = 0; e < b.endo; ++e)
+        for (int i = 0; i < b.m_out; ++i)
+          for (int j = 0; j < b.m_in; ++j) alpha[b.offset + (int64_t(e) * b.m_out + i) * b.m_in + j] = position.at(j);
+    }
+  }
+  alpha_index_ = torch::tensor(alpha, torch::kInt64);
+  alpha_index_dev_ = torch::Tensor();
+  checked_affine_ = nullptr;
 
   weight_dof = register_parameter("weight_dof", torch::empty({basis_->dim()}));
   const auto n_fix = out.invariant_basis().cols();
@@ -80,12 +143,88 @@ void eLinearImpl::reset_parameters() {
   }
 }
 
-torch::Tensor eLinearImpl::synthesize_weight() const {
-  const auto& c = constants_.get(weight_dof);
+bool eLinearImpl::build_tiles() {
+  const auto& blocks = basis_->blocks();
+  std::vector<const Eigen::MatrixXd*> q_out, q_in;
+  for (const auto& b : blocks) {
+    q_out.push_back(&b.q_out);
+    q_in.push_back(&b.q_in);
+  }
+  const int d_out = options.out_rep().size(), d_in = options.in_rep().size();
+  const int s_out = chunk_size(d_out, q_out), s_in = chunk_size(d_in, q_in);
+  const int m_out = d_out / s_out, m_in = d_in / s_in;
+  if (int64_t(m_out) * m_in == 1) return false;  // one tile: the general path is as cheap
+  const auto& g = *options.in_rep().group();
+  // Every coefficient θ_t of a block (irrep, endomorphism s, copies i, j) contributes
+  // Q_out[:, i] Ψ_s Q_in[:, j]ᵀ, which lives in one tile (chunk of i, chunk of j). Pass 0 collects the tiles
+  // of pair (0, 0); pass 1 checks that every pair has the same list, in the same order, and records θ's order.
+  std::vector<Eigen::MatrixXd> reference;
+  std::vector<int64_t> count(size_t(m_out) * m_in, 0);
+  std::vector<int64_t> index;
+  for (int pass = 0; pass < 2; ++pass) {
+    if (pass == 1) {
+      if (reference.empty()) return false;
+      index.assign(size_t(m_out) * m_in * reference.size(), -1);
+    }
+    for (const auto& b : blocks) {
+      const auto& endo = g.irrep(b.irrep).endomorphisms;
+      std::vector<int> chunk_out(b.m_out), chunk_in(b.m_in);
+      for (int i = 0; i < b.m_out; ++i) chunk_out[i] = chunk_of(b.q_out, i * b.dim, b.dim, s_out);
+      for (int j = 0; j < b.m_in; ++j) chunk_in[j] = chunk_of(b.q_in, j * b.dim, b.dim, s_in);
+      for (int s = 0; s < b.endo; ++s) {
+        for (int i = 0; i < b.m_out; ++i) {
+          for (int j = 0; j < b.m_in; ++j) {
+            const int co = chunk_out[i], ci = chunk_in[j];
+            if (co < 0 || ci < 0) return false;
+            if (pass == 0 && (co != 0 || ci != 0)) continue;
+            const Eigen::MatrixXd tile = b.q_out.block(int64_t(co) * s_out, int64_t(i) * b.dim, s_out, b.dim) * endo[s] *
+                                         b.q_in.block(int64_t(ci) * s_in, int64_t(j) * b.dim, s_in, b.dim).transpose();
+            const int64_t theta = b.offset + (int64_t(s) * b.m_out + i) * b.m_in + j;
+            if (pass == 0) {
+              reference.push_back(tile);
+              continue;
+            }
+            const size_t pair = size_t(co) * m_in + ci;
+            const int64_t t = count[pair]++;
+            if (t >= int64_t(reference.size()) || !tile.isApprox(reference[t], 1e-9)) return false;
+            index[pair * reference.size() + t] = theta;
+          }
+        }
+      }
+    }
+  }
+  const auto r = static_cast<int64_t>(reference.size());
+  if (std::any_of(count.begin(), count.end(), [r](int64_t c) { return c != r; })) return false;
+  Eigen::MatrixXd e(r, int64_t(s_out) * s_in);
+  for (int64_t t = 0; t < r; ++t) {
+    const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> row = reference[t];
+    e.row(t) = Eigen::Map<const Eigen::RowVectorXd>(row.data(), row.size());
+  }
+  tiles_ = Tiles{m_out, m_in, s_out, s_in, r, torch::tensor(index, torch::kInt64), false};
+  tiles_.identity = tiles_.index.equal(torch::arange(int64_t(index.size()), torch::kInt64));
+  tile_constants_ = Constants({to_tensor(e)});
+  tile_index_ = torch::Tensor();
+  return true;
+}
+
+torch::Tensor eLinearImpl::synthesize_weight(const torch::Tensor& theta_all) const {
+  if (use_tiles_) {
+    const auto& t = tiles_;
+    torch::Tensor phi = theta_all;
+    if (!t.identity) {
+      if (!tile_index_.defined() || tile_index_.device() != theta_all.device()) tile_index_ = t.index.to(theta_all.device());
+      phi = theta_all.index_select(0, tile_index_);
+    }
+    return torch::mm(phi.view({t.m_out * t.m_in, t.r}), tile_constants_.get(theta_all)[0])
+        .view({t.m_out, t.m_in, t.s_out, t.s_in})
+        .permute({0, 2, 1, 3})
+        .reshape({t.m_out * t.s_out, t.m_in * t.s_in});
+  }
+  const auto& c = constants_.get(theta_all);
   std::vector<torch::Tensor> parts;
   for (size_t i = 0; i < batches_.size(); ++i) {
     const auto& b = batches_[i];
-    const auto theta = weight_dof.narrow(0, b.offset, int64_t(b.count) * b.endo * b.m_out * b.m_in)
+    const auto theta = theta_all.narrow(0, b.offset, int64_t(b.count) * b.endo * b.m_out * b.m_in)
                            .view({b.count, b.endo, b.m_out, b.m_in});
     // Block of each irrep: Σ_s Θ_s ⊗ Ψ_s, laid out (copy_out, component, copy_in, component).
     torch::Tensor k = b.endo == 1 && b.dim == 1
@@ -99,13 +238,13 @@ torch::Tensor eLinearImpl::synthesize_weight() const {
 }
 
 torch::Tensor eLinearImpl::weight() {
-  if (is_training()) return synthesize_weight();
-  return weight_cache_.get({weight_dof}, [&] { return synthesize_weight(); });
+  if (is_training()) return synthesize_weight(weight_dof);
+  return weight_cache_.get({weight_dof}, [&] { return synthesize_weight(weight_dof); });
 }
 
 torch::Tensor eLinearImpl::bias() {
   if (!bias_dof.defined()) return {};
-  auto compute = [&] { return torch::mv(constants_.get(bias_dof).back(), bias_dof); };
+  auto compute = [&] { return torch::mv(fix_.get(bias_dof)[0], bias_dof); };
   if (is_training()) return compute();
   return bias_cache_.get({bias_dof}, compute);
 }
@@ -117,6 +256,53 @@ torch::Tensor eLinearImpl::forward(const torch::Tensor& x) {
   return torch::nn::functional::linear(x, weight(), bias());
 }
 
+bool eLinearImpl::scales_fold_into_coefficients(const eAffineImpl& pre) {
+  if (checked_affine_ != &pre) {
+    // S = Q·diag(α)·Qᵀ with Q the change of basis of in_rep: then W·S scales the columns of each input irrep
+    // copy, that is the coefficients θ of that copy, by its α.
+    const auto& a = pre.options.rep();
+    const auto& in = options.in_rep();
+    folds_scales_ = !pre.is_diagonal() && a.irreps() == in.irreps() && a.change_of_basis() == in.change_of_basis();
+    checked_affine_ = &pre;
+  }
+  return folds_scales_;
+}
+
+torch::Tensor eLinearImpl::forward_after(const torch::Tensor& x, eAffineImpl& pre) {
+  check_features("eLinear", x, options.in_rep().size());
+  TORCH_CHECK(x.scalar_type() == weight_dof.scalar_type(), "eLinear: input dtype ", x.scalar_type(),
+              " differs from the module's ", weight_dof.scalar_type(), "; move the module with ->to(dtype)");
+  TORCH_CHECK(pre.options.learnable(), "eLinear::forward_after: the eAffine must be learnable (FiLM scales change per call)");
+  TORCH_CHECK(pre.options.rep().size() == options.in_rep().size(), "eLinear::forward_after: the eAffine acts on ",
+              pre.options.rep().size(), " features but this map's input has ", options.in_rep().size());
+  const bool in_theta = scales_fold_into_coefficients(pre);
+  // linear(S x + b_pre) = (W·S) x + (b + W b_pre); S is symmetric. W·S is the weight of the scaled
+  // coefficients θ·α when S is diagonal in in_rep's irrep copies, else a (D_out, D, D) matmul.
+  auto fold_weight = [&] {
+    if (!in_theta) return torch::mm(weight(), pre.scale_matrix());
+    if (!alpha_index_dev_.defined() || alpha_index_dev_.device() != weight_dof.device()) {
+      alpha_index_dev_ = alpha_index_.to(weight_dof.device());
+    }
+    return synthesize_weight(weight_dof * pre.scale_dof.index_select(0, alpha_index_dev_));
+  };
+  auto fold_bias = [&] {
+    const auto b_pre = pre.bias_vector();
+    const auto b = bias();
+    if (!b_pre.defined()) return b;
+    const auto wb = torch::mv(weight(), b_pre);
+    return b.defined() ? b + wb : wb;
+  };
+  if (!is_training()) {
+    const std::vector<torch::Tensor> keys{weight_dof, bias_dof, pre.scale_dof, pre.bias_dof};
+    const auto& w = folded_weight_cache_.get(keys, fold_weight);
+    return torch::nn::functional::linear(x, w, folded_bias_cache_.get(keys, fold_bias));
+  }
+  // Training: the matmul fold pays off only with more tokens than output features.
+  const int64_t tokens = x.numel() / std::max<int64_t>(x.size(-1), 1);
+  if (pre.is_diagonal() || (!in_theta && tokens <= options.out_rep().size())) return forward(pre.forward(x));
+  return torch::nn::functional::linear(x, fold_weight(), fold_bias());
+}
+
 void eLinearImpl::set_dense(const torch::Tensor& w, const torch::Tensor& b) {
   const auto out = options.out_rep().size(), in = options.in_rep().size();
   TORCH_CHECK(w.dim() == 2 && w.size(0) == out && w.size(1) == in, "eLinear::set_dense: expected a weight of shape [",
@@ -125,7 +311,7 @@ void eLinearImpl::set_dense(const torch::Tensor& w, const torch::Tensor& b) {
   weight_dof.copy_(to_tensor(Eigen::VectorXd(basis_->coefficients(to_eigen(w)))));
   if (b.defined() && bias_dof.defined()) {
     TORCH_CHECK(b.dim() == 1 && b.size(0) == out, "eLinear::set_dense: expected a bias of shape [", out, "], got ", b.sizes());
-    bias_dof.copy_(torch::mv(constants_.get(torch::kCPU, torch::kFloat64).back().t(), b.detach().to(torch::kCPU, torch::kFloat64)));
+    bias_dof.copy_(torch::mv(fix_.get(torch::kCPU, torch::kFloat64)[0].t(), b.detach().to(torch::kCPU, torch::kFloat64)));
   }
 }
 

@@ -33,9 +33,13 @@ void eRMSNormImpl::reset_parameters() {
   if (affine) affine->reset_parameters();
 }
 
-torch::Tensor eRMSNormImpl::forward(const torch::Tensor& x) {
+torch::Tensor eRMSNormImpl::normalise(const torch::Tensor& x) {
   check_features("eRMSNorm", x, options.in_rep().size());
-  const auto y = rms_normalise(x, options.eps());
+  return rms_normalise(x, options.eps());
+}
+
+torch::Tensor eRMSNormImpl::forward(const torch::Tensor& x) {
+  const auto y = normalise(x);
   return affine ? affine->forward(y) : y;
 }
 
@@ -63,14 +67,18 @@ void eLayerNormImpl::reset_parameters() {
   if (affine) affine->reset_parameters();
 }
 
-torch::Tensor eLayerNormImpl::forward(const torch::Tensor& x) {
+torch::Tensor eLayerNormImpl::normalise(const torch::Tensor& x) {
   check_features("eLayerNorm", x, options.in_rep().size());
   torch::Tensor centred = x;
   if (constants_.size() > 0) {
     const auto& u = constants_.get(x)[0];
     centred = x - torch::matmul(x, u).unsqueeze(-1) * u;
   }
-  const auto y = rms_normalise(centred, options.eps());
+  return rms_normalise(centred, options.eps());
+}
+
+torch::Tensor eLayerNormImpl::forward(const torch::Tensor& x) {
+  const auto y = normalise(x);
   return affine ? affine->forward(y) : y;
 }
 

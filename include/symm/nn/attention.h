@@ -5,6 +5,7 @@
 #include <memory>
 #include <tuple>
 
+#include "symm/nn/affine.h"
 #include "symm/nn/linear.h"
 
 namespace symm::nn {
@@ -28,6 +29,10 @@ struct AttentionCall {
   /// padding); queries at invalid positions get position 0. For self-attention an undefined key position
   /// mask defaults to the query's.
   torch::Tensor query_position_mask, key_position_mask;
+  /// When set, query, key and value are inputs of this learnable eAffine (a pre-norm's affine map) and the
+  /// projections apply it; for self-attention it is folded into the fused in_proj weight
+  /// (eLinear::forward_after), saving a D×D matmul per token.
+  eAffineImpl* input_affine = nullptr;
 };
 
 /// What the encoder and decoder layers call. Implemented by eMultiheadAttention and by every

@@ -2,6 +2,7 @@
 // The Transformer's position-wise feed-forward block: eLinear → activation → dropout → eLinear, with the
 // hidden features in whole regular copies in the permutation basis so the activation is equivariant.
 #include "symm/nn/activation.h"
+#include "symm/nn/affine.h"
 #include "symm/nn/linear.h"
 
 namespace symm::nn {
@@ -25,6 +26,8 @@ class eFeedForwardImpl : public torch::nn::Cloneable<eFeedForwardImpl>, public e
   void reset() override;
   void reset_parameters();
   torch::Tensor forward(const torch::Tensor& x);
+  /// forward(pre->forward(x)) with the learnable eAffine `pre` folded into linear1 (eLinear::forward_after).
+  torch::Tensor forward_after(const torch::Tensor& x, eAffineImpl& pre);
   /// The hidden width actually used: whole regular copies.
   int64_t hidden_size() const { return hidden_rep_.size(); }
   void pretty_print(std::ostream& stream) const override;

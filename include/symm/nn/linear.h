@@ -8,6 +8,8 @@
 
 namespace symm::nn {
 
+class eAffineImpl;
+
 struct eLinearOptions {
   eLinearOptions(Representation in_rep, Representation out_rep) : in_rep_(std::move(in_rep)), out_rep_(std::move(out_rep)) {}
   /// Representation of the input features.
@@ -31,6 +33,12 @@ class eLinearImpl : public torch::nn::Cloneable<eLinearImpl>, public eModule {
   void reset() override;
   void reset_parameters();
   torch::Tensor forward(const torch::Tensor& x);
+  /// forward(pre->forward(x)) for a learnable eAffine `pre` on in_rep, with the affine folded into this map:
+  /// W·S and b + W·b_pre. In eval the folded weight and bias are cached (keyed on both modules'
+  /// coefficients), saving a D×D matmul per token. When `pre` acts in in_rep's own basis its scales fold
+  /// into the coefficients (θ·α, no extra matmul, in training too); otherwise training folds with a matmul
+  /// when there are more tokens than output features.
+  torch::Tensor forward_after(const torch::Tensor& x, eAffineImpl& pre);
   /// Dense weight (out, in), synthesised with autograd in training, cached in eval.
   torch::Tensor weight();
   /// Dense bias (out), or an undefined tensor without bias.
@@ -50,15 +58,32 @@ class eLinearImpl : public torch::nn::Cloneable<eLinearImpl>, public eModule {
   torch::Tensor bias_dof;
 
  private:
-  torch::Tensor synthesize_weight() const;
+  torch::Tensor synthesize_weight(const torch::Tensor& theta) const;
+  bool build_tiles();
+  bool scales_fold_into_coefficients(const eAffineImpl& pre);
 
   std::shared_ptr<const symm::linalg::HomBasis> basis_;
-  // Blocks batched by shape: for each group, Ψ (nb, S, d, d), Q_out (nb, D_out, m_out d), Q_in (nb, D_in, m_in d);
-  // then the Fix(ρ_out) basis (D_out, n_fix).
+  // Blocks batched by shape: for each group, Ψ (nb, S, d, d), Q_out (nb, D_out, m_out d); then
+  // Q_inᵀ (D_in, D_in). Empty when tiles_ synthesises the weight.
   struct Batch { int offset, count, endo, dim, m_out, m_in; };
   std::vector<Batch> batches_;
   Constants constants_;
-  EvalCache weight_cache_, bias_cache_;
+  // Both representations are copies of one small block each, side by side (regular copies in the
+  // permutation basis, for instance): the (s_out, s_in) tile of W for each copy pair is then φ·E with
+  // φ = θ[index] (r coefficients per pair) and E (r, s_out·s_in) the same for every pair. One gather, one
+  // (m_out·m_in, r)·(r, s_out·s_in) matmul and one permute: D_out·D_in·r multiply-adds instead of D_out·D_in².
+  struct Tiles { int64_t m_out = 0, m_in = 0, s_out = 0, s_in = 0, r = 0; torch::Tensor index; bool identity = false; };
+  Tiles tiles_;
+  bool use_tiles_ = false;
+  Constants tile_constants_;              // E
+  mutable torch::Tensor tile_index_;      // tiles_.index on the parameters' device
+  Constants fix_;                         // Fix(ρ_out) basis (D_out, n_fix)
+  // For forward_after: index (dof) of the eAffine scale acting on each coefficient's input irrep copy.
+  torch::Tensor alpha_index_;
+  mutable torch::Tensor alpha_index_dev_;
+  const eAffineImpl* checked_affine_ = nullptr;  // the last eAffine checked by scales_fold_into_coefficients
+  bool folds_scales_ = false;
+  EvalCache weight_cache_, bias_cache_, folded_weight_cache_, folded_bias_cache_;
 };
 TORCH_MODULE(eLinear);
 

@@ -22,6 +22,8 @@ class eRMSNormImpl : public torch::nn::Cloneable<eRMSNormImpl>, public eModule {
   void reset() override;
   void reset_parameters();
   torch::Tensor forward(const torch::Tensor& x);
+  /// The normalisation alone, before the affine map: forward(x) = affine->forward(normalise(x)).
+  torch::Tensor normalise(const torch::Tensor& x);
   void pretty_print(std::ostream& stream) const override;
   const Representation& in_rep() const override { return options.in_rep(); }
   const Representation& out_rep() const override { return options.in_rep(); }
@@ -51,6 +53,8 @@ class eLayerNormImpl : public torch::nn::Cloneable<eLayerNormImpl>, public eModu
   void reset() override;
   void reset_parameters();
   torch::Tensor forward(const torch::Tensor& x);
+  /// The normalisation alone, before the affine map: forward(x) = affine->forward(normalise(x)).
+  torch::Tensor normalise(const torch::Tensor& x);
   void pretty_print(std::ostream& stream) const override;
   const Representation& in_rep() const override { return options.in_rep(); }
   const Representation& out_rep() const override { return options.in_rep(); }
