@@ -214,11 +214,6 @@ int run_bench(const BenchOptions& o) {
                "torch::nn::TransformerEncoderLayer; device="
             << o.device << " threads=" << threads << " libtorch=" << TORCH_VERSION << (o.quick ? " quick" : "")
             << "; times are medians in ms, ratio = ours/torch" << std::endl;
-  if (!device.is_cuda() && std::getenv("OMP_WAIT_POLICY") == nullptr) {
-    // Measured on 2 cores: torch's OpenMP workers spin after each parallel region and starve OpenBLAS's own
-    // threads, making both layers up to 30x slower and the timings noise.
-    std::cout << "# note: OMP_WAIT_POLICY is unset; for stable CPU timings run with OMP_WAIT_POLICY=PASSIVE" << std::endl;
-  }
   double worst_eval = 0, worst_train = 0;
   for (const auto& c : configs) {
     const auto r = run_config(c, device, o.quick, o.breakdown);

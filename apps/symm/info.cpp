@@ -36,4 +36,13 @@ int run_info(const std::string& spec, bool json) {
   return 0;
 }
 
+void add_info_command(CLI::App& app, int& exit_code) {
+  auto* cmd = app.add_subcommand("info", "print a group's order, classes and real irreps");
+  auto spec = std::make_shared<std::string>();
+  auto json = std::make_shared<bool>(false);
+  cmd->add_option("SPEC", *spec, "group spec: C<n>, D<n>, K4, S<n>, A<n>, Q8, T, O, I, GxH, or a JSON file")->required();
+  cmd->add_flag("--json", *json, "machine-readable output");
+  cmd->callback([spec, json, &exit_code] { exit_code = run_info(*spec, *json); });
+}
+
 }  // namespace symm::app

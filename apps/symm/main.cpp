@@ -1,5 +1,8 @@
 // symm: exact equivariance for finite groups, from the command line.
+#include <cstdlib>
 #include <iostream>
+
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <c10/util/Exception.h>
@@ -8,36 +11,36 @@
 
 namespace {
 
-// `symm` with no arguments: a short tour of the group engine.
-int run_default() {
-  for (const char* spec : {"C4", "D3", "Q8", "I"}) {
-    if (int rc = symm::app::run_info(spec, false)) return rc;
-    std::cout << "\n";
-  }
-  return 0;
+// LibTorch's OpenMP workers spin while OpenBLAS's threads wait for the cores, which on a small machine
+// makes both 10-30x slower (bench/RESULTS.md). The OpenMP runtime reads its settings when it loads, so
+// the program sets a passive wait policy and starts itself again, unless the user chose one.
+void ensure_passive_openmp(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
+  setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+  execv("/proc/self/exe", argv);  // returns only on failure: then run as we are
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"symm: neural-network layers exactly equivariant to a finite group"};
+  ensure_passive_openmp(argv);
+  CLI::App app{"symm: neural-network layers exactly equivariant to a finite group.\n"
+               "Without a subcommand, runs the default job (see `symm train --help`)."};
   app.require_subcommand(0, 1);
-  std::string spec;
-  bool json = false;
-  auto* info = app.add_subcommand("info", "print a group's order, classes and real irreps");
-  info->add_option("SPEC", spec, "group spec: C<n>, D<n>, K4, S<n>, A<n>, Q8, T, O, I, GxH, or a JSON file")->required();
-  info->add_flag("--json", json, "machine-readable output");
+  int exit_code = 0;
+  symm::app::add_info_command(app, exit_code);
+  symm::app::add_check_command(app, exit_code);
+  symm::app::add_train_command(app, exit_code);
+  symm::app::add_bench_command(app, exit_code);
   try {
     app.parse(argc, argv);
+    if (app.get_subcommands().empty()) exit_code = symm::app::run_default_job();
+    return exit_code;
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     app.exit(e);
     return 2;
-  }
-  try {
-    if (*info) return symm::app::run_info(spec, json);
-    return run_default();
   } catch (const std::invalid_argument& e) {
     std::cerr << "symm: " << e.what() << "\n";
     return 2;

@@ -2,7 +2,6 @@
 # symm bench --quick: the output format (no timing thresholds), and exit code 2 on bad arguments.
 set -u
 symm=$1
-export OMP_WAIT_POLICY=PASSIVE  # see bench/RESULTS.md: spinning OpenMP workers starve OpenBLAS on few cores
 fail() { echo "FAIL: $*"; exit 1; }
 
 out=$("$symm" bench --quick) || fail "symm bench --quick exited $?"

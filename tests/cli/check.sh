@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# symm check: passes on C5, D8, I, Q8 and a JSON-defined group; its last line has the specified form;
+# bad arguments exit 2.
+set -u
+symm=$1
+fail() { echo "FAIL: $*"; exit 1; }
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+# The rotations of a square in 3D with a vertical flip: a group given by matrix generators.
+echo '{"name": "square3d", "generators": [[[0,-1,0],[1,0,0],[0,0,1]], [[1,0,0],[0,-1,0],[0,0,-1]]]}' > "$tmp/square.json"
+
+run() {
+  out=$("$symm" check "$@" 2>&1); rc=$?
+  last=$(printf '%s\n' "$out" | tail -n 1)
+  [[ "$last" =~ ^max_relative_equivariance_error=[0-9.eE+-]+$ ]] || fail "symm check $*: last line is '$last'"
+  [ "$rc" -eq 0 ] || fail "symm check $* exited $rc: $out"
+}
+run C5 --copies 2 --heads 2 --layers 2
+run D8 --copies 2 --heads 1 --layers 1 --norm layernorm --post-norm
+run I --copies 4 --heads 2 --layers 1 --attention rotary
+run Q8 --copies 4 --heads 2 --layers 2 --attention alibi --dtype float64
+run "$tmp/square.json" --copies 2 --heads 2 --layers 1
+run C2xD3 --copies 2 --heads 1 --layers 1
+
+bad() { "$symm" check "$@" >/dev/null 2>&1; rc=$?; [ "$rc" -eq 2 ] || fail "symm check $* exited $rc, expected 2"; }
+bad C5 --copies 3 --heads 2
+bad C0
+bad C5 --norm batchnorm
+bad C5 --attention linear
+bad C5 --dtype float16
+bad C5 --pre-norm --post-norm
+bad C5 --copies 0
+bad C5 --bogus
+echo "ok"
