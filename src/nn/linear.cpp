@@ -249,10 +249,14 @@ torch::Tensor eLinearImpl::bias() {
   return bias_cache_.get({bias_dof}, compute);
 }
 
-torch::Tensor eLinearImpl::forward(const torch::Tensor& x) {
+void eLinearImpl::check_input(const torch::Tensor& x) const {
   check_features("eLinear", x, options.in_rep().size());
   TORCH_CHECK(x.scalar_type() == weight_dof.scalar_type(), "eLinear: input dtype ", x.scalar_type(),
               " differs from the module's ", weight_dof.scalar_type(), "; move the module with ->to(dtype)");
+}
+
+torch::Tensor eLinearImpl::forward(const torch::Tensor& x) {
+  check_input(x);
   return torch::nn::functional::linear(x, weight(), bias());
 }
 
@@ -269,9 +273,7 @@ bool eLinearImpl::scales_fold_into_coefficients(const eAffineImpl& pre) {
 }
 
 torch::Tensor eLinearImpl::forward_after(const torch::Tensor& x, eAffineImpl& pre) {
-  check_features("eLinear", x, options.in_rep().size());
-  TORCH_CHECK(x.scalar_type() == weight_dof.scalar_type(), "eLinear: input dtype ", x.scalar_type(),
-              " differs from the module's ", weight_dof.scalar_type(), "; move the module with ->to(dtype)");
+  check_input(x);
   TORCH_CHECK(pre.options.learnable(), "eLinear::forward_after: the eAffine must be learnable (FiLM scales change per call)");
   TORCH_CHECK(pre.options.rep().size() == options.in_rep().size(), "eLinear::forward_after: the eAffine acts on ",
               pre.options.rep().size(), " features but this map's input has ", options.in_rep().size());

@@ -58,6 +58,7 @@ class eLinearImpl : public torch::nn::Cloneable<eLinearImpl>, public eModule {
   torch::Tensor bias_dof;
 
  private:
+  void check_input(const torch::Tensor& x) const;
   torch::Tensor synthesize_weight(const torch::Tensor& theta) const;
   bool build_tiles();
   bool scales_fold_into_coefficients(const eAffineImpl& pre);
