@@ -245,6 +245,32 @@ TEST(DecoderLayer, EquivariantInTargetAndMemory) {
   symm::test::expect_error([&] { dec->forward(tgt, memory.narrow(0, 0, 1)); }, {"eTransformerDecoderLayer", "same B"});
 }
 
+TEST(Encoder, RunsOnCudaWhenPresent) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  const auto g = make_group("D8");
+  const auto rep = symm::test::scrambled(Representation::regular(g).copies(4), 12);
+  for (const std::string norm : {"rmsnorm", "layernorm"}) {
+    eTransformerEncoder enc(make_layer(rep, 2, 64, norm), 2);
+    const auto x = torch::randn({2, 5, rep.size()});
+    for (bool train : {true, false}) {
+      enc->train(train);
+      enc->to(torch::kCPU);
+      const auto want = enc->forward(x, {}, {}, true);
+      enc->to(torch::kCUDA);
+      const auto xc = x.to(torch::kCUDA);
+      EXPECT_TRUE(torch::allclose(enc->forward(xc, {}, {}, true).cpu(), want, 1e-4, 1e-5)) << norm << " train=" << train;
+      if (!train) {
+        const auto err = equivariance_error([&](const torch::Tensor& t) { return enc->forward(t, {}, {}, true); }, rep, rep, xc,
+                                            elements_to_check(*g));
+        EXPECT_LT(err.max_relative, 1e-5) << norm;
+      }
+    }
+    enc->train();
+    enc->forward(x.to(torch::kCUDA)).pow(2).mean().backward();
+    for (const auto& p : enc->parameters()) EXPECT_TRUE(p.grad().defined() && p.grad().is_cuda());
+  }
+}
+
 TEST(Checkpoint, RoundTripGivesIdenticalOutputs) {
   const auto rep = symm::test::scrambled(Representation::regular(make_group("D4")).copies(2), 2);
   torch::manual_seed(5);
