@@ -4,15 +4,6 @@
 
 namespace symm::nn {
 
-namespace {
-
-std::shared_ptr<AttentionBackend> adopt(const std::shared_ptr<AttentionBackend>& attn, bool clone) {
-  if (!clone) return attn;
-  return std::dynamic_pointer_cast<AttentionBackend>(attn->as_module()->clone());
-}
-
-}  // namespace
-
 eTransformerDecoderLayerImpl::eTransformerDecoderLayerImpl(eTransformerDecoderLayerOptions options_)
     : options(std::move(options_)) {
   reset();
@@ -21,20 +12,18 @@ eTransformerDecoderLayerImpl::eTransformerDecoderLayerImpl(eTransformerDecoderLa
 void eTransformerDecoderLayerImpl::reset() {
   const auto& rep = options.in_rep();
   TORCH_CHECK(rep.group(), "eTransformerDecoderLayer: in_rep is not set");
+  TORCH_CHECK(options.dropout() >= 0 && options.dropout() < 1, "eTransformerDecoderLayer: dropout must be in [0, 1), got ",
+              options.dropout());
   for (const auto& [name, attn] : {std::pair{"self_attn", options.self_attn()}, std::pair{"cross_attn", options.cross_attn()}}) {
     TORCH_CHECK(attn, "eTransformerDecoderLayer: ", name, " is required");
     TORCH_CHECK(symm::group::same_representation(attn->in_rep(), rep), "eTransformerDecoderLayer: ", name, " acts on ",
                 attn->in_rep().name(), " but the layer's in_rep is ", rep.name());
   }
-  self_attn = adopt(options.self_attn(), built_);
-  cross_attn = adopt(options.cross_attn(), built_);
+  self_attn = adopt_attention(options.self_attn(), built_);
+  cross_attn = adopt_attention(options.cross_attn(), built_);
   register_module("self_attn", self_attn->as_module());
   register_module("cross_attn", cross_attn->as_module());
-  feedforward = register_module("feedforward", eFeedForward(eFeedForwardOptions(rep, options.dim_feedforward())
-                                                                .activation(options.activation())
-                                                                .dropout(options.dropout())
-                                                                .bias(options.bias())
-                                                                .init_scheme(options.init_scheme())));
+  feedforward = register_module("feedforward", eFeedForward(feedforward_options(options)));
   norm1 = make_norm(options.norm_module(), rep, options.layer_norm_eps(), options.bias());
   norm2 = make_norm(options.norm_module(), rep, options.layer_norm_eps(), options.bias());
   norm3 = make_norm(options.norm_module(), rep, options.layer_norm_eps(), options.bias());

@@ -38,6 +38,11 @@ void reset_equivariant_parameters(torch::nn::Module& module) {
   }
 }
 
+std::shared_ptr<AttentionBackend> adopt_attention(const std::shared_ptr<AttentionBackend>& attn, bool clone) {
+  if (!clone) return attn;
+  return std::dynamic_pointer_cast<AttentionBackend>(attn->as_module()->clone());
+}
+
 eTransformerEncoderLayerImpl::eTransformerEncoderLayerImpl(eTransformerEncoderLayerOptions options_)
     : options(std::move(options_)) {
   reset();
@@ -52,15 +57,9 @@ void eTransformerEncoderLayerImpl::reset() {
               options.self_attn()->in_rep().size(), ") but the layer's in_rep is ", rep.name(), " (size ", rep.size(), ")");
   TORCH_CHECK(options.dropout() >= 0 && options.dropout() < 1, "eTransformerEncoderLayer: dropout must be in [0, 1), got ",
               options.dropout());
-  // The first build takes the caller's module; a clone gets a clone of it.
-  self_attn = options.self_attn();
-  if (built_) self_attn = std::dynamic_pointer_cast<AttentionBackend>(self_attn->as_module()->clone());
+  self_attn = adopt_attention(options.self_attn(), built_);
   register_module("self_attn", self_attn->as_module());
-  feedforward = register_module("feedforward", eFeedForward(eFeedForwardOptions(rep, options.dim_feedforward())
-                                                                .activation(options.activation())
-                                                                .dropout(options.dropout())
-                                                                .bias(options.bias())
-                                                                .init_scheme(options.init_scheme())));
+  feedforward = register_module("feedforward", eFeedForward(feedforward_options(options)));
   norm1 = make_norm(options.norm_module(), rep, options.layer_norm_eps(), options.bias());
   norm2 = make_norm(options.norm_module(), rep, options.layer_norm_eps(), options.bias());
   register_module("norm1", norm1.ptr());

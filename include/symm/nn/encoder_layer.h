@@ -82,6 +82,19 @@ TORCH_MODULE(eTransformerEncoderLayer);
 /// Re-draws the parameters of every eLinear and eAffine inside a module.
 void reset_equivariant_parameters(torch::nn::Module& module);
 
+/// The caller's attention module on a layer's first build; a clone of it when the layer is being cloned.
+std::shared_ptr<AttentionBackend> adopt_attention(const std::shared_ptr<AttentionBackend>& attn, bool clone);
+
+/// The feed-forward block's options from an encoder or decoder layer's options.
+template <typename LayerOptions>
+eFeedForwardOptions feedforward_options(const LayerOptions& o) {
+  return eFeedForwardOptions(o.in_rep(), o.dim_feedforward())
+      .activation(o.activation())
+      .dropout(o.dropout())
+      .bias(o.bias())
+      .init_scheme(o.init_scheme());
+}
+
 /// eRMSNorm or eLayerNorm by name, as the layers use them.
 torch::nn::AnyModule make_norm(const std::string& kind, const Representation& rep, double eps, bool bias);
 
