@@ -265,15 +265,9 @@ std::tuple<torch::Tensor, torch::Tensor> eMultiheadAttentionImpl::forward(const 
                                                                           const torch::Tensor& key_padding_mask,
                                                                           bool need_weights, const torch::Tensor& attn_mask,
                                                                           bool average_attn_weights, bool is_causal) {
-  AttentionCall call;
-  call.query = query;
-  call.key = key;
-  call.value = value;
-  call.key_padding_mask = key_padding_mask;
+  auto call = detail::make_call(query, key, value, key_padding_mask, attn_mask, is_causal);
   call.need_weights = need_weights;
-  call.attn_mask = attn_mask;
   call.average_attn_weights = average_attn_weights;
-  call.is_causal = is_causal;
   return run(call);
 }
 

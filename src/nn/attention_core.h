@@ -13,6 +13,22 @@
 
 namespace symm::nn::detail {
 
+/// The call of a module's forward arguments; need_weights off.
+inline AttentionCall make_call(const torch::Tensor& query, const torch::Tensor& key, const torch::Tensor& value,
+                               const torch::Tensor& key_padding_mask, const torch::Tensor& attn_mask, bool is_causal,
+                               const torch::Tensor& query_positions = {}, const torch::Tensor& key_positions = {}) {
+  AttentionCall call;
+  call.query = query;
+  call.key = key;
+  call.value = value;
+  call.key_padding_mask = key_padding_mask;
+  call.attn_mask = attn_mask;
+  call.is_causal = is_causal;
+  call.query_positions = query_positions;
+  call.key_positions = key_positions;
+  return call;
+}
+
 /// Checks that in_rep ≅ m regular copies and that num_heads divides m; returns m.
 int64_t check_attention_rep(const std::string& module, const Representation& in_rep, int64_t num_heads);
 

@@ -6,26 +6,6 @@
 
 namespace symm::nn {
 
-namespace {
-
-AttentionCall make_call(const torch::Tensor& query, const torch::Tensor& key, const torch::Tensor& value,
-                        const torch::Tensor& query_positions, const torch::Tensor& key_positions,
-                        const torch::Tensor& key_padding_mask, const torch::Tensor& attn_mask, bool is_causal) {
-  AttentionCall call;
-  call.query = query;
-  call.key = key;
-  call.value = value;
-  call.query_positions = query_positions;
-  call.key_positions = key_positions;
-  call.key_padding_mask = key_padding_mask;
-  call.attn_mask = attn_mask;
-  call.is_causal = is_causal;
-  call.need_weights = false;
-  return call;
-}
-
-}  // namespace
-
 // ------------------------------------------------------------------------------------------------- Rotary
 
 RotaryAttentionImpl::RotaryAttentionImpl(RotaryAttentionOptions options_) : options(std::move(options_)) { reset(); }
@@ -88,7 +68,7 @@ std::tuple<torch::Tensor, torch::Tensor> RotaryAttentionImpl::forward(const torc
                                                                       const torch::Tensor& key_positions,
                                                                       const torch::Tensor& key_padding_mask,
                                                                       const torch::Tensor& attn_mask, bool is_causal) {
-  return run(make_call(query, key, value, query_positions, key_positions, key_padding_mask, attn_mask, is_causal));
+  return run(detail::make_call(query, key, value, key_padding_mask, attn_mask, is_causal, query_positions, key_positions));
 }
 
 std::tuple<torch::Tensor, torch::Tensor> RotaryAttentionImpl::attend(const AttentionCall& call) { return run(call); }
@@ -146,7 +126,7 @@ std::tuple<torch::Tensor, torch::Tensor> ALiBiAttentionImpl::forward(const torch
                                                                      const torch::Tensor& key_positions,
                                                                      const torch::Tensor& key_padding_mask,
                                                                      const torch::Tensor& attn_mask, bool is_causal) {
-  return run(make_call(query, key, value, query_positions, key_positions, key_padding_mask, attn_mask, is_causal));
+  return run(detail::make_call(query, key, value, key_padding_mask, attn_mask, is_causal, query_positions, key_positions));
 }
 
 std::tuple<torch::Tensor, torch::Tensor> ALiBiAttentionImpl::attend(const AttentionCall& call) { return run(call); }
