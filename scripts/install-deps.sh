@@ -11,7 +11,7 @@ TORCH_PIN=torch==2.15.0   # CUDA 13 build, matching the toolkit's nvcc 13
 
 packages=(build-essential cmake ninja-build pkg-config
           libtorch-dev libeigen3-dev libopenblas0-pthread
-          libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev libcli11-dev
+          libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev libcli11-dev libgloo-dev
           python3 python3-venv gfortran)
 # Python packages of the virtual environment besides torch: the bindings' build backend and tests, and
 # symm_learning (on escnn) for the interop tests. gfortran builds escnn's py3nj.
