@@ -1,0 +1,10 @@
+#pragma once
+// Pieces of the symm._C extension module, each binding one layer of the library.
+#include <torch/extension.h>
+
+namespace symm::python {
+
+void bind_group(pybind11::module_& m);
+void bind_nn(pybind11::module_& m);
+
+}  // namespace symm::python

@@ -1,0 +1,58 @@
+"""symm: exactly group-equivariant Transformer layers, the C++ library as a PyTorch extension.
+
+    import torch, symm
+    G = symm.group("D8")
+    rep = symm.Representation.regular(G).copies(8)
+    layer = symm.nn.eTransformerEncoderLayer(rep, symm.nn.eMultiheadAttention(rep, 4), dim_feedforward=256)
+"""
+import os as _os
+
+import torch as _torch  # loads the libtorch the extension links against
+
+from . import _C
+from ._C import Group, Irrep, Representation
+from . import nn
+
+__all__ = ["group", "Group", "Irrep", "Representation", "nn", "save", "load", "architecture"]
+
+
+def group(spec: str) -> Group:
+    """A finite group from a spec string (C8, D4, K4, S4, A5, Q8, T, O, I, C2xD3, ...) or a JSON file."""
+    return _C.group(_os.fspath(spec))
+
+
+def _as_matrices(images):
+    return [_torch.as_tensor(m, dtype=_torch.float64).cpu() for m in images]
+
+
+def _from_generators(group, images, name=""):
+    """The representation given by its images of ``group.generators`` (orthogonal matrices), decomposed
+    into the group's irreps. Raises ValueError naming the generator when it is not orthogonal or not a
+    homomorphism."""
+    return Representation._from_generators(group, _as_matrices(images), name)
+
+
+def _isotypic_decomposition(rep):
+    """{irrep id: multiplicity} over the irreps that occur in rep, in the group's canonical order."""
+    irreps = rep.group.irreps
+    return {irreps[k].id: m for k, m in enumerate(rep.multiplicities) if m}
+
+
+Representation.from_generators = staticmethod(_from_generators)
+Representation.isotypic_decomposition = _isotypic_decomposition
+
+
+def save(module: nn.CppModule, path) -> None:
+    """Writes module in symm's checkpoint format (what C++ ``symm::save`` writes and ``symm::load`` reads)."""
+    _C.save(nn.cpp_module(module), _os.fspath(path))
+
+
+def load(module: nn.CppModule, path) -> None:
+    """Reads a checkpoint written by ``symm.save`` or C++ ``symm::save`` into a module of the same
+    architecture; on any mismatch raises RuntimeError with the C++ message and leaves module unchanged."""
+    _C.load(nn.cpp_module(module), _os.fspath(path))
+
+
+def architecture(module: nn.CppModule) -> str:
+    """The architecture fingerprint a checkpoint of module carries: one line per submodule and parameter."""
+    return _C.architecture(nn.cpp_module(module))

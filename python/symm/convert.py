@@ -1,0 +1,70 @@
+"""python -m symm.convert MODEL.pt OUT.symm: a saved symm_learning model (``torch.save`` of the module) to a
+symm checkpoint for the C++ side.
+
+Writes OUT.symm (``symm::save`` format), OUT.symm.group.json (the group as permutations, which
+``symm::group::make_group`` reads) and OUT.symm.json (the architecture and the input representation's images
+of the group's generators, for ``Representation::from_generators``). ``load_converted(OUT.symm)`` rebuilds
+the model from them in Python. Exits with code 2 and one message when the model cannot be converted.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import torch
+
+from . import Representation, _C, interop, load, nn, save
+
+
+def build(spec: dict):
+    """The (untrained) symm model a conversion spec describes."""
+    group = _C.group_from_permutations(spec["group"]["name"], spec["group"]["permutations"])
+    rep = Representation.from_generators(group, spec["in_rep_generators"], "in_rep")
+    layer = nn.eTransformerEncoderLayer(rep, nn.eMultiheadAttention(rep, **spec["attention"]), **spec["layer"])
+    if spec["num_layers"] is None:
+        return layer
+    norm = None if spec["final_norm"] is None else nn.eRMSNorm(rep, **spec["final_norm"])
+    return nn.eTransformerEncoder(layer, spec["num_layers"], norm=norm)
+
+
+def load_converted(path):
+    """The model written by ``python -m symm.convert`` at path (OUT.symm), loaded, in eval mode."""
+    with open(f"{path}.json") as f:
+        model = build(json.load(f))
+    load(model, path)
+    return model.eval()
+
+
+def convert(module, out) -> dict:
+    """Converts a symm_learning model and writes OUT, OUT.json and OUT.group.json; returns the spec."""
+    model = interop.from_symm_learning(module)
+    spec = model.conversion_spec
+    save(model, out)
+    with open(f"{out}.json", "w") as f:
+        json.dump(spec, f)
+    with open(f"{out}.group.json", "w") as f:
+        json.dump(spec["group"], f)
+    return spec
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m symm.convert", description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", help="a symm_learning eTransformerEncoderLayer or encoder stack saved with torch.save")
+    parser.add_argument("out", help="the .symm checkpoint to write")
+    args = parser.parse_args(argv)
+    try:
+        module = torch.load(args.model, weights_only=False, map_location="cpu")
+        if not isinstance(module, torch.nn.Module):
+            raise interop.ConversionError(f"{args.model}: expected a pickled torch.nn.Module, got {type(module).__name__}")
+        spec = convert(module, args.out)
+    except (OSError, RuntimeError, ValueError, AttributeError, ImportError) as e:
+        print(f"symm.convert: {e}", file=sys.stderr)
+        return 2
+    layers = spec["num_layers"] or 1
+    print(f"wrote {args.out}: {spec['group']['name']}, {layers} layer(s), D={len(spec['in_rep_generators'][0])}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

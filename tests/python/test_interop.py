@@ -1,0 +1,94 @@
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import symm
+from symm.interop import ConversionError, from_symm_learning
+
+escnn_group = pytest.importorskip("escnn.group")
+sl_nn = pytest.importorskip("symm_learning.nn")
+from symm_learning.representation_theory import direct_sum  # noqa: E402
+
+
+def sl_layer(rep, heads=2, dim_feedforward=64, **kw):
+    attn = sl_nn.eMultiheadAttention(rep, num_heads=heads, dropout=0.0)
+    return sl_nn.eTransformerEncoderLayer(rep, attn, dim_feedforward=dim_feedforward, dropout=0.1, **kw)
+
+
+def train_a_little(model, size, steps=5):
+    """Moves the weights (norm scales included) away from their initial values."""
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    x = torch.randn(4, 6, size)
+    for _ in range(steps):
+        opt.zero_grad()
+        (model(x) - x.flip(-1)).pow(2).mean().backward()
+        opt.step()
+    return model.eval()
+
+
+def assert_same_outputs(theirs, ours, size, **kw):
+    x = torch.randn(3, 9, size)
+    with torch.no_grad():
+        want, got = theirs(x, **kw), ours(x, **kw)
+    rel = ((got - want).abs().max() / want.abs().max()).item()
+    assert rel < 1e-5, rel
+
+
+@pytest.mark.parametrize("make_group,copies", [(lambda: escnn_group.dihedral_group(4), 4),
+                                               (lambda: escnn_group.cyclic_group(5), 2),
+                                               (lambda: escnn_group.dihedral_group(6), 2)])
+def test_trained_layer_converts_with_the_same_outputs(make_group, copies):
+    G = make_group()
+    rep = direct_sum([G.regular_representation] * copies)
+    theirs = train_a_little(sl_layer(rep), rep.size)
+    ours = from_symm_learning(theirs)
+    assert isinstance(ours, symm.nn.eTransformerEncoderLayer) and ours.in_rep.size == rep.size
+    assert_same_outputs(theirs, ours, rep.size)
+    assert_same_outputs(theirs, ours, rep.size, is_causal=True, src_mask=torch.nn.Transformer.generate_square_subsequent_mask(9))
+    ours.check_equivariance()
+
+
+def test_regular_copies_up_to_a_change_of_basis():
+    G = escnn_group.dihedral_group(3)
+    reg = direct_sum([G.regular_representation] * 2)
+    q, _ = torch.linalg.qr(torch.randn(reg.size, reg.size, dtype=torch.float64))
+    rep = escnn_group.change_basis(reg, q.numpy(), "rotated")
+    theirs = train_a_little(sl_layer(rep), rep.size)
+    assert_same_outputs(theirs, from_symm_learning(theirs), rep.size)
+
+
+def test_stack_and_convert_command(tmp_path):
+    G = escnn_group.dihedral_group(4)
+    rep = direct_sum([G.regular_representation] * 2)
+    stack = sl_nn.TransformerEncoder(sl_layer(rep, dim_feedforward=32), 2, norm=sl_nn.eRMSNorm(rep)).eval()
+    for layer in stack.layers:  # the stack's layers start as copies: make them differ
+        train_a_little(layer, rep.size, steps=2)
+    ours = from_symm_learning(stack)
+    assert isinstance(ours, symm.nn.eTransformerEncoder)
+    assert_same_outputs(stack, ours, rep.size)
+
+    torch.save(stack, tmp_path / "sl.pt")
+    out = tmp_path / "model.symm"
+    proc = subprocess.run([sys.executable, "-m", "symm.convert", str(tmp_path / "sl.pt"), str(out)], capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert symm.group(f"{out}.group.json").order == 8  # what the C++ side reads with make_group
+    from symm.convert import load_converted
+    assert_same_outputs(stack, load_converted(out), rep.size)
+
+
+def test_refusals_name_the_layer(tmp_path):
+    G = escnn_group.cyclic_group(4)
+    rep = direct_sum([G.regular_representation] * 2)
+    broken = sl_layer(rep)
+    broken.linear1 = torch.nn.Linear(rep.size, broken.hidden_dim)  # dense, not equivariant
+    with pytest.raises(ConversionError, match=r"layer\.linear1.*not equivariant"):
+        from_symm_learning(broken)
+    with pytest.raises(ConversionError, match="layer.norm1.*eLayerNorm"):
+        from_symm_learning(sl_layer(rep, norm_module="layernorm"))
+    torch.save(torch.nn.Linear(2, 2), tmp_path / "linear.pt")
+    proc = subprocess.run([sys.executable, "-m", "symm.convert", str(tmp_path / "linear.pt"), str(tmp_path / "x.symm")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "symm.convert:" in proc.stderr
