@@ -15,6 +15,11 @@ if(NOT Torch_DIR)
     message(FATAL_ERROR "SYMM_PYTHON: ${Python_EXECUTABLE} cannot import torch; install torch (2.x) first")
   endif()
   set(Torch_DIR "${_torch_root}/share/cmake/Torch" CACHE PATH "LibTorch of the Python torch package")
-  # TorchConfig searches the system directories before its own lib/; a system LibTorch must not win.
-  set(TORCH_LIBRARY "${_torch_root}/lib/libtorch${CMAKE_SHARED_LIBRARY_SUFFIX}" CACHE FILEPATH "libtorch of the Python torch package")
+endif()
+# TorchConfig searches the system directories before its own lib/: a system LibTorch (Debian's) must not
+# become the libtorch the extension links.
+get_filename_component(_torch_root "${Torch_DIR}/../../.." ABSOLUTE)
+set(_libtorch "${_torch_root}/lib/libtorch${CMAKE_SHARED_LIBRARY_SUFFIX}")
+if(EXISTS "${_libtorch}" AND NOT TORCH_LIBRARY STREQUAL _libtorch)
+  set(TORCH_LIBRARY "${_libtorch}" CACHE FILEPATH "libtorch of the Python torch package" FORCE)
 endif()
