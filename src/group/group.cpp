@@ -32,9 +32,23 @@ const char* to_string(IrrepType t) {
 }
 
 GroupPtr Group::from_generators(std::string name, const std::vector<Eigen::MatrixXd>& generators,
-                                const std::vector<IrrepImages>& irrep_images) {
+                                const std::vector<IrrepImages>& irrep_images, int max_order) {
+  // Groups without closed-form irreps get them numerically, which bounds their order further.
+  const int limit = irrep_images.empty() ? kMaxNumericalOrder : kMaxOrder;
+  const char* limit_name = irrep_images.empty() ? " (kMaxNumericalOrder)" : " (kMaxOrder)";
+  if (max_order >= limit) max_order = limit;
+  else limit_name = "";
   if (generators.empty()) throw std::invalid_argument("group '" + name + "': no generators given");
+  if (generators.size() > static_cast<size_t>(kMaxGenerators)) {
+    throw std::invalid_argument("group '" + name + "': " + std::to_string(generators.size()) +
+                                " generators given, the limit is " + std::to_string(kMaxGenerators) + " (kMaxGenerators)");
+  }
   const auto dim = generators.front().rows();
+  if (dim > kMaxGeneratorSize) {
+    throw std::invalid_argument("group '" + name + "': generators of size " + std::to_string(dim) + "x" +
+                                std::to_string(dim) + " exceed the limit of " + std::to_string(kMaxGeneratorSize) +
+                                " (kMaxGeneratorSize)");
+  }
   for (size_t s = 0; s < generators.size(); ++s) {
     const auto& g = generators[s];
     if (g.rows() != g.cols() || g.rows() != dim || dim == 0) {
@@ -61,9 +75,9 @@ GroupPtr Group::from_generators(std::string name, const std::vector<Eigen::Matri
       Eigen::MatrixXd prod = elements[i] * generators[s];
       auto [it, inserted] = index.emplace(key_of(prod), static_cast<int>(elements.size()));
       if (inserted) {
-        if (static_cast<int>(elements.size()) >= kMaxOrder) {
-          throw std::invalid_argument("group '" + name + "': closure exceeds " + std::to_string(kMaxOrder) +
-                                      " elements; the generators do not generate a small finite group");
+        if (static_cast<int>(elements.size()) >= max_order) {
+          throw std::invalid_argument("group '" + name + "': the generators generate more than " +
+                                      std::to_string(max_order) + " elements, the limit" + limit_name);
         }
         elements.push_back(std::move(prod));
       }
@@ -97,9 +111,13 @@ GroupPtr Group::from_generators(std::string name, const std::vector<Eigen::Matri
   return group;
 }
 
-GroupPtr Group::from_permutations(std::string name, const std::vector<std::vector<int>>& permutations) {
+GroupPtr Group::from_permutations(std::string name, const std::vector<std::vector<int>>& permutations, int max_order) {
   if (permutations.empty()) throw std::invalid_argument("group '" + name + "': no permutations given");
   const size_t k = permutations.front().size();
+  if (k > static_cast<size_t>(kMaxGeneratorSize)) {
+    throw std::invalid_argument("group '" + name + "': permutations of " + std::to_string(k) + " points exceed the limit of " +
+                                std::to_string(kMaxGeneratorSize) + " (kMaxGeneratorSize)");
+  }
   std::vector<Eigen::MatrixXd> mats;
   for (size_t s = 0; s < permutations.size(); ++s) {
     const auto& p = permutations[s];
@@ -117,14 +135,15 @@ GroupPtr Group::from_permutations(std::string name, const std::vector<std::vecto
     for (size_t i = 0; i < k; ++i) m(p[i], i) = 1.0;  // e_i ↦ e_{p(i)}
     mats.push_back(std::move(m));
   }
-  return from_generators(std::move(name), mats);
+  return from_generators(std::move(name), mats, {}, max_order);
 }
 
 GroupPtr Group::direct_product(const GroupPtr& a, const GroupPtr& b) {
   const int na = a->order(), nb = b->order();
-  if (static_cast<long>(na) * nb > kMaxOrder) {
+  if (static_cast<long>(na) * nb > kMaxNumericalOrder) {
     throw std::invalid_argument("group '" + a->name() + "x" + b->name() + "': order " +
-                                std::to_string(static_cast<long>(na) * nb) + " exceeds " + std::to_string(kMaxOrder));
+                                std::to_string(static_cast<long>(na) * nb) + " exceeds " +
+                                std::to_string(kMaxNumericalOrder) + ", the limit for numerically computed irreps (kMaxNumericalOrder)");
   }
   const int n = na * nb;
   std::vector<int> table(static_cast<size_t>(n) * n);

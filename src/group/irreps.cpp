@@ -12,7 +12,6 @@ namespace symm::group {
 namespace {
 
 constexpr double kTol = 1e-8;
-constexpr int kMaxNumericalOrder = 1500;
 
 // Frobenius-orthonormal basis of End_G(ρ) = {E : ρ(g)E = Eρ(g)}, starting from the identity:
 // eigenvectors of the averaging projector (1/|G|) Σ ρ(g) ⊗ ρ(g) with eigenvalue 1, Gram–Schmidt after I/√d.
@@ -86,8 +85,9 @@ Irrep irrep_from_matrices(const Group& g, std::vector<Eigen::MatrixXd> mats) {
 std::vector<Irrep> numerical_irreps(const Group& g) {
   const int n = g.order();
   if (n > kMaxNumericalOrder) {
-    throw std::invalid_argument("group " + g.name() + " of order " + std::to_string(n) +
-                                ": real irreps are computed numerically only up to order " + std::to_string(kMaxNumericalOrder));
+    throw std::invalid_argument("group '" + g.name() + "' of order " + std::to_string(n) +
+                                ": real irreps are computed numerically only up to order " + std::to_string(kMaxNumericalOrder) +
+                                " (kMaxNumericalOrder)");
   }
   for (std::uint64_t attempt = 0; attempt < 8; ++attempt) {
     Rng rng(0x53594d4dULL + attempt);

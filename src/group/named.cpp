@@ -1,9 +1,11 @@
 #include "symm/group/named.h"
 
+#include <climits>
 #include <cmath>
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <sstream>
 #include <stdexcept>
 #include <sys/stat.h>
 
@@ -47,23 +49,109 @@ int parse_index(const std::string& spec, size_t prefix) {
   return std::stoi(digits);
 }
 
+// A factor of a spec, checked and with its order known before anything is built.
+struct Factor {
+  std::string spec;
+  long order;
+};
+
+Factor parse_factor(const std::string& spec) {
+  static const std::map<std::string, long> fixed{{"K4", 4}, {"Q8", 8}, {"T", 12}, {"O", 24}, {"I", 60}};
+  if (auto it = fixed.find(spec); it != fixed.end()) return {spec, it->second};
+  if (!spec.empty() && std::string("CDSA").find(spec[0]) != std::string::npos) {
+    const long n = parse_index(spec, 1);
+    require_positive(spec.substr(0, 1), static_cast<int>(n));
+    if (spec[0] == 'C') return {spec, n};
+    if (spec[0] == 'D') return {spec, 2 * n};
+    if (n > 6) throw std::invalid_argument("group " + spec + ": too large, at most " + spec.substr(0, 1) + "6 is supported");
+    long factorial = 1;
+    for (long k = 2; k <= n; ++k) factorial *= k;
+    return {spec, spec[0] == 'S' || n < 2 ? factorial : factorial / 2};
+  }
+  throw std::invalid_argument("unknown group '" + spec +
+                              "': expected C<n>, D<n>, K4, S<n>, A<n>, Q8, T, O, I, a product GxH or a JSON file");
+}
+
 GroupPtr make_factor(const std::string& spec) {
   if (spec == "K4") return klein_group();
   if (spec == "Q8") return quaternion_group();
   if (spec == "T") return tetrahedral_group();
   if (spec == "O") return octahedral_group();
   if (spec == "I") return icosahedral_group();
-  if (!spec.empty()) {
-    switch (spec[0]) {
-      case 'C': return cyclic_group(parse_index(spec, 1));
-      case 'D': return dihedral_group(parse_index(spec, 1));
-      case 'S': return symmetric_group(parse_index(spec, 1));
-      case 'A': return alternating_group(parse_index(spec, 1));
-      default: break;
-    }
+  const int n = parse_index(spec, 1);
+  switch (spec[0]) {
+    case 'C': return cyclic_group(n);
+    case 'D': return dihedral_group(n);
+    case 'S': return symmetric_group(n);
+    default: return alternating_group(n);
   }
-  throw std::invalid_argument("unknown group '" + spec +
-                              "': expected C<n>, D<n>, K4, S<n>, A<n>, Q8, T, O, I, a product GxH or a JSON file");
+}
+
+int integer(const nlohmann::json& j, const char* what) {
+  if (!j.is_number_integer() || j.get<long long>() < INT_MIN || j.get<long long>() > INT_MAX) {
+    throw std::invalid_argument(std::string("expected an integer ") + what + ", got " + j.dump());
+  }
+  return j.get<int>();
+}
+
+GroupPtr from_json(const std::string& text, const std::string& where, const std::string& default_name, int max_order) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    throw std::invalid_argument(where + ": malformed JSON (" + e.what() + ")");
+  }
+  try {
+    if (!j.is_object()) throw std::invalid_argument("expected a JSON object");
+    if (j.contains("name") && !j["name"].is_string()) throw std::invalid_argument("expected \"name\" to be a string");
+    const std::string name = j.value("name", default_name);
+    const bool permutations = j.contains("permutations");
+    if (!permutations && !j.contains("generators")) throw std::invalid_argument("expected a \"generators\" or \"permutations\" field");
+    const auto& list = j.at(permutations ? "permutations" : "generators");
+    if (!list.is_array()) throw std::invalid_argument(std::string("expected an array of ") + (permutations ? "permutations" : "generators"));
+    if (list.size() > static_cast<size_t>(kMaxGenerators)) {
+      throw std::invalid_argument(std::to_string(list.size()) + " generators given, the limit is " +
+                                  std::to_string(kMaxGenerators) + " (kMaxGenerators)");
+    }
+    auto check_length = [](const nlohmann::json& a, const char* what) {
+      if (!a.is_array()) throw std::invalid_argument(std::string("expected ") + what + " as an array, got " + a.type_name());
+      if (a.size() > static_cast<size_t>(kMaxGeneratorSize)) {
+        throw std::invalid_argument(std::string(what) + " of length " + std::to_string(a.size()) + " exceeds the limit of " +
+                                    std::to_string(kMaxGeneratorSize) + " (kMaxGeneratorSize)");
+      }
+    };
+    if (permutations) {
+      std::vector<std::vector<int>> perms;
+      for (const auto& p : list) {
+        check_length(p, "a permutation");
+        perms.emplace_back();
+        for (const auto& v : p) perms.back().push_back(integer(v, "permutation entry"));
+      }
+      return Group::from_permutations(name, perms, max_order);
+    }
+    std::vector<Eigen::MatrixXd> gens;
+    for (const auto& g : list) {
+      check_length(g, "a generator matrix");
+      Eigen::MatrixXd m(g.size(), g.empty() ? 0 : (g.front().is_array() ? g.front().size() : 0));
+      for (size_t r = 0; r < g.size(); ++r) {
+        check_length(g[r], "a matrix row");
+        if (g[r].size() != static_cast<size_t>(m.cols()))
+          throw std::invalid_argument("generator " + std::to_string(gens.size()) + " has rows of different lengths");
+        for (size_t c = 0; c < g[r].size(); ++c) {
+          if (!g[r][c].is_number()) throw std::invalid_argument("expected a number in generator " + std::to_string(gens.size()) + ", got " + g[r][c].dump());
+          m(r, c) = g[r][c].get<double>();
+        }
+      }
+      gens.push_back(std::move(m));
+    }
+    return Group::from_generators(name, gens, {}, max_order);
+  } catch (const nlohmann::json::exception& e) {
+    throw std::invalid_argument(where + ": " + e.what());
+  } catch (const std::invalid_argument& e) {
+    const std::string what = e.what();
+    if (what.rfind("group", 0) == 0) throw;
+    throw std::invalid_argument(where + ": " + what);
+  }
 }
 
 }  // namespace
@@ -138,38 +226,44 @@ GroupPtr icosahedral_group() {
 }
 
 GroupPtr group_from_json(const std::string& path) {
-  std::ifstream in(path);
+  std::ifstream in(path, std::ios::binary);
   if (!in) throw std::invalid_argument("group file '" + path + "': cannot be read");
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw std::invalid_argument("group file '" + path + "': malformed JSON (" + e.what() + ")");
-  }
-  try {
-    if (!j.is_object()) throw std::invalid_argument("expected a JSON object");
-    const std::string name = j.value("name", path);
-    if (j.contains("permutations")) return Group::from_permutations(name, j.at("permutations").get<std::vector<std::vector<int>>>());
-    if (!j.contains("generators")) throw std::invalid_argument("expected a \"generators\" or \"permutations\" field");
-    std::vector<Eigen::MatrixXd> gens;
-    for (const auto& g : j.at("generators")) {
-      const auto rows = g.get<std::vector<std::vector<double>>>();
-      Eigen::MatrixXd m(rows.size(), rows.empty() ? 0 : rows.front().size());
-      for (size_t r = 0; r < rows.size(); ++r) {
-        if (rows[r].size() != static_cast<size_t>(m.cols()))
-          throw std::invalid_argument("generator " + std::to_string(gens.size()) + " has rows of different lengths");
-        for (size_t c = 0; c < rows[r].size(); ++c) m(r, c) = rows[r][c];
-      }
-      gens.push_back(std::move(m));
+  std::ostringstream text;
+  text << in.rdbuf();
+  return from_json(text.str(), "group file '" + path + "'", path, kMaxOrder);
+}
+
+GroupPtr group_from_json_text(const std::string& text, int max_order) {
+  return from_json(text, "group JSON", "json", max_order);
+}
+
+GroupPtr parse_group(const std::string& spec, int max_order) {
+  max_order = std::min(max_order, kMaxOrder);
+  if (is_file(spec)) return group_from_json(spec);
+  if (spec.empty()) throw std::invalid_argument("empty group spec");
+  std::vector<Factor> factors;
+  long order = 1;
+  for (size_t start = 0;;) {
+    const size_t x = spec.find('x', start);
+    factors.push_back(parse_factor(spec.substr(start, x == std::string::npos ? std::string::npos : x - start)));
+    order *= factors.back().order;  // each factor is below 10^7, and the product is checked at every step
+    // Products and every group but C<n> and D<n> get their irreps numerically.
+    const bool closed_form = factors.size() == 1 && (spec[0] == 'C' || spec[0] == 'D');
+    const long limit = std::min<long>(max_order, closed_form ? kMaxOrder : kMaxNumericalOrder);
+    if (order > limit) {
+      throw std::invalid_argument("group '" + spec + "': order " + (x == std::string::npos ? "" : "at least ") +
+                                  std::to_string(order) + " exceeds the limit of " + std::to_string(limit) +
+                                  (limit == kMaxOrder ? " (kMaxOrder)" : limit == kMaxNumericalOrder ? " (kMaxNumericalOrder)" : ""));
     }
-    return Group::from_generators(name, gens);
-  } catch (const nlohmann::json::exception& e) {
-    throw std::invalid_argument("group file '" + path + "': " + e.what());
-  } catch (const std::invalid_argument& e) {
-    const std::string what = e.what();
-    if (what.rfind("group", 0) == 0) throw;
-    throw std::invalid_argument("group file '" + path + "': " + what);
+    if (x == std::string::npos) break;
+    start = x + 1;
   }
+  GroupPtr result;
+  for (const auto& f : factors) {
+    GroupPtr factor = make_factor(f.spec);
+    result = result ? Group::direct_product(result, factor) : factor;
+  }
+  return result;
 }
 
 GroupPtr make_group(const std::string& spec) {
@@ -179,20 +273,7 @@ GroupPtr make_group(const std::string& spec) {
     std::lock_guard<std::mutex> lock(mutex);
     if (auto it = cache.find(spec); it != cache.end()) return it->second;
   }
-  GroupPtr result;
-  if (is_file(spec)) {
-    result = group_from_json(spec);
-  } else {
-    if (spec.empty()) throw std::invalid_argument("empty group spec");
-    size_t start = 0;
-    while (true) {
-      const size_t x = spec.find('x', start);
-      GroupPtr factor = make_factor(spec.substr(start, x == std::string::npos ? std::string::npos : x - start));
-      result = result ? Group::direct_product(result, factor) : factor;
-      if (x == std::string::npos) break;
-      start = x + 1;
-    }
-  }
+  GroupPtr result = parse_group(spec);
   std::lock_guard<std::mutex> lock(mutex);
   cache.emplace(spec, result);
   return result;

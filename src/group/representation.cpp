@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 
@@ -54,6 +55,13 @@ std::string trim(const std::string& s) {
 }  // namespace
 
 Representation::Representation(GroupPtr group, std::vector<int> irreps, Eigen::MatrixXd q, std::string name)
+    : Representation(Blocks{}, std::move(group), std::move(irreps), std::move(q), std::move(name)) {
+  if (size() > 0 && orthogonality_error(q_) > 1e-8) {
+    throw std::invalid_argument("Representation of " + group_->name() + ": change of basis is not orthogonal");
+  }
+}
+
+Representation::Representation(Blocks, GroupPtr group, std::vector<int> irreps, Eigen::MatrixXd q, std::string name)
     : group_(std::move(group)), irreps_(std::move(irreps)), q_(std::move(q)), name_(std::move(name)) {
   if (!group_) throw std::invalid_argument("Representation: no group given");
   long size = 0;
@@ -64,14 +72,12 @@ Representation::Representation(GroupPtr group, std::vector<int> irreps, Eigen::M
     }
     size += group_->irrep(k).dim;
   }
+  check_size(group_, size, "Representation");
   if (q_.rows() != size || q_.cols() != size) {
     std::ostringstream msg;
     msg << "Representation of " << group_->name() << ": change of basis is " << q_.rows() << "x" << q_.cols()
         << ", expected " << size << "x" << size;
     throw std::invalid_argument(msg.str());
-  }
-  if (size > 0 && orthogonality_error(q_) > 1e-8) {
-    throw std::invalid_argument("Representation of " + group_->name() + ": change of basis is not orthogonal");
   }
   if (name_.empty()) {
     std::ostringstream n;
@@ -82,7 +88,15 @@ Representation::Representation(GroupPtr group, std::vector<int> irreps, Eigen::M
   }
 }
 
+void Representation::check_size(const GroupPtr& g, long size, const std::string& what) {
+  if (size > kMaxRepresentationSize) {
+    throw std::invalid_argument(what + " of " + g->name() + ": size " + std::to_string(size) + " exceeds the limit of " +
+                                std::to_string(kMaxRepresentationSize) + " (kMaxRepresentationSize)");
+  }
+}
+
 Representation Representation::trivial(GroupPtr g, int copies) {
+  check_size(g, copies, "trivial representation");
   const std::string name = g->name() + ":" + (copies == 1 ? "" : std::to_string(copies) + "*") + "trivial";
   return Representation(g, std::vector<int>(copies, 0), Eigen::MatrixXd::Identity(copies, copies), name);
 }
@@ -125,6 +139,7 @@ Representation Representation::from_generators(GroupPtr g, const std::vector<Eig
                                 " generator matrices given, expected " + std::to_string(gens.size()));
   }
   const auto dim = images.empty() ? 0 : images.front().rows();
+  check_size(g, dim, "representation");
   for (size_t s = 0; s < images.size(); ++s) {
     if (images[s].rows() != dim || images[s].cols() != dim || dim == 0) {
       std::ostringstream msg;
@@ -184,7 +199,10 @@ Representation Representation::from_generators(GroupPtr g, const std::vector<Eig
 }
 
 Representation Representation::parse(GroupPtr g, const std::string& spec) {
-  std::vector<Representation> terms;
+  // The terms are checked and their total size bounded first; Q is then assembled once.
+  std::vector<std::pair<int, Representation>> terms;  // (multiplicity, term)
+  long total = 0;
+  std::optional<Representation> reg;
   std::stringstream ss(spec);
   std::string term;
   while (std::getline(ss, term, '+')) {
@@ -200,7 +218,9 @@ Representation Representation::parse(GroupPtr g, const std::string& spec) {
     }
     Representation r;
     if (term == "regular") {
-      r = regular(g);
+      check_size(g, total + static_cast<long>(m) * g->order(), "representation '" + spec + "'");
+      if (!reg) reg = regular(g);
+      r = *reg;
     } else if (term == "trivial") {
       r = trivial(g);
     } else if (term.rfind("irrep(", 0) == 0 && term.back() == ')') {
@@ -214,13 +234,19 @@ Representation Representation::parse(GroupPtr g, const std::string& spec) {
       throw std::invalid_argument("representation spec '" + spec + "': unknown term '" + term +
                                   "', expected regular, trivial or irrep(k), optionally as m*term");
     }
-    terms.push_back(r.copies(m));
+    total += static_cast<long>(m) * r.size();
+    check_size(g, total, "representation '" + spec + "'");
+    terms.emplace_back(m, std::move(r));
   }
   if (terms.empty()) throw std::invalid_argument("representation spec is empty");
-  Representation out = terms.front();
-  for (size_t i = 1; i < terms.size(); ++i) out = direct_sum(out, terms[i]);
-  out.name_ = g->name() + ":" + trim(spec);
-  return out;
+  std::vector<int> irreps;
+  std::vector<Eigen::MatrixXd> blocks;
+  for (const auto& [m, r] : terms)
+    for (int i = 0; i < m; ++i) {
+      irreps.insert(irreps.end(), r.irreps_.begin(), r.irreps_.end());
+      blocks.push_back(r.q_);
+    }
+  return Representation(Blocks{}, g, std::move(irreps), block_diagonal(blocks), g->name() + ":" + trim(spec));
 }
 
 std::vector<int> Representation::multiplicities() const {
@@ -260,7 +286,7 @@ Representation Representation::isotypic_order() const {
     col += d;
     irreps.push_back(irreps_[i]);
   }
-  return Representation(group_, std::move(irreps), std::move(q), name_);
+  return Representation(Blocks{}, group_, std::move(irreps), std::move(q), name_);  // Q's columns permuted
 }
 
 Representation Representation::change_basis(const Eigen::MatrixXd& p, std::string name) const {
@@ -275,10 +301,11 @@ Representation Representation::change_basis(const Eigen::MatrixXd& p, std::strin
 
 Representation Representation::copies(int m) const {
   if (m < 1) throw std::invalid_argument("Representation " + name_ + ": copies must be at least 1, got " + std::to_string(m));
+  check_size(group_, static_cast<long>(m) * size(), "Representation " + name_ + " copied " + std::to_string(m) + " times");
   std::vector<int> irreps;
   for (int i = 0; i < m; ++i) irreps.insert(irreps.end(), irreps_.begin(), irreps_.end());
   const std::string name = m == 1 ? name_ : std::to_string(m) + "*(" + name_ + ")";
-  return Representation(group_, std::move(irreps), block_diagonal(std::vector<Eigen::MatrixXd>(m, q_)), name);
+  return Representation(Blocks{}, group_, std::move(irreps), block_diagonal(std::vector<Eigen::MatrixXd>(m, q_)), name);
 }
 
 Eigen::MatrixXd Representation::invariant_basis() const {
@@ -323,9 +350,11 @@ Representation direct_sum(const Representation& a, const Representation& b) {
     throw std::invalid_argument("direct_sum: representations of different groups (" + a.group_->name() + ", " +
                                 b.group_->name() + ")");
   }
+  Representation::check_size(a.group_, static_cast<long>(a.size()) + b.size(), "direct_sum");
   std::vector<int> irreps = a.irreps_;
   irreps.insert(irreps.end(), b.irreps_.begin(), b.irreps_.end());
-  return Representation(a.group_, std::move(irreps), block_diagonal({a.q_, b.q_}), a.name_ + "+" + b.name_);
+  return Representation(Representation::Blocks{}, a.group_, std::move(irreps), block_diagonal({a.q_, b.q_}),
+                        a.name_ + "+" + b.name_);
 }
 
 bool same_representation(const Representation& a, const Representation& b, double tol) {

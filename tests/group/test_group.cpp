@@ -155,7 +155,7 @@ TEST(Group, BadSpecsThrowWithAMessage) {
       {"Cabc", "expected a number"},
       {write_temp("bad.json", "{not json"), "malformed JSON"},
       {write_temp("nonorth.json", R"({"generators": [[[2,0],[0,1]]]})"), "not orthogonal"},
-      {write_temp("infinite.json", R"({"generators": [[[0.8,-0.6],[0.6,0.8]]]})"), "exceeds 10000"},
+      {write_temp("infinite.json", R"({"generators": [[[0.8,-0.6],[0.6,0.8]]]})"), "kMaxNumericalOrder"},
       {write_temp("badperm.json", R"({"permutations": [[0,0,1]]})"), "not a permutation"},
       {write_temp("nogens.json", R"({"name": "x"})"), "\"generators\""},
       {write_temp("ragged.json", R"({"generators": [[[1,0],[0]]]})"), "rows of different lengths"},

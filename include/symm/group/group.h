@@ -14,18 +14,24 @@ namespace symm::group {
 class Group;
 using GroupPtr = std::shared_ptr<const Group>;
 
-/// Largest group the closure accepts.
-constexpr int kMaxOrder = 10000;
+/// Limits that bound the work and memory of building a group from any input; exceeding one is refused
+/// with std::invalid_argument naming it. Stored per group: the |G|² multiplication table and each irrep's
+/// matrices on every element (|G| · #irreps small matrices).
+constexpr int kMaxOrder = 2048;             // elements of any group
+constexpr int kMaxNumericalOrder = 1024;    // groups whose irreps are computed numerically (all but C<n>, D<n>)
+constexpr int kMaxGeneratorSize = 64;       // rows of a generator matrix, points of a permutation
+constexpr int kMaxGenerators = 16;          // generators of a group given by matrices or permutations
 
 class Group : public std::enable_shared_from_this<Group> {
  public:
   /// Closure of orthogonal generator matrices, breadth first in generator order (deterministic).
   /// `irrep_images` optionally gives closed-form irreps by their generator images; otherwise the
-  /// real irreps are computed numerically.
+  /// real irreps are computed numerically. A closure larger than max_order (at most kMaxOrder) is refused.
   static GroupPtr from_generators(std::string name, const std::vector<Eigen::MatrixXd>& generators,
-                                  const std::vector<IrrepImages>& irrep_images = {});
+                                  const std::vector<IrrepImages>& irrep_images = {}, int max_order = kMaxOrder);
   /// Closure of permutations of 0..k-1, p(i) = image of i; composition (pq)(i) = p(q(i)).
-  static GroupPtr from_permutations(std::string name, const std::vector<std::vector<int>>& permutations);
+  static GroupPtr from_permutations(std::string name, const std::vector<std::vector<int>>& permutations,
+                                    int max_order = kMaxOrder);
   /// G x H with element (g, h) at index g * |H| + h.
   static GroupPtr direct_product(const GroupPtr& g, const GroupPtr& h);
 

@@ -19,9 +19,14 @@ GroupPtr icosahedral_group();       // I, rotations of the icosahedron (order 60
 
 /// {"name": "...", "generators": [[[row], ...], ...]} or {"name": "...", "permutations": [[...], ...]}.
 GroupPtr group_from_json(const std::string& path);
+/// The same from the JSON text itself; a closure larger than max_order is refused.
+GroupPtr group_from_json_text(const std::string& text, int max_order = kMaxOrder);
 
 /// Any spec above; an existing file path is read as JSON. Results are cached per spec.
-/// Throws std::invalid_argument with a one-line message on a bad spec.
+/// Throws std::invalid_argument with a one-line message on a bad spec, or one naming the limit (group.h)
+/// when the spec asks for too large a group, before building anything.
 GroupPtr make_group(const std::string& spec);
+/// make_group without the cache, refusing specs of an order above max_order as well.
+GroupPtr parse_group(const std::string& spec, int max_order = kMaxOrder);
 
 }  // namespace symm::group

@@ -10,6 +10,9 @@
 
 namespace symm::group {
 
+/// Largest representation (rows of ρ(g)) that is built: its change of basis is a dense D×D matrix.
+constexpr int kMaxRepresentationSize = 2048;
+
 class Representation {
  public:
   Representation() = default;
@@ -55,6 +58,11 @@ class Representation {
   friend Representation direct_sum(const Representation& a, const Representation& b);
 
  private:
+  struct Blocks {};  // Q is a block diagonal of orthogonal matrices: orthogonal without checking
+  Representation(Blocks, GroupPtr group, std::vector<int> irreps, Eigen::MatrixXd change_of_basis, std::string name);
+  /// Throws naming kMaxRepresentationSize when `size` rows exceed it.
+  static void check_size(const GroupPtr& g, long size, const std::string& what);
+
   GroupPtr group_;
   std::vector<int> irreps_;
   Eigen::MatrixXd q_;
