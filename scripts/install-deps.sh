@@ -12,7 +12,8 @@ TORCH_PIN=torch==2.15.0   # CUDA 13 build, matching the toolkit's nvcc 13
 packages=(build-essential cmake ninja-build pkg-config
           libtorch-dev libeigen3-dev libopenblas0-pthread
           libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev libcli11-dev libgloo-dev
-          python3 python3-venv gfortran)
+          python3 python3-venv gfortran
+          clang-14 libclang-rt-14-dev)   # clang-14: the sanitizer and libFuzzer build (scripts/sanitize.sh)
 # Python packages of the virtual environment besides torch: the bindings' build backend and tests, and
 # symm_learning (on escnn) for the interop tests. gfortran builds escnn's py3nj.
 pip_packages=(scikit-build-core==1.1.2 pytest==9.2.0 symm-learning==0.8.1 escnn==1.0.11)
