@@ -1,15 +1,14 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds, and runs every test: the unit and CLI tests, the group engine under
-# AddressSanitizer and UndefinedBehaviorSanitizer, and an installed-package consumer (examples/minimal).
+# Installs what is missing, builds, and runs every test against both LibTorch builds: Debian's 1.13 (CPU,
+# build/) and the torch wheel's 2.x (a CUDA build, build-torch2/; its CUDA tests run where a GPU is and skip
+# elsewhere); then an installed-package consumer (examples/minimal).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/build.sh
 jobs=$(nproc)
 
-echo "== group engine under ASan + UBSan"
-cmake -S . -B build-sanitize -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSYMM_GROUP_ONLY=ON -DSYMM_SANITIZE=ON > /dev/null
-cmake --build build-sanitize --parallel "$jobs"
-ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --test-dir build-sanitize --output-on-failure -j "$jobs"
+echo "== LibTorch 1.13 (Debian, CPU): build, unit and CLI tests"
+SYMM_TORCH=debian bash scripts/build.sh
+ctest --test-dir build --output-on-failure -j "$jobs"
 
 echo "== installed package consumer (examples/minimal)"
 rm -rf build/install build/minimal
@@ -18,5 +17,11 @@ cmake -S examples/minimal -B build/minimal -G Ninja -DCMAKE_PREFIX_PATH="$PWD/bu
 cmake --build build/minimal
 ./build/minimal/minimal
 
-echo "== unit and CLI tests"
-ctest --test-dir build --output-on-failure -j "$jobs"
+echo "== LibTorch 2.x (torch wheel, CUDA build): build, unit and CLI tests"
+SYMM_TORCH=wheel bash scripts/build.sh
+ctest --test-dir build-torch2 --output-on-failure -j "$jobs"
+
+echo "== group engine under ASan + UBSan"
+cmake -S . -B build-sanitize -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSYMM_GROUP_ONLY=ON -DSYMM_SANITIZE=ON > /dev/null
+cmake --build build-sanitize --parallel "$jobs"
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --test-dir build-sanitize --output-on-failure -j "$jobs"

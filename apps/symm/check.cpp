@@ -7,6 +7,7 @@
 #include "symm/group/named.h"
 #include "symm/nn/encoder.h"
 #include "symm/nn/equivariance.h"
+#include "symm/nn/mixed_precision.h"
 #include "symm/nn/positional.h"
 
 namespace symm::app {
@@ -28,6 +29,13 @@ std::shared_ptr<symm::nn::AttentionBackend> make_attention(const CheckOptions& o
   throw std::invalid_argument("--attention must be mha, rotary or alibi, got '" + o.attention + "'");
 }
 
+// Relative error allowed per dtype: a few hundred roundings of its unit roundoff (2^-53, 2^-24, 2^-8).
+double equivariance_threshold(torch::Dtype dtype) {
+  if (dtype == torch::kFloat64) return 1e-10;
+  if (dtype == torch::kBFloat16) return 5e-2;
+  return 1e-5;
+}
+
 int run_check(const CheckOptions& o) {
   for (const auto& [name, value] : {std::pair{"--copies", o.copies}, {"--heads", o.heads}, {"--layers", o.layers},
                                     {"--batch", o.batch}, {"--seq", o.seq}})
@@ -35,7 +43,7 @@ int run_check(const CheckOptions& o) {
   if (o.copies % o.heads != 0) {
     throw std::invalid_argument("--heads " + std::to_string(o.heads) + " does not divide --copies " + std::to_string(o.copies));
   }
-  const auto dtype = o.dtype == "float64" ? torch::kFloat64 : torch::kFloat32;
+  const auto dtype = symm::nn::parse_dtype("--dtype", o.dtype);
   if (o.device == "cuda" && !torch::cuda::is_available()) throw std::invalid_argument("--device cuda: no CUDA device is available");
   const torch::Device device(o.device == "cuda" ? torch::kCUDA : torch::kCPU);
   const auto g = symm::group::make_group(o.spec);
@@ -76,7 +84,7 @@ int run_check(const CheckOptions& o) {
   }
   report("encoder (causal)", [&](const torch::Tensor& t) { return encoder->forward(t, {}, {}, true); }, x);
   report("encoder", [&](const torch::Tensor& t) { return encoder->forward(t); }, x);
-  const double threshold = dtype == torch::kFloat64 ? 1e-10 : 1e-5;
+  const double threshold = equivariance_threshold(dtype);
   std::cout << "max_relative_equivariance_error=" << std::scientific << std::setprecision(3) << worst << "\n";
   return worst < threshold ? 0 : 1;
 }
@@ -95,7 +103,9 @@ void add_check_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--attention", o->attention, "mha, rotary or alibi")->check(CLI::IsMember({"mha", "rotary", "alibi"}))->capture_default_str();
   auto* pre = cmd->add_flag("--pre-norm", [o](std::int64_t) { o->post_norm = false; }, "normalise before each block (default)");
   cmd->add_flag("--post-norm", o->post_norm, "normalise after each residual sum")->excludes(pre);
-  cmd->add_option("--dtype", o->dtype, "float32 or float64")->check(CLI::IsMember({"float32", "float64"}))->capture_default_str();
+  cmd->add_option("--dtype", o->dtype, "float32, float64 or bfloat16 (threshold 1e-5, 1e-10, 5e-2)")
+      ->check(CLI::IsMember({"float32", "float64", "bfloat16"}))
+      ->capture_default_str();
   cmd->add_option("--device", o->device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
   cmd->add_option("--batch", o->batch, "batch size")->capture_default_str();
   cmd->add_option("--seq", o->seq, "sequence length")->capture_default_str();

@@ -43,12 +43,11 @@ void reset_projections(eLinear& in_proj, eLinear& out_proj) {
 namespace {
 
 void check_sequence(const std::string& module, const torch::Tensor& x, const char* what, int64_t embed,
-                    torch::Dtype dtype) {
+                    const torch::Tensor& like) {
   TORCH_CHECK(x.defined(), module, ": ", what, " is undefined");
   TORCH_CHECK(x.dim() == 3 && x.size(-1) == embed, module, ": expected ", what, " of shape (batch, length, ", embed,
               ") (batch-first, last dimension the representation's size), got shape ", x.sizes());
-  TORCH_CHECK(x.scalar_type() == dtype, module, ": ", what, " dtype ", x.scalar_type(), " differs from the module's ",
-              dtype, "; move the module with ->to(dtype)");
+  check_device_and_dtype(module, x, like, what);
 }
 
 void check_float_or_bool_mask(const std::string& module, const torch::Tensor& mask, const char* what,
@@ -89,10 +88,10 @@ torch::Tensor to_additive(const torch::Tensor& mask, const torch::TensorOptions&
 }  // namespace
 
 CallShape check_call(const std::string& module, const AttentionCall& call, int64_t embed, int64_t heads,
-                     torch::Dtype dtype, bool positions) {
-  check_sequence(module, call.query, "query", embed, dtype);
-  check_sequence(module, call.key, "key", embed, dtype);
-  check_sequence(module, call.value, "value", embed, dtype);
+                     const torch::Tensor& like, bool positions) {
+  check_sequence(module, call.query, "query", embed, like);
+  check_sequence(module, call.key, "key", embed, like);
+  check_sequence(module, call.value, "value", embed, like);
   CallShape s{call.query.size(0), call.query.size(1), call.key.size(1), embed, heads, embed / heads};
   TORCH_CHECK(call.key.size(0) == s.batch && call.value.size(0) == s.batch, module,
               ": query, key and value must have the same batch size, got ", call.query.sizes(), ", ", call.key.sizes(),
@@ -191,20 +190,25 @@ torch::Tensor additive_mask(const AttentionCall& call, const CallShape& s, const
 
 std::tuple<torch::Tensor, torch::Tensor> scaled_dot_product(const torch::Tensor& q, const torch::Tensor& k,
                                                             const torch::Tensor& v, const torch::Tensor& mask,
-                                                            const CallShape& s, double dropout, bool training,
-                                                            bool need_weights, bool average_attn_weights) {
+                                                            const torch::Tensor& causal_cache, const CallShape& s,
+                                                            double dropout, bool training, bool need_weights,
+                                                            bool average_attn_weights) {
   const double p = training ? dropout : 0.0;
 #if TORCH_VERSION_MAJOR >= 2
   if (!need_weights) {
-    // The fused kernel; torch::nn::MultiheadAttention takes the same path when weights are not needed.
-    const auto out = at::scaled_dot_product_attention(
-        q, k, v, mask.defined() ? c10::optional<at::Tensor>(mask) : c10::optional<at::Tensor>(), p, false);
+    // The fused kernel, as torch::nn::MultiheadAttention takes when weights are not needed. A mask that is
+    // the causal one alone goes in as is_causal, which keeps the flash kernel available on CUDA; any other
+    // mask goes in additive, in the query's dtype (autocast may have lowered q, k and v).
+    const bool causal_only = mask.defined() && mask.is_same(causal_cache);
+    c10::optional<at::Tensor> attn_mask;
+    if (mask.defined() && !causal_only) attn_mask = mask.to(q.scalar_type());
+    const auto out = at::scaled_dot_product_attention(q, k, v, attn_mask, p, causal_only);
     return {out.transpose(1, 2).reshape({s.batch, s.tgt_len, s.embed}), torch::Tensor()};
   }
 #endif
   const double scale = 1.0 / std::sqrt(static_cast<double>(s.head_dim));
   auto logits = torch::matmul(q * scale, k.transpose(-2, -1));  // (B, H, T, S), fresh: safe to add in place
-  if (mask.defined()) logits.add_(mask);
+  if (mask.defined()) logits.add_(mask.to(logits.scalar_type()));
   auto weights = torch::softmax(logits, -1);
   if (p > 0) weights = torch::dropout(weights, p, true);
   const auto out = torch::matmul(weights, v).transpose(1, 2).reshape({s.batch, s.tgt_len, s.embed});
@@ -251,11 +255,11 @@ void eMultiheadAttentionImpl::reset_parameters() { detail::reset_projections(in_
 std::tuple<torch::Tensor, torch::Tensor> eMultiheadAttentionImpl::run(const AttentionCall& call) {
   static const std::string name = "eMultiheadAttention";
   const auto d = int64_t(options.in_rep().size());
-  const auto s = detail::check_call(name, call, d, options.num_heads(), in_proj->weight_dof.scalar_type(), false);
+  const auto s = detail::check_call(name, call, d, options.num_heads(), in_proj->weight_dof, false);
   const auto qkv = detail::project(*in_proj, call, d);
   const auto mask = detail::additive_mask(call, s, {}, qkv.q.options(), causal_cache_);
   auto [out, weights] = detail::scaled_dot_product(detail::split_heads(qkv.q, s), detail::split_heads(qkv.k, s),
-                                                   detail::split_heads(qkv.v, s), mask, s, options.dropout(),
+                                                   detail::split_heads(qkv.v, s), mask, causal_cache_, s, options.dropout(),
                                                    is_training(), call.need_weights, call.average_attn_weights);
   return {out_proj->forward(out), weights};
 }

@@ -45,11 +45,11 @@ struct CallShape {
   int64_t batch, tgt_len, src_len, embed, heads, head_dim;
 };
 
-/// Validates query/key/value (shapes, dtype against the module's `dtype`) and every mask and position
-/// tensor present in the call. Throws c10::Error naming `module`, what was expected and what came.
+/// Validates query/key/value (shapes; device and dtype against the module's parameter `like`) and every mask
+/// and position tensor present in the call. Throws c10::Error naming `module`, what was expected and what came.
 /// Positions and position masks are checked only when `positions` (position-aware modules).
 CallShape check_call(const std::string& module, const AttentionCall& call, int64_t embed, int64_t heads,
-                     torch::Dtype dtype, bool positions);
+                     const torch::Tensor& like, bool positions);
 
 /// Q, K, V as (B, T or S, D) tensors (possibly strided views of one fused projection).
 struct QKV {
@@ -75,7 +75,8 @@ inline torch::Tensor split_heads(const torch::Tensor& x, const CallShape& s) {
 }
 
 /// softmax(q kᵀ / sqrt(head_dim) + mask) v on (B, H, L, head_dim) tensors, then the heads merged back into
-/// (B, T, D). A query row whose keys are all masked gets -inf logits only and, as in
+/// (B, T, D). `causal_cache` is the module's causal mask: when `mask` is that tensor itself, the fused kernel
+/// gets is_causal instead of a mask. A query row whose keys are all masked gets -inf logits only and, as in
 /// torch::nn::MultiheadAttention, NaN weights and a NaN output: we keep torch's behaviour for parity rather
 /// than invent a value. With LibTorch >= 2 and need_weights false the fused at::scaled_dot_product_attention
 /// runs instead (as in torch's own MultiheadAttention then); from 2.5 its math kernel gives such rows zeros.
@@ -83,8 +84,9 @@ inline torch::Tensor split_heads(const torch::Tensor& x, const CallShape& s) {
 /// undefined unless need_weights).
 std::tuple<torch::Tensor, torch::Tensor> scaled_dot_product(const torch::Tensor& q, const torch::Tensor& k,
                                                             const torch::Tensor& v, const torch::Tensor& mask,
-                                                            const CallShape& shape, double dropout, bool training,
-                                                            bool need_weights, bool average_attn_weights);
+                                                            const torch::Tensor& causal_cache, const CallShape& shape,
+                                                            double dropout, bool training, bool need_weights,
+                                                            bool average_attn_weights);
 
 /// Positions of a call side as float64 (B, L): the given ones, or 0..L-1; where `valid` (bool, may be
 /// undefined) is false, position 0.

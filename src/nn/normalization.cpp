@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include <torch/version.h>
+
 namespace symm::nn {
 
 namespace {
@@ -14,9 +16,15 @@ void check_rep_and_eps(const char* module, const Representation& rep, double eps
   TORCH_CHECK(eps > 0, module, ": eps must be positive, got ", eps);
 }
 
-// x / sqrt(mean(x², last dim) + eps): the mean square is invariant because ρ is orthogonal.
+// x / sqrt(mean(x², last dim) + eps): the mean square is invariant because ρ is orthogonal. LibTorch 2.4+
+// has a fused kernel; before it, one norm reduction replaces the square, mean and add passes over x.
 torch::Tensor rms_normalise(const torch::Tensor& x, double eps) {
-  return x * torch::rsqrt(x.square().mean(-1, /*keepdim=*/true) + eps);
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  return at::rms_norm(x, {x.size(-1)}, c10::nullopt, eps);
+#else
+  const double scale = 1.0 / std::sqrt(static_cast<double>(x.size(-1)));
+  return x * torch::rsqrt(at::linalg_vector_norm(x, 2, {-1}, /*keepdim=*/true).mul(scale).square() + eps);
+#endif
 }
 
 }  // namespace

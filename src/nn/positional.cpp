@@ -49,7 +49,7 @@ torch::Tensor RotaryAttentionImpl::rotate(const torch::Tensor& x, const torch::T
 std::tuple<torch::Tensor, torch::Tensor> RotaryAttentionImpl::run(const AttentionCall& call) {
   static const std::string name = "RotaryAttention";
   const auto d = int64_t(options.in_rep().size());
-  const auto s = detail::check_call(name, call, d, options.num_heads(), in_proj->weight_dof.scalar_type(), true);
+  const auto s = detail::check_call(name, call, d, options.num_heads(), in_proj->weight_dof, true);
   const auto qkv = detail::project(*in_proj, call, d);
   const auto device = qkv.q.device();
   const auto [key_positions, key_valid] = detail::key_positions_of(call);
@@ -58,7 +58,7 @@ std::tuple<torch::Tensor, torch::Tensor> RotaryAttentionImpl::run(const Attentio
   const auto mask = detail::additive_mask(call, s, key_valid, qkv.q.options(), causal_cache_);
   auto [out, weights] = detail::scaled_dot_product(
       detail::split_heads(rotate(qkv.q, pq), s), detail::split_heads(rotate(qkv.k, pk), s), detail::split_heads(qkv.v, s),
-      mask, s, options.dropout(), is_training(), call.need_weights, call.average_attn_weights);
+      mask, causal_cache_, s, options.dropout(), is_training(), call.need_weights, call.average_attn_weights);
   return {out_proj->forward(out), weights};
 }
 
@@ -104,7 +104,7 @@ void ALiBiAttentionImpl::reset_parameters() {
 std::tuple<torch::Tensor, torch::Tensor> ALiBiAttentionImpl::run(const AttentionCall& call) {
   static const std::string name = "ALiBiAttention";
   const auto d = int64_t(options.in_rep().size());
-  const auto s = detail::check_call(name, call, d, options.num_heads(), in_proj->weight_dof.scalar_type(), true);
+  const auto s = detail::check_call(name, call, d, options.num_heads(), in_proj->weight_dof, true);
   const auto qkv = detail::project(*in_proj, call, d);
   const auto device = qkv.q.device();
   const auto [key_positions, key_valid] = detail::key_positions_of(call);
@@ -115,7 +115,7 @@ std::tuple<torch::Tensor, torch::Tensor> ALiBiAttentionImpl::run(const Attention
   const auto bias = distance * slopes.neg().view({1, s.heads, 1, 1});
   const auto mask = detail::add_masks(bias, detail::additive_mask(call, s, key_valid, qkv.q.options(), causal_cache_));
   auto [out, weights] = detail::scaled_dot_product(detail::split_heads(qkv.q, s), detail::split_heads(qkv.k, s),
-                                                   detail::split_heads(qkv.v, s), mask, s, options.dropout(), is_training(),
+                                                   detail::split_heads(qkv.v, s), mask, causal_cache_, s, options.dropout(), is_training(),
                                                    call.need_weights, call.average_attn_weights);
   return {out_proj->forward(out), weights};
 }

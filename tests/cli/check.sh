@@ -20,6 +20,7 @@ run I --copies 4 --heads 2 --layers 1 --attention rotary
 run Q8 --copies 4 --heads 2 --layers 2 --attention alibi --dtype float64
 run "$tmp/square.json" --copies 2 --heads 2 --layers 1
 run C2xD3 --copies 2 --heads 1 --layers 1
+run D8 --copies 2 --heads 2 --layers 1 --dtype bfloat16
 
 bad() { "$symm" check "$@" >/dev/null 2>&1; rc=$?; [ "$rc" -eq 2 ] || fail "symm check $* exited $rc, expected 2"; }
 bad C5 --copies 3 --heads 2
@@ -30,4 +31,11 @@ bad C5 --dtype float16
 bad C5 --pre-norm --post-norm
 bad C5 --copies 0
 bad C5 --bogus
+# --device cuda: runs where a GPU is; elsewhere exit 2 and one line saying that no CUDA device is available.
+msg=$("$symm" check C5 --device cuda 2>&1); rc=$?
+if [ "$rc" -ne 0 ]; then
+  [ "$rc" -eq 2 ] || fail "symm check --device cuda exited $rc, expected 0 (GPU) or 2 (none)"
+  [ "$(printf '%s\n' "$msg" | wc -l)" -eq 1 ] && [[ "$msg" == *"no CUDA device"* ]] ||
+    fail "symm check --device cuda without a GPU said: $msg"
+fi
 echo "ok"
