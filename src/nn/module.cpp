@@ -1,13 +1,24 @@
 #include "symm/nn/module.h"
 
+#include "symm/nn/mixed_precision.h"
+
 #include <cstring>
 #include <sstream>
 
 namespace symm::nn {
 
+Constants& Constants::operator=(const Constants& other) {
+  if (this == &other) return *this;
+  std::lock_guard<std::mutex> lock(mutex_);
+  master_ = other.master_;
+  materialised_.clear();
+  return *this;
+}
+
 const std::vector<torch::Tensor>& Constants::get(const torch::Device& device, torch::Dtype dtype) const {
   std::ostringstream key;
   key << device << "/" << dtype;
+  std::lock_guard<std::mutex> lock(mutex_);
   auto it = materialised_.find(key.str());
   if (it == materialised_.end()) {
     std::vector<torch::Tensor> out;
@@ -33,6 +44,17 @@ Eigen::MatrixXd to_eigen(const torch::Tensor& t) {
   return Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(c.data_ptr<double>(), rows, cols);
 }
 
+EvalCache& EvalCache::operator=(const EvalCache&) {
+  clear();
+  return *this;
+}
+
+void EvalCache::clear() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  value_ = torch::Tensor();
+  keys_.clear();
+}
+
 bool EvalCache::unchanged(const std::vector<torch::Tensor>& keys) const {
   if (keys.size() != keys_.size()) return false;
   for (size_t i = 0; i < keys.size(); ++i) {
@@ -56,6 +78,13 @@ void check_features(const std::string& module, const torch::Tensor& x, int64_t f
   TORCH_CHECK(x.dim() >= 1 && x.size(-1) == features, module, ": expected ", what, " with last dimension ", features,
               " (the representation's size), got shape ", x.sizes());
   TORCH_CHECK(x.is_floating_point(), module, ": expected a floating-point ", what, ", got ", x.scalar_type());
+}
+
+void check_device_and_dtype(const std::string& module, const torch::Tensor& x, const torch::Tensor& like, const char* what) {
+  TORCH_CHECK(x.device() == like.device(), module, ": ", what, " is on ", x.device(), " but the module is on ", like.device(),
+              "; move one of them with .to(device)");
+  TORCH_CHECK(x.scalar_type() == like.scalar_type() || autocast_enabled(x.device()), module, ": ", what, " dtype ",
+              x.scalar_type(), " differs from the module's ", like.scalar_type(), "; move the module with ->to(dtype)");
 }
 
 }  // namespace symm::nn

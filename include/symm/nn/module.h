@@ -2,6 +2,7 @@
 // What every equivariant module shares: its input and output representations, and constants derived from
 // them (change-of-basis matrices, endomorphism bases) that are not learned state.
 #include <map>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -22,16 +23,21 @@ class eModule {
 
 /// Double-precision constants, materialised once per (device, dtype). They are derived from the
 /// representations, so they stay out of the state dict and keep full precision whatever the module's dtype.
+/// get() may be called from several threads at once; a copy carries the masters, not the materialisations.
 class Constants {
  public:
   Constants() = default;
   explicit Constants(std::vector<torch::Tensor> master) : master_(std::move(master)) {}
+  Constants(const Constants& other) : master_(other.master_) {}
+  Constants& operator=(const Constants& other);
+  /// The returned tensors stay valid until this object is assigned to or destroyed.
   const std::vector<torch::Tensor>& get(const torch::Device& device, torch::Dtype dtype) const;
   const std::vector<torch::Tensor>& get(const torch::Tensor& like) const { return get(like.device(), like.scalar_type()); }
   size_t size() const { return master_.size(); }
 
  private:
   std::vector<torch::Tensor> master_;
+  mutable std::mutex mutex_;  // guards materialised_ (std::map nodes never move, so references stay valid)
   mutable std::map<std::string, std::vector<torch::Tensor>> materialised_;
 };
 
@@ -43,14 +49,29 @@ Eigen::MatrixXd to_eigen(const torch::Tensor& t);
 /// Throws c10::Error naming the module when x's last dimension is not `features`.
 void check_features(const std::string& module, const torch::Tensor& x, int64_t features, const char* what = "input");
 
+/// Throws c10::Error naming the module, both devices or both dtypes when x is not on the device of the
+/// module's parameter `like`, or (outside autocast) not of its dtype.
+void check_device_and_dtype(const std::string& module, const torch::Tensor& x, const torch::Tensor& like,
+                            const char* what = "input");
+
 /// Result of a dense map whose eval-mode value is cached until its parameters change. Parameters are
 /// compared by value: optimisers, loading and device or dtype moves may change them without touching the
 /// version counter, and the coefficients are far smaller than the dense maps derived from them.
+/// Several threads may call get() at once (one module serving concurrent eval forwards): the check and the
+/// refill run under a lock, so each thread sees either the old value or the complete new one. A copy starts
+/// empty (clone() gives the copy its own parameters).
 class EvalCache {
  public:
-  /// Returns the cached tensor while the key tensors are unchanged, else recomputes it under no_grad.
+  EvalCache() = default;
+  EvalCache(const EvalCache&) {}
+  EvalCache& operator=(const EvalCache&);
+
+  /// Returns the cached tensor while the key tensors are unchanged, else recomputes it under no_grad. The
+  /// reference stays valid until the keys change or clear() is called, neither of which may race with a
+  /// forward that uses it.
   template <typename F>
   const torch::Tensor& get(const std::vector<torch::Tensor>& keys, F compute) {
+    std::lock_guard<std::mutex> lock(mutex_);
     if (!value_.defined() || !unchanged(keys)) {
       torch::NoGradGuard no_grad;
       value_ = compute();
@@ -59,11 +80,12 @@ class EvalCache {
     }
     return value_;
   }
-  void clear() { value_ = torch::Tensor(); }
+  void clear();
 
  private:
   bool unchanged(const std::vector<torch::Tensor>& keys) const;
 
+  std::mutex mutex_;
   std::vector<torch::Tensor> keys_;
   torch::Tensor value_;
 };
