@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# One clang build of everything (library, tests, symm program, libFuzzer targets) under AddressSanitizer and
+# UndefinedBehaviorSanitizer; LibTorch itself is not instrumented. Runs every test in it, then each fuzz
+# target for FUZZ_SECONDS (default 60).
+#   scripts/sanitize.sh [BUILD_DIR]     (default build-sanitize)
+# Suppressions, each with its reason, live in scripts/sanitizers/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${1:-build-sanitize}
+jobs=$(nproc)
+sup="$PWD/scripts/sanitizers"
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=0
+export LSAN_OPTIONS="suppressions=$sup/lsan.supp"
+export UBSAN_OPTIONS="print_stacktrace=1:suppressions=$sup/ubsan.supp"
+
+start=$(date +%s)
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=clang++-14 \
+  -DCMAKE_CXX_FLAGS="-gline-tables-only" -DSYMM_SANITIZE=ON -DSYMM_FUZZ=ON -DSYMM_BUILD_BENCH=OFF > "$build.configure.log" 2>&1 \
+  || { cat "$build.configure.log"; exit 1; }
+rm -f "$build.configure.log"
+cmake --build "$build" --parallel "$jobs"
+built=$(date +%s)
+echo "sanitize: built in $((built - start)) s"
+
+ctest --test-dir "$build" --output-on-failure -j "$jobs"
+tested=$(date +%s)
+echo "sanitize: tests passed in $((tested - built)) s"
+
+bash scripts/fuzz.sh all "${FUZZ_SECONDS:-60}" "$build"
+echo "sanitize: fuzzing took $(($(date +%s) - tested)) s"
