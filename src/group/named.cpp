@@ -61,12 +61,13 @@ Factor parse_factor(const std::string& spec) {
   if (!spec.empty() && std::string("CDSA").find(spec[0]) != std::string::npos) {
     const long n = parse_index(spec, 1);
     require_positive(spec.substr(0, 1), static_cast<int>(n));
-    if (spec[0] == 'C') return {spec, n};
-    if (spec[0] == 'D') return {spec, 2 * n};
+    const std::string canonical = spec.substr(0, 1) + std::to_string(n);
+    if (spec[0] == 'C') return {canonical, n};
+    if (spec[0] == 'D') return {canonical, 2 * n};
     if (n > 6) throw std::invalid_argument("group " + spec + ": too large, at most " + spec.substr(0, 1) + "6 is supported");
     long factorial = 1;
     for (long k = 2; k <= n; ++k) factorial *= k;
-    return {spec, spec[0] == 'S' || n < 2 ? factorial : factorial / 2};
+    return {canonical, spec[0] == 'S' || n < 2 ? factorial : factorial / 2};
   }
   throw std::invalid_argument("unknown group '" + spec +
                               "': expected C<n>, D<n>, K4, S<n>, A<n>, Q8, T, O, I, a product GxH or a JSON file");
@@ -237,30 +238,33 @@ GroupPtr group_from_json_text(const std::string& text, int max_order) {
   return from_json(text, "group JSON", "json", max_order);
 }
 
-GroupPtr parse_group(const std::string& spec, int max_order) {
+GroupSpec parse_group_spec(const std::string& spec, int max_order) {
   max_order = std::min(max_order, kMaxOrder);
-  if (is_file(spec)) return group_from_json(spec);
   if (spec.empty()) throw std::invalid_argument("empty group spec");
-  std::vector<Factor> factors;
-  long order = 1;
+  GroupSpec out;
   for (size_t start = 0;;) {
     const size_t x = spec.find('x', start);
-    factors.push_back(parse_factor(spec.substr(start, x == std::string::npos ? std::string::npos : x - start)));
-    order *= factors.back().order;  // each factor is below 10^7, and the product is checked at every step
+    const Factor f = parse_factor(spec.substr(start, x == std::string::npos ? std::string::npos : x - start));
+    out.factors.push_back(f.spec);
+    out.order *= f.order;  // each factor is below 10^7, and the product is checked at every step
     // Products and every group but C<n> and D<n> get their irreps numerically.
-    const bool closed_form = factors.size() == 1 && (spec[0] == 'C' || spec[0] == 'D');
+    const bool closed_form = out.factors.size() == 1 && (spec[0] == 'C' || spec[0] == 'D');
     const long limit = std::min<long>(max_order, closed_form ? kMaxOrder : kMaxNumericalOrder);
-    if (order > limit) {
+    if (out.order > limit) {
       throw std::invalid_argument("group '" + spec + "': order " + (x == std::string::npos ? "" : "at least ") +
-                                  std::to_string(order) + " exceeds the limit of " + std::to_string(limit) +
+                                  std::to_string(out.order) + " exceeds the limit of " + std::to_string(limit) +
                                   (limit == kMaxOrder ? " (kMaxOrder)" : limit == kMaxNumericalOrder ? " (kMaxNumericalOrder)" : ""));
     }
-    if (x == std::string::npos) break;
+    if (x == std::string::npos) return out;
     start = x + 1;
   }
+}
+
+GroupPtr parse_group(const std::string& spec, int max_order) {
+  if (is_file(spec)) return group_from_json(spec);
   GroupPtr result;
-  for (const auto& f : factors) {
-    GroupPtr factor = make_factor(f.spec);
+  for (const auto& f : parse_group_spec(spec, max_order).factors) {
+    GroupPtr factor = make_factor(f);
     result = result ? Group::direct_product(result, factor) : factor;
   }
   return result;

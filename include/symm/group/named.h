@@ -2,6 +2,7 @@
 // Named finite groups and the group spec strings: C<n>, D<n>, K4, S<n>, A<n>, Q8, T, O, I, products
 // written GxH, and JSON files of generators.
 #include <string>
+#include <vector>
 
 #include "symm/group/group.h"
 
@@ -28,5 +29,13 @@ GroupPtr group_from_json_text(const std::string& text, int max_order = kMaxOrder
 GroupPtr make_group(const std::string& spec);
 /// make_group without the cache, refusing specs of an order above max_order as well.
 GroupPtr parse_group(const std::string& spec, int max_order = kMaxOrder);
+
+/// A spec checked without building anything: its factors, written canonically ("C08xI" has C8 and I), and
+/// the order of their product. Throws as make_group does on a bad spec or one above a limit or max_order.
+struct GroupSpec {
+  std::vector<std::string> factors;
+  long order = 1;
+};
+GroupSpec parse_group_spec(const std::string& spec, int max_order = kMaxOrder);
 
 }  // namespace symm::group
