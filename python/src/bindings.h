@@ -1,5 +1,6 @@
 #pragma once
 // Pieces of the symm._C extension module, each binding one layer of the library.
+#include <pybind11/stl.h>
 #include <torch/extension.h>
 
 namespace symm::python {

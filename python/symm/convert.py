@@ -20,7 +20,7 @@ from . import Representation, _C, interop, load, nn, save
 def build(spec: dict):
     """The (untrained) symm model a conversion spec describes."""
     group = _C.group_from_permutations(spec["group"]["name"], spec["group"]["permutations"])
-    rep = Representation.from_generators(group, spec["in_rep_generators"], "in_rep")
+    rep = Representation(group, spec["in_rep"]["irreps"], torch.tensor(spec["in_rep"]["change_of_basis"], dtype=torch.float64))
     layer = nn.eTransformerEncoderLayer(rep, nn.eMultiheadAttention(rep, **spec["attention"]), **spec["layer"])
     if spec["num_layers"] is None:
         return layer
@@ -62,7 +62,7 @@ def main(argv=None) -> int:
         print(f"symm.convert: {e}", file=sys.stderr)
         return 2
     layers = spec["num_layers"] or 1
-    print(f"wrote {args.out}: {spec['group']['name']}, {layers} layer(s), D={len(spec['in_rep_generators'][0])}")
+    print(f"wrote {args.out}: {spec['group']['name']}, {layers} layer(s), D={len(spec['in_rep']['change_of_basis'])}")
     return 0
 
 

@@ -1,8 +1,8 @@
 """Conversion of symm_learning models (on escnn) into symm modules with the same eval outputs.
 
 An escnn representation becomes ours through its images of the group's generators
-(``Representation.from_generators``); the escnn group becomes ours through the permutations its regular
-representation gives the generators. Every dense weight of the symm_learning model is moved into our bases
+(``Representation.from_generators``), expressed in the basis of escnn's own irrep decomposition; the escnn
+group becomes ours through the permutations its regular representation gives the generators. Every dense weight of the symm_learning model is moved into our bases
 and projected onto Hom_G; a relative residual above ``tol`` means the weight was not equivariant, and the
 conversion is refused naming the layer.
 """
@@ -38,6 +38,7 @@ class _GroupMap:
         perms = [_matrix(reg(g)).argmax(dim=0).tolist() for g in self.generators]  # column j holds its image
         self.permutations = perms
         self.group = _C.group_from_permutations(str(G.name), perms)
+        self._irreps = {}
         if len(self.group.generators) != len(perms):
             raise ConversionError(f"escnn group {G.name}: repeated or trivial generators")
         # π(escnn index) = our element, from π(σ_s(i)) = s·π(i), starting at π(0) = identity.
@@ -59,8 +60,44 @@ class _GroupMap:
                 raise ConversionError(f"escnn group {G.name}: its regular representation is not the left regular action")
 
     def rep(self, escnn_rep, name="") -> Representation:
-        return Representation.from_generators(self.group, [_matrix(escnn_rep(g)) for g in self.generators],
-                                              name or str(escnn_rep.name))
+        """Ours, with escnn's matrices: through its images of the generators, then in the basis of escnn's
+        own irrep decomposition (Q_escnn · blockdiag(Tᵀ) with T intertwining escnn's irrep with ours), so that
+        an escnn irrep copy is one of ours and per-copy scales (eAffine) carry over exactly."""
+        name = name or str(escnn_rep.name)
+        images = [_matrix(escnn_rep(g)) for g in self.generators]
+        by_generators = Representation.from_generators(self.group, images, name)
+        irreps, blocks = [], []
+        for irrep_id in escnn_rep.irreps:
+            k, t = self._irrep(escnn_rep.group.irrep(*irrep_id))
+            irreps.append(k)
+            blocks.append(t.T)
+        q = _matrix(escnn_rep.change_of_basis) @ torch.block_diag(*blocks)
+        aligned = Representation(self.group, irreps, q, name)
+        if not aligned.same(by_generators, 1e-8):
+            raise ConversionError(f"representation {name}: escnn's decomposition does not reproduce its matrices")
+        return aligned
+
+    def _irrep(self, psi):
+        """(our irrep k, orthogonal T) with ψ_k(s) T = T ψ(s) on every generator s."""
+        key = psi.id
+        if key not in self._irreps:
+            images = [_matrix(psi(g)) for g in self.generators]
+            d = images[0].shape[0]
+            for k, ours in enumerate(self.group.irreps):
+                if ours.dim != d:
+                    continue
+                eye = torch.eye(d, dtype=torch.float64)
+                # Row-major vec: vec(ψ_k X − X ψ) = (ψ_k ⊗ I − I ⊗ ψᵀ) vec(X).
+                a = torch.cat([torch.kron(ours(s), eye) - torch.kron(eye, img.T)
+                               for s, img in zip(self.group.generators, images)])
+                _, sv, vh = torch.linalg.svd(a)
+                if sv[-1] < 1e-8:
+                    x = vh[-1].reshape(d, d)
+                    self._irreps[key] = (k, x / torch.sqrt((x.T @ x)[0, 0]))
+                    break
+            else:
+                raise ConversionError(f"escnn irrep {psi.name}: no irrep of {self.group.name} matches it")
+        return self._irreps[key]
 
     def regular_basis(self, copies: int) -> torch.Tensor:
         """blockdiag(P, ..., P): escnn's regular copies → ours."""
@@ -229,7 +266,7 @@ def from_symm_learning(module, tol: float = 1e-4, check: bool = True):
     # What rebuilds the architecture (symm.convert writes it beside the checkpoint).
     ours.conversion_spec = {
         "group": {"name": rep.group.name, "permutations": gm.permutations},
-        "in_rep_generators": [rep(s).tolist() for s in rep.group.generators],
+        "in_rep": {"irreps": rep.irreps, "change_of_basis": rep.change_of_basis.tolist()},
         "layer": opts, "attention": attn_opts,
         "num_layers": len(layers) if hasattr(theirs, "layers") else None,
         "final_norm": None if ours_norm is None else {"eps": ours_norm.eps, "equiv_affine": "affine" in ours_norm._modules},
