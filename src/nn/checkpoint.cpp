@@ -1,7 +1,12 @@
 #include "symm/nn/checkpoint.h"
 
+#include <atomic>
 #include <cstdio>
+#include <fstream>
+#include <iterator>
 #include <sstream>
+
+#include <unistd.h>
 
 #include "symm/nn/affine.h"
 #include "symm/nn/linear.h"
@@ -15,17 +20,26 @@ using symm::nn::eLinearImpl;
 using symm::nn::to_eigen;
 using symm::nn::to_tensor;
 
-constexpr int64_t kFormat = 1;
+constexpr int64_t kFormat = 2;
+constexpr char kMagic[] = "symm-checkpoint\n";
+constexpr size_t kMagicSize = sizeof(kMagic) - 1, kHeaderSize = kMagicSize + 16;
 
-// FNV-1a over the stored tensors' bytes: a damaged file that still parses is refused too.
-struct Checksum {
-  uint64_t value = 1469598103934665603ULL;
-  void add(const torch::Tensor& t) {
-    const auto c = t.to(torch::kCPU).contiguous();
-    const auto* bytes = static_cast<const unsigned char*>(c.data_ptr());
-    for (size_t i = 0; i < c.nbytes(); ++i) { value ^= bytes[i]; value *= 1099511628211ULL; }
-  }
-};
+// FNV-1a: every step is a bijection of the state, so any single changed byte changes the hash.
+uint64_t fnv1a(const char* data, size_t size) {
+  uint64_t h = 1469598103934665603ULL;
+  for (size_t i = 0; i < size; ++i) { h ^= static_cast<unsigned char>(data[i]); h *= 1099511628211ULL; }
+  return h;
+}
+
+void put_u64(std::string& out, uint64_t v) {
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>(v >> (8 * i)));
+}
+
+uint64_t get_u64(const char* p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v |= static_cast<uint64_t>(static_cast<unsigned char>(p[i])) << (8 * i);
+  return v;
+}
 
 std::string join(const std::string& prefix, const std::string& name) { return prefix.empty() ? name : prefix + "." + name; }
 
@@ -71,12 +85,11 @@ std::vector<std::pair<std::string, torch::Tensor>> dense_entries(const std::stri
 
 // The module's own tensors to overwrite, with the values computed from the checkpoint's dense entries.
 void stage(const std::string& prefix, torch::nn::Module& m, torch::serialize::InputArchive& archive,
-           std::vector<std::pair<torch::Tensor, torch::Tensor>>& updates, Checksum& checksum) {
+           std::vector<std::pair<torch::Tensor, torch::Tensor>>& updates) {
   auto read = [&](const std::string& key, const torch::Tensor& like) {
     torch::Tensor t;
     TORCH_CHECK(archive.try_read(key, t), "symm::load: the checkpoint has no entry '", key, "'");
     TORCH_CHECK(t.sizes().equals(like.sizes()), "symm::load: entry '", key, "' has shape ", t.sizes(), ", expected ", like.sizes());
-    checksum.add(t);
     TORCH_CHECK(torch::isfinite(t).all().item<bool>(), "symm::load: entry '", key, "' has non-finite values");
     return t;
   };
@@ -157,47 +170,67 @@ void save(const std::shared_ptr<torch::nn::Module>& module, const std::string& p
   torch::serialize::OutputArchive archive;
   archive.write("symm.format", c10::IValue(kFormat));
   archive.write("symm.architecture", c10::IValue(architecture(*module)));
-  Checksum checksum;
   for (const auto& item : module->named_modules("", /*include_self=*/true))
-    for (auto& [key, t] : dense_entries(item.key(), *item.value())) {
-      archive.write(key, t.to(torch::kCPU));
-      checksum.add(t);
-    }
-  archive.write("symm.checksum", c10::IValue(static_cast<int64_t>(checksum.value)));
-  const std::string tmp = path + ".tmp";
-  try {
-    archive.save_to(tmp);
-  } catch (const c10::Error& e) {
-    std::remove(tmp.c_str());
-    TORCH_CHECK(false, "symm::save: cannot write '", path, "': ", e.what_without_backtrace());
-  }
-  TORCH_CHECK(std::rename(tmp.c_str(), path.c_str()) == 0, "symm::save: cannot move the checkpoint into '", path, "'");
+    for (auto& [key, t] : dense_entries(item.key(), *item.value())) archive.write(key, t.to(torch::kCPU));
+  std::ostringstream payload_stream;
+  archive.save_to(payload_stream);
+  const std::string payload = payload_stream.str();
+  std::string header(kMagic, kMagicSize);
+  put_u64(header, payload.size());
+  put_u64(header, fnv1a(payload.data(), payload.size()));
+  // A temporary name of this process and call: concurrent writers never share a file, and the rename is atomic.
+  static std::atomic<unsigned> counter{0};
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
+  FILE* f = std::fopen(tmp.c_str(), "wb");
+  TORCH_CHECK(f, "symm::save: cannot write '", path, "' (cannot create '", tmp, "')");
+  bool ok = std::fwrite(header.data(), 1, header.size(), f) == header.size() &&
+            std::fwrite(payload.data(), 1, payload.size(), f) == payload.size() && std::fflush(f) == 0 &&
+            ::fsync(::fileno(f)) == 0;
+  ok = std::fclose(f) == 0 && ok;
+  if (ok) ok = std::rename(tmp.c_str(), path.c_str()) == 0;
+  if (!ok) std::remove(tmp.c_str());
+  TORCH_CHECK(ok, "symm::save: cannot write '", path, "'");
 }
 
-void load(const std::shared_ptr<torch::nn::Module>& module, const std::string& path) {
+namespace {
+
+void load_bytes(const std::shared_ptr<torch::nn::Module>& module, const std::string& bytes, const std::string& source) {
   TORCH_CHECK(module, "symm::load: no module given");
+  TORCH_CHECK(bytes.size() >= kHeaderSize && bytes.compare(0, kMagicSize, kMagic) == 0, "symm::load: ", source,
+              " is not a symm checkpoint (expected a \"symm-checkpoint\" header, got ", bytes.size(), " bytes without one)");
+  const uint64_t size = get_u64(bytes.data() + kMagicSize), hash = get_u64(bytes.data() + kMagicSize + 8);
+  const char* payload = bytes.data() + kHeaderSize;
+  TORCH_CHECK(size == bytes.size() - kHeaderSize, "symm::load: ", source, " is truncated or damaged: its header announces ",
+              size, " bytes of data, it holds ", bytes.size() - kHeaderSize);
+  TORCH_CHECK(hash == fnv1a(payload, size), "symm::load: ", source, " is damaged: its checksum does not match its contents");
   torch::serialize::InputArchive archive;
   try {
-    archive.load_from(path);
+    archive.load_from(payload, size);
   } catch (const c10::Error& e) {
-    TORCH_CHECK(false, "symm::load: '", path, "' is not a readable symm checkpoint (", e.what_without_backtrace(), ")");
+    TORCH_CHECK(false, "symm::load: ", source, " is not a readable symm checkpoint (", e.what_without_backtrace(), ")");
   }
   c10::IValue format, arch;
-  TORCH_CHECK(archive.try_read("symm.format", format) && format.isInt(), "symm::load: '", path, "' is not a symm checkpoint");
+  TORCH_CHECK(archive.try_read("symm.format", format) && format.isInt(), "symm::load: ", source, " is not a symm checkpoint");
   TORCH_CHECK(format.toInt() == kFormat, "symm::load: checkpoint format ", format.toInt(), ", expected ", kFormat);
-  TORCH_CHECK(archive.try_read("symm.architecture", arch) && arch.isString(), "symm::load: '", path, "' has no architecture");
+  TORCH_CHECK(archive.try_read("symm.architecture", arch) && arch.isString(), "symm::load: ", source, " has no architecture");
   const std::string diff = first_difference(arch.toStringRef(), architecture(*module));
-  TORCH_CHECK(diff.empty(), "symm::load: '", path, "' was saved from a different architecture or group: ", diff);
+  TORCH_CHECK(diff.empty(), "symm::load: ", source, " was saved from a different architecture or group: ", diff);
   std::vector<std::pair<torch::Tensor, torch::Tensor>> updates;
-  Checksum checksum;
-  for (const auto& item : module->named_modules("", /*include_self=*/true))
-    stage(item.key(), *item.value(), archive, updates, checksum);
-  c10::IValue stored;
-  TORCH_CHECK(archive.try_read("symm.checksum", stored) && stored.isInt() &&
-                  static_cast<uint64_t>(stored.toInt()) == checksum.value,
-              "symm::load: '", path, "' is damaged: its checksum does not match its contents");
+  for (const auto& item : module->named_modules("", /*include_self=*/true)) stage(item.key(), *item.value(), archive, updates);
   torch::NoGradGuard no_grad;
   for (auto& [target, value] : updates) target.copy_(value.to(target.device(), target.scalar_type()));
+}
+
+}  // namespace
+
+void load(const std::shared_ptr<torch::nn::Module>& module, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  TORCH_CHECK(in, "symm::load: cannot read '", path, "'");
+  load_bytes(module, std::string(std::istreambuf_iterator<char>(in), {}), "'" + path + "'");
+}
+
+void load(const std::shared_ptr<torch::nn::Module>& module, std::istream& in) {
+  load_bytes(module, std::string(std::istreambuf_iterator<char>(in), {}), "the stream");
 }
 
 }  // namespace symm
