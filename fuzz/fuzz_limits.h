@@ -4,4 +4,6 @@
 // under a second under the sanitizers.
 namespace symm::fuzz {
 constexpr int kMaxOrder = 64;
+/// Accepted specs up to this order are also built (once each): building dominates the cost of an input.
+constexpr int kMaxBuiltOrder = 24;
 }
