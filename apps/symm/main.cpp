@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
   symm::app::add_check_command(app, exit_code);
   symm::app::add_train_command(app, exit_code);
   symm::app::add_bench_command(app, exit_code);
+  symm::app::add_policy_command(app, exit_code);
   try {
     app.parse(argc, argv);
     if (app.get_subcommands().empty()) exit_code = symm::app::run_default_job();

@@ -1,0 +1,647 @@
+// symm policy: imitation of an obstacle-avoiding expert by a flow-matching policy (see policy_task.h), with
+// an equivariant conditional Transformer (eCondTransformerRegressor) and its plain twin of the same width,
+// over a sweep of demonstration counts. Reports closed-loop success on held-out draws and the equivariance
+// of the whole sampled policy.
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <iomanip>
+#include <numeric>
+#include <iostream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "policy_report.h"
+#include "policy_task.h"
+#include "symm/nn/cond_regressor.h"
+#include "train_report.h"
+
+namespace symm::app {
+
+namespace {
+
+namespace fs = std::filesystem;
+using symm::group::Representation;
+
+constexpr int64_t kCheckpointEvery = 250;  // steps between checkpoints inside a run
+constexpr double kClipNorm = 1.0;
+constexpr double kStepScale = 100.0;       // flow time t ∈ [0, 1] enters the step embedding as k = 100·t
+constexpr int64_t kPlotted = 6;            // evaluation rollouts kept for the arena plot
+constexpr int64_t kEquivarianceDraws = 8;  // draws whose rollouts are compared with their transforms
+constexpr const char* kCheckpointFormat = "symm-policy-checkpoint-1";
+
+struct PolicyOptions {
+  std::string demos = "4,16,64";
+  int layers = 2;
+  int width = 64;
+  int heads = 2;
+  int steps = 1500;
+  int batch_size = 64;
+  double lr = 1e-3;
+  int horizon = 8;     // actions predicted per plan
+  int execute = 4;     // actions executed before planning again
+  int obs = 2;         // observations in the condition
+  int flow_steps = 10; // Euler steps of the sampler
+  int eval = 64;       // held-out draws
+  std::string device = "cpu";
+  uint64_t seed = 0;
+  std::string out = "out/policy";
+  std::string resume;
+  int64_t halt_after = 0;
+};
+
+struct Job {
+  PolicyOptions opt;
+  PolicyTask task;
+  Representation plane, cond_rep;
+  std::vector<int64_t> demos;  // ascending
+  torch::Device device{torch::kCPU};
+  nlohmann::json config;
+};
+
+// --- models -------------------------------------------------------------------------------------------
+
+/// Velocity field of the flow: noisy action sequence x (B, H, 2), step k (B), observations z (B, To, 4).
+class FlowModel : public torch::nn::Module {
+ public:
+  virtual torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& k, const torch::Tensor& z) = 0;
+};
+
+class EquivariantFlow : public FlowModel {
+ public:
+  explicit EquivariantFlow(const Job& job) {
+    const auto& o = job.opt;
+    net = register_module("net", symm::nn::eCondTransformerRegressor(
+                                     symm::nn::eCondTransformerRegressorOptions(job.plane, job.cond_rep, job.plane, o.horizon, o.obs,
+                                                                                o.layers, o.heads, o.width)
+                                         .p_drop_emb(0.0)
+                                         .p_drop_attn(0.0)));
+  }
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& k, const torch::Tensor& z) override { return net->forward(x, k, z); }
+  symm::nn::eCondTransformerRegressor net{nullptr};
+};
+
+class BaselineFlow : public FlowModel {
+ public:
+  explicit BaselineFlow(const Job& job) {
+    const auto& o = job.opt;
+    net = register_module("net", symm::nn::CondTransformerRegressor(
+                                     symm::nn::CondTransformerRegressorOptions(2, 4, 2, o.horizon, o.obs, o.layers, o.heads, o.width)
+                                         .p_drop_emb(0.0)
+                                         .p_drop_attn(0.0)));
+  }
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& k, const torch::Tensor& z) override { return net->forward(x, k, z); }
+  symm::nn::CondTransformerRegressor net{nullptr};
+};
+
+const char* model_name(int64_t run) { return run % 2 == 0 ? "equivariant" : "baseline"; }
+
+uint64_t mix(uint64_t a, uint64_t b) {
+  uint64_t z = a * 0x9E3779B97F4A7C15ULL + (b + 1) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 30)) * 0x94D049BB133111EBULL;
+  return (z ^ (z >> 31)) & ((1ULL << 62) - 1);
+}
+
+double learning_rate(const Job& job, int64_t step) {
+  const int64_t total = job.opt.steps, warmup = std::max<int64_t>(1, total / 20);
+  if (step < warmup) return job.opt.lr * static_cast<double>(step + 1) / static_cast<double>(warmup);
+  const double progress = static_cast<double>(step - warmup) / static_cast<double>(std::max<int64_t>(1, total - warmup));
+  return job.opt.lr * (0.05 + 0.95 * 0.5 * (1 + std::cos(M_PI * progress)));
+}
+
+// --- options ----------------------------------------------------------------------------------------------
+
+std::vector<int64_t> parse_demos(const std::string& text) {
+  std::vector<int64_t> out;
+  std::stringstream ss(text);
+  std::string item;
+  auto bad = [&] { return std::invalid_argument("--demos '" + text + "': expected a positive integer or a comma list of them (e.g. 4,16,64)"); };
+  while (std::getline(ss, item, ',')) {
+    size_t used = 0;
+    long long v = 0;
+    try {
+      v = std::stoll(item, &used);
+    } catch (const std::exception&) {
+      throw bad();
+    }
+    if (used != item.size() || v < 1) throw bad();
+    if (v > 10000) throw std::invalid_argument("--demos " + item + ": at most 10000 demonstrations");
+    out.push_back(v);
+  }
+  if (out.empty() || text.back() == ',') throw bad();
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+Job make_job(const PolicyOptions& opt) {
+  Job job;
+  job.opt = opt;
+  auto in_range = [](const char* name, int64_t v, int64_t lo, int64_t hi) {
+    if (v < lo || v > hi)
+      throw std::invalid_argument(std::string(name) + " must be between " + std::to_string(lo) + " and " + std::to_string(hi) +
+                                  ", got " + std::to_string(v));
+  };
+  in_range("--layers", opt.layers, 1, 16);
+  in_range("--heads", opt.heads, 1, 64);
+  in_range("--steps", opt.steps, 1, 1000000);
+  in_range("--batch-size", opt.batch_size, 1, 65536);
+  in_range("--horizon", opt.horizon, 1, 64);
+  in_range("--execute", opt.execute, 1, opt.horizon);
+  in_range("--obs", opt.obs, 1, 16);
+  in_range("--flow-steps", opt.flow_steps, 1, 1000);
+  in_range("--eval", opt.eval, 1, 100000);
+  if (!(opt.lr > 0) || !std::isfinite(opt.lr)) throw std::invalid_argument("--lr must be positive");
+  if (opt.halt_after < 0) throw std::invalid_argument("--halt-after must be >= 0");
+  job.demos = parse_demos(opt.demos);
+  if (opt.width < 8 || opt.width % 8 != 0)
+    throw std::invalid_argument("--width " + std::to_string(opt.width) + ": must be a positive multiple of |D4| = 8 (whole regular copies)");
+  if ((opt.width / 8) % opt.heads != 0)
+    throw std::invalid_argument("--width " + std::to_string(opt.width) + " gives " + std::to_string(opt.width / 8) +
+                                " regular copies of D4, which --heads " + std::to_string(opt.heads) + " does not divide");
+  if (opt.device == "cuda") {
+    if (!torch::cuda::is_available())
+      throw std::invalid_argument("--device cuda: CUDA is not available (this LibTorch has no CUDA or no GPU is visible)");
+    job.device = torch::Device(torch::kCUDA);
+  } else if (opt.device != "cpu") {
+    throw std::invalid_argument("--device " + opt.device + ": expected cpu or cuda");
+  }
+  job.plane = d4_plane(job.task);
+  job.cond_rep = symm::group::direct_sum(job.plane, job.plane);  // (position, goal) per observation
+  const auto& t = job.task;
+  job.config = {{"demos", job.demos},          {"layers", opt.layers},        {"width", opt.width},
+                {"heads", opt.heads},          {"steps", opt.steps},          {"batch_size", opt.batch_size},
+                {"lr", opt.lr},                {"horizon", opt.horizon},      {"execute", opt.execute},
+                {"obs", opt.obs},              {"flow_steps", opt.flow_steps}, {"eval", opt.eval},
+                {"seed", opt.seed},
+                {"task", {{"dt", t.dt}, {"max_speed", t.max_speed}, {"goal_radius", t.goal_radius}, {"max_steps", t.max_steps},
+                          {"obstacles", t.obstacles.size()}}}};
+  return job;
+}
+
+// --- data ----------------------------------------------------------------------------------------------
+
+/// Observation tokens (To, 4) at step t of a state history: (position, goal) for steps t−To+1..t (clamped at 0).
+void observation(const std::vector<Vec2>& states, int64_t t, const Vec2& goal, int obs, float* out) {
+  for (int j = 0; j < obs; ++j) {
+    const auto& p = states[static_cast<size_t>(std::max<int64_t>(0, t - obs + 1 + j))];
+    out[4 * j + 0] = static_cast<float>(p[0]), out[4 * j + 1] = static_cast<float>(p[1]);
+    out[4 * j + 2] = static_cast<float>(goal[0]), out[4 * j + 3] = static_cast<float>(goal[1]);
+  }
+}
+
+struct Demonstrations {
+  torch::Tensor cond, actions;  // (N, To, 4), (N, H, 2) actions / max_speed, episode after episode
+  int64_t per_episode = 0;
+  int64_t expert_successes = 0;
+};
+
+/// Expert episodes from the training draws, cut into (observations, next H commands) samples at every step.
+Demonstrations make_demonstrations(const Job& job, const std::vector<Draw>& draws) {
+  const auto& o = job.opt;
+  PolicyTask longer = job.task;
+  longer.max_steps += o.horizon;  // commands beyond the episode's end complete the last samples' horizons
+  Demonstrations d;
+  d.per_episode = job.task.max_steps;
+  const int64_t n = static_cast<int64_t>(draws.size()) * d.per_episode;
+  d.cond = torch::empty({n, o.obs, 4});
+  d.actions = torch::empty({n, o.horizon, 2});
+  auto* c = d.cond.data_ptr<float>();
+  auto* a = d.actions.data_ptr<float>();
+  int64_t row = 0;
+  for (const auto& draw : draws) {
+    const auto ep = expert_episode(longer, draw);
+    d.expert_successes += expert_episode(job.task, draw).success;
+    for (int64_t t = 0; t < d.per_episode; ++t, ++row) {
+      observation(ep.states, t, draw.goal, o.obs, c + row * o.obs * 4);
+      for (int64_t h = 0; h < o.horizon; ++h)
+        for (int i = 0; i < 2; ++i) a[(row * o.horizon + h) * 2 + i] = static_cast<float>(ep.actions[t + h][i] / job.task.max_speed);
+    }
+  }
+  return d;
+}
+
+// --- closed-loop rollouts ----------------------------------------------------------------------------
+
+struct Rollouts {
+  std::vector<std::vector<Vec2>> paths;
+  std::vector<bool> success;
+  std::vector<double> final_distance;
+};
+
+/// Runs the policy from every (draw, element) pair: the draw transformed by D4 element `elements[i]`, and the
+/// sampler's noise of base draw `base[i]` transformed by the same element. Noise per plan comes from a
+/// generator seeded by `seed`, so the rollout of draw b under element e is the transform of the rollout of
+/// b exactly when the policy is equivariant.
+Rollouts rollout(const Job& job, FlowModel& model, const std::vector<Draw>& draws, const std::vector<int64_t>& base,
+                 const std::vector<int>& elements, uint64_t seed) {
+  const auto& o = job.opt;
+  const auto& task = job.task;
+  const int64_t b = static_cast<int64_t>(base.size()), n_base = static_cast<int64_t>(draws.size());
+  Rollouts r;
+  std::vector<Draw> local(static_cast<size_t>(b));
+  std::vector<torch::Tensor> mats;
+  for (int64_t i = 0; i < b; ++i) {
+    const auto& d = draws[static_cast<size_t>(base[i])];
+    const int e = elements[static_cast<size_t>(i)];
+    local[i] = {act_d4(job.plane, e, d.start), act_d4(job.plane, e, d.goal)};
+    mats.push_back(symm::nn::to_tensor(Eigen::MatrixXd(job.plane(e).array().round())).to(torch::kFloat32));
+  }
+  const auto rho = torch::stack(mats);  // (b, 2, 2)
+  const auto index = torch::tensor(base, torch::kLong);
+  r.paths.assign(static_cast<size_t>(b), {});
+  for (int64_t i = 0; i < b; ++i) r.paths[i].push_back(local[i].start);
+  std::vector<bool> done(static_cast<size_t>(b), false), crashed(static_cast<size_t>(b), false);
+  r.success.assign(static_cast<size_t>(b), false);
+  auto gen = at::detail::createCPUGenerator(seed);
+  torch::NoGradGuard no_grad;
+  model.eval();
+  auto cond = torch::empty({b, o.obs, 4});
+  for (int64_t t = 0; t < task.max_steps;) {
+    const auto noise = torch::randn({n_base, o.horizon, 2}, gen);
+    // x_i = ρ(e_i) ε_{base_i}, row by row: (b, H, 2) · ρᵀ.
+    auto x = torch::matmul(noise.index_select(0, index), rho.transpose(1, 2)).to(job.device);
+    for (int64_t i = 0; i < b; ++i) observation(r.paths[i], static_cast<int64_t>(r.paths[i].size()) - 1, local[i].goal, o.obs, cond[i].data_ptr<float>());
+    const auto z = cond.to(job.device);
+    for (int k = 0; k < o.flow_steps; ++k) {
+      const auto time = torch::full({b}, kStepScale * k / o.flow_steps, x.options());
+      x = x + model.forward(x, time, z) / static_cast<double>(o.flow_steps);
+    }
+    const auto actions = x.to(torch::kCPU, torch::kFloat64).contiguous();
+    const auto* a = actions.data_ptr<double>();
+    for (int64_t h = 0; h < o.execute && t < task.max_steps; ++h, ++t) {
+      for (int64_t i = 0; i < b; ++i) {
+        auto& path = r.paths[i];
+        if (done[i]) {
+          path.push_back(path.back());
+          continue;
+        }
+        const double* u = a + (i * o.horizon + h) * 2;
+        path.push_back(task.step(path.back(), {u[0] * task.max_speed, u[1] * task.max_speed}));
+        if (task.clearance(path.back()) < 0) crashed[i] = done[i] = true;
+        else if (std::hypot(path.back()[0] - local[i].goal[0], path.back()[1] - local[i].goal[1]) < task.goal_radius) r.success[i] = done[i] = true;
+      }
+    }
+  }
+  for (int64_t i = 0; i < b; ++i)
+    r.final_distance.push_back(std::hypot(r.paths[i].back()[0] - local[i].goal[0], r.paths[i].back()[1] - local[i].goal[1]));
+  model.train();
+  return r;
+}
+
+/// Largest distance between the rollout of draw b under element e and the transform by e of its rollout.
+double policy_equivariance(const Job& job, FlowModel& model, const std::vector<Draw>& draws, uint64_t seed) {
+  const int order = job.plane.group()->order();
+  std::vector<int64_t> base;
+  std::vector<int> elements;
+  for (int e = 0; e < order; ++e)
+    for (int64_t i = 0; i < static_cast<int64_t>(draws.size()); ++i) base.push_back(i), elements.push_back(e);
+  const auto r = rollout(job, model, draws, base, elements, seed);
+  double worst = 0;
+  const size_t n = draws.size();
+  for (size_t k = 0; k < base.size(); ++k) {
+    const auto& mine = r.paths[k];
+    const auto& reference = r.paths[k % n];  // element 0 (the identity) comes first
+    for (size_t t = 0; t < mine.size(); ++t) {
+      const Vec2 expected = act_d4(job.plane, elements[k], reference[t]);
+      worst = std::max({worst, std::abs(mine[t][0] - expected[0]), std::abs(mine[t][1] - expected[1])});
+    }
+  }
+  return worst;
+}
+
+// --- job state and checkpoints -------------------------------------------------------------------------
+
+struct JobState {
+  std::vector<PolicyResult> results;
+  std::string csv = "model,demos,step,loss,lr\n";
+  int64_t run = 0, step = 0;
+  double loss_average = 0;  // running mean of the training loss (last ~100 steps)
+  double seconds = 0;
+  std::shared_ptr<torch::serialize::InputArchive> archive;  // mid-run: model, optimizer, sampler
+};
+
+nlohmann::json to_json(const PolicyResult& r) {
+  nlohmann::json rollouts = nlohmann::json::array();
+  for (const auto& path : r.rollouts) {
+    nlohmann::json p = nlohmann::json::array();
+    for (const auto& v : path) p.push_back({v[0], v[1]});
+    rollouts.push_back(p);
+  }
+  nlohmann::json j = {{"model", r.model}, {"demos", r.demos}, {"success", r.success}, {"final_distance", r.final_distance},
+                      {"train_loss", r.train_loss}, {"policy_equivariance_error", r.policy_equivariance}, {"steps", r.steps},
+                      {"parameters", r.parameters}, {"seconds", r.seconds}, {"rollouts", rollouts}};
+  if (r.model_equivariance >= 0) j["model_equivariance_error"] = r.model_equivariance;
+  return j;
+}
+
+PolicyResult result_from_json(const nlohmann::json& j) {
+  PolicyResult r;
+  r.model = j.at("model");
+  r.demos = j.at("demos");
+  r.success = j.at("success");
+  r.final_distance = j.at("final_distance");
+  r.train_loss = j.at("train_loss");
+  r.policy_equivariance = j.at("policy_equivariance_error");
+  r.model_equivariance = j.value("model_equivariance_error", -1.0);
+  r.steps = j.at("steps");
+  r.parameters = j.at("parameters");
+  r.seconds = j.at("seconds");
+  for (const auto& p : j.at("rollouts")) {
+    r.rollouts.emplace_back();
+    for (const auto& v : p) r.rollouts.back().push_back({v[0].get<double>(), v[1].get<double>()});
+  }
+  return r;
+}
+
+struct Training {
+  std::shared_ptr<FlowModel> model;
+  std::unique_ptr<torch::optim::Adam> optimizer;
+  at::Generator sampler;
+};
+
+void save_checkpoint(const std::string& path, const Job& job, const JobState& st, const Training* tr) {
+  torch::serialize::OutputArchive root;
+  root.write("format", c10::IValue(std::string(kCheckpointFormat)));
+  root.write("config", c10::IValue(job.config.dump()));
+  nlohmann::json results = nlohmann::json::array();
+  for (const auto& r : st.results) results.push_back(to_json(r));
+  root.write("results", c10::IValue(results.dump()));
+  root.write("csv", c10::IValue(st.csv));
+  root.write("run", c10::IValue(st.run));
+  root.write("step", c10::IValue(st.step));
+  root.write("loss_average", c10::IValue(st.loss_average));
+  root.write("seconds", c10::IValue(st.seconds));
+  if (tr && st.step > 0) {
+    torch::serialize::OutputArchive model, optimizer;
+    tr->model->save(model);
+    tr->optimizer->save(optimizer);
+    root.write("model", model);
+    root.write("optimizer", optimizer);
+    root.write("sampler", tr->sampler.get_state());
+  }
+  const std::string tmp = path + ".tmp";
+  root.save_to(tmp);
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) throw std::runtime_error("cannot write checkpoint " + path + ": " + ec.message());
+}
+
+JobState load_checkpoint(const std::string& path, const Job& job) {
+  if (!fs::is_regular_file(path)) throw std::invalid_argument("--resume " + path + ": no such file");
+  auto root = std::make_shared<torch::serialize::InputArchive>();
+  c10::IValue v;
+  try {
+    root->load_from(path);
+    if (!root->try_read("format", v) || !v.isString() || v.toStringRef() != kCheckpointFormat) throw std::runtime_error("");
+  } catch (const std::exception&) {
+    throw std::invalid_argument("--resume " + path + ": not a symm policy checkpoint");
+  }
+  root->read("config", v);
+  const auto saved = nlohmann::json::parse(v.toStringRef());
+  std::string diff;
+  for (const auto& [key, value] : job.config.items()) {
+    const auto it = saved.find(key);
+    if (it == saved.end() || *it != value)
+      diff += (diff.empty() ? "" : ", ") + key + " " + (it == saved.end() ? "(absent)" : it->dump()) + " vs " + value.dump();
+  }
+  if (!diff.empty())
+    throw std::invalid_argument("--resume " + path + ": the checkpoint is of another configuration (checkpoint vs now: " + diff + ")");
+  JobState st;
+  root->read("results", v);
+  for (const auto& r : nlohmann::json::parse(v.toStringRef())) st.results.push_back(result_from_json(r));
+  root->read("csv", v), st.csv = v.toStringRef();
+  root->read("run", v), st.run = v.toInt();
+  root->read("step", v), st.step = v.toInt();
+  root->read("loss_average", v), st.loss_average = v.toDouble();
+  root->read("seconds", v), st.seconds = v.toDouble();
+  if (st.run < 0 || st.run > 2 * static_cast<int64_t>(job.demos.size()) || st.step < 0 || st.step > job.opt.steps)
+    throw std::invalid_argument("--resume " + path + ": damaged checkpoint (run " + std::to_string(st.run) + ", step " +
+                                std::to_string(st.step) + ")");
+  st.archive = root;
+  return st;
+}
+
+void restore_training(const JobState& st, Training& tr) {
+  auto& root = *st.archive;
+  torch::serialize::InputArchive model, optimizer;
+  root.read("model", model);
+  tr.model->load(model);
+  root.read("optimizer", optimizer);
+  tr.optimizer->load(optimizer);
+  torch::Tensor state;
+  root.read("sampler", state);
+  tr.sampler.set_state(state);
+}
+
+// --- training and evaluation --------------------------------------------------------------------------
+
+struct Data {
+  Demonstrations demos;
+  torch::Tensor cond, actions;  // on the device
+  std::vector<Draw> eval;
+};
+
+/// Trains run st.run from st.step, then evaluates it; returns false when halted by --halt-after.
+bool train_run(const Job& job, const Data& data, JobState& st, int64_t& halt_budget) {
+  const auto& o = job.opt;
+  const int64_t run = st.run, demos = job.demos[static_cast<size_t>(run / 2)];
+  const std::string name = model_name(run);
+  const auto seed = mix(o.seed, static_cast<uint64_t>(run));
+  torch::manual_seed(seed);
+  Training tr;
+  if (run % 2 == 0) tr.model = std::make_shared<EquivariantFlow>(job);
+  else tr.model = std::make_shared<BaselineFlow>(job);
+  tr.model->to(job.device);
+  tr.optimizer = std::make_unique<torch::optim::Adam>(tr.model->parameters(), torch::optim::AdamOptions(o.lr));
+  tr.sampler = at::detail::createCPUGenerator(seed + 1);
+  if (st.step > 0) restore_training(st, tr);
+  st.archive.reset();
+  const auto params = tr.model->parameters();
+  int64_t n_params = 0;
+  for (const auto& p : params) n_params += p.numel();
+
+  const int64_t samples = demos * data.demos.per_episode;
+  const auto cond = data.cond.narrow(0, 0, samples), actions = data.actions.narrow(0, 0, samples);
+  Progress progress(name + " demos=" + std::to_string(demos), o.steps, 250);
+  const auto checkpoint = (fs::path(o.out) / "checkpoint.pt").string();
+  const auto start = std::chrono::steady_clock::now();
+  const double seconds_before = st.seconds;
+  auto elapsed = [&] { return seconds_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
+
+  while (st.step < o.steps) {
+    const double lr = learning_rate(job, st.step);
+    for (auto& group : tr.optimizer->param_groups()) static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
+    // Rectified flow: x_t = (1 − t) ε + t a on the straight line from noise to the expert's commands; the
+    // model regresses its velocity a − ε.
+    const auto idx = torch::randint(samples, {o.batch_size}, tr.sampler, torch::kLong);
+    const auto eps = torch::randn({o.batch_size, o.horizon, 2}, tr.sampler);
+    const auto t = torch::rand({o.batch_size, 1, 1}, tr.sampler);
+    const auto dev_idx = idx.to(job.device);
+    const auto a = actions.index_select(0, dev_idx), e = eps.to(job.device), tt = t.to(job.device);
+    const auto xt = (1 - tt) * e + tt * a;
+    const auto loss = torch::mse_loss(tr.model->forward(xt, tt.reshape({-1}) * kStepScale, cond.index_select(0, dev_idx)), a - e);
+    tr.optimizer->zero_grad();
+    loss.backward();
+    torch::nn::utils::clip_grad_norm_(params, kClipNorm);
+    tr.optimizer->step();
+    ++st.step;
+    const double l = loss.item<double>();
+    st.loss_average = st.step == 1 ? l : 0.99 * st.loss_average + 0.01 * l;
+    st.csv += name + "," + std::to_string(demos) + "," + std::to_string(st.step) + "," + format_number(l) + "," + format_number(lr) + "\n";
+    progress.update(st.step, l, -1, lr, o.batch_size * o.horizon);
+    const bool halt = --halt_budget == 0;
+    if ((st.step % kCheckpointEvery == 0 || halt) && st.step < o.steps) {
+      st.seconds = elapsed();
+      save_checkpoint(checkpoint, job, st, &tr);
+      write_file_atomically((fs::path(o.out) / "metrics.csv").string(), st.csv);
+    }
+    if (halt && st.step < o.steps) {
+      progress.finish("halted at step " + std::to_string(st.step) + " (--halt-after); continue with --resume " + checkpoint);
+      return false;
+    }
+  }
+
+  // Closed-loop evaluation on the held-out draws, and equivariance of the model and of the whole policy.
+  PolicyResult r;
+  r.model = name;
+  r.demos = demos;
+  std::vector<int64_t> base(data.eval.size());
+  std::iota(base.begin(), base.end(), 0);
+  const auto eval = rollout(job, *tr.model, data.eval, base, std::vector<int>(base.size(), 0), mix(o.seed, 1000));
+  for (size_t i = 0; i < base.size(); ++i) r.success += eval.success[i], r.final_distance += eval.final_distance[i];
+  r.success /= static_cast<double>(base.size());
+  r.final_distance /= static_cast<double>(base.size());
+  for (size_t i = 0; i < base.size() && static_cast<int64_t>(i) < kPlotted; ++i) r.rollouts.push_back(eval.paths[i]);
+  const std::vector<Draw> few(data.eval.begin(), data.eval.begin() + std::min<int64_t>(kEquivarianceDraws, data.eval.size()));
+  r.policy_equivariance = policy_equivariance(job, *tr.model, few, mix(o.seed, 2000));
+  if (auto* eq = dynamic_cast<EquivariantFlow*>(tr.model.get())) r.model_equivariance = eq->net->check_equivariance(8, 0, 0, 64, 1.0, 1.0).max_relative;
+  r.train_loss = st.loss_average;
+  r.steps = st.step;
+  r.parameters = n_params;
+  r.seconds = elapsed();
+  std::ostringstream msg;
+  msg << "success " << std::fixed << std::setprecision(3) << r.success << ", final distance " << r.final_distance << ", loss "
+      << std::setprecision(4) << r.train_loss << ", " << n_params << " parameters, " << std::setprecision(1) << r.seconds << " s"
+      << std::scientific << std::setprecision(2) << ", rollout equivariance " << r.policy_equivariance;
+  if (r.model_equivariance >= 0) msg << ", forward equivariance " << r.model_equivariance;
+  progress.finish(msg.str());
+  st.results.push_back(r);
+  ++st.run;
+  st.step = 0, st.loss_average = 0, st.seconds = 0;
+  save_checkpoint(checkpoint, job, st, nullptr);
+  write_file_atomically((fs::path(o.out) / "metrics.csv").string(), st.csv);
+  return true;
+}
+
+int run_policy(const PolicyOptions& opt) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const Job job = make_job(opt);
+  JobState st;
+  if (!opt.resume.empty()) st = load_checkpoint(opt.resume, job);
+  ensure_writable_directory(opt.out, "--out");
+
+  Data data;
+  const auto train_draws = draw_tasks(job.task, job.demos.back(), mix(opt.seed, 1));
+  data.eval = draw_tasks(job.task, opt.eval, mix(opt.seed, 2));
+  data.demos = make_demonstrations(job, train_draws);
+  data.cond = data.demos.cond.to(job.device);
+  data.actions = data.demos.actions.to(job.device);
+  std::cout << "symm policy: point robot in [-1, 1]² around " << job.task.obstacles.size() << " obstacles, group D4 on the plane\n"
+            << "  flow-matching policy: " << opt.obs << " observations -> " << opt.horizon << " velocity commands (" << opt.execute
+            << " executed per plan), " << opt.flow_steps << " Euler steps\n"
+            << "  models: width " << opt.width << " (" << opt.width / 8 << " regular copies), " << opt.layers << " decoder layers, "
+            << opt.heads << " heads; eCondTransformerRegressor vs CondTransformerRegressor\n"
+            << "  expert: " << data.demos.expert_successes << "/" << train_draws.size() << " demonstrations reach the goal; "
+            << opt.steps << " steps per run, demonstrations";
+  for (auto n : job.demos) std::cout << " " << n;
+  std::cout << "; " << opt.eval << " held-out draws\n";
+  if (!opt.resume.empty()) std::cout << "  resuming " << opt.resume << " at run " << st.run << ", step " << st.step << "\n";
+  std::cout << std::flush;
+
+  int64_t halt_budget = opt.halt_after > 0 ? opt.halt_after : -1;
+  const int64_t runs = 2 * static_cast<int64_t>(job.demos.size());
+  while (st.run < runs) {
+    if (!train_run(job, data, st, halt_budget)) return 0;
+    if (halt_budget == 0 && st.run < runs) {
+      std::cout << "  halted after run " << st.run << " (--halt-after); continue with --resume " << opt.out << "/checkpoint.pt\n";
+      return 0;
+    }
+  }
+
+  // Summary: the table, JSON, plots and the last line.
+  int64_t expert_eval = 0;
+  std::vector<std::vector<Vec2>> expert_paths;
+  for (const auto& d : data.eval) {
+    const auto ep = expert_episode(job.task, d);
+    expert_eval += ep.success;
+    if (static_cast<int64_t>(expert_paths.size()) < kPlotted) expert_paths.push_back(ep.states);
+  }
+  const double expert_rate = static_cast<double>(expert_eval) / static_cast<double>(data.eval.size());
+  std::cout << "\n  closed-loop success on " << opt.eval << " held-out draws (expert: " << std::fixed << std::setprecision(3) << expert_rate
+            << ")\n  demos   equivariant (final dist)   baseline (final dist)\n";
+  const PolicyResult *eq = nullptr, *base = nullptr;
+  for (size_t i = 0; i + 1 < st.results.size(); i += 2) {
+    eq = &st.results[i], base = &st.results[i + 1];
+    char line[160];
+    std::snprintf(line, sizeof line, "  %5lld   %11.3f (%.3f)        %8.3f (%.3f)\n", static_cast<long long>(eq->demos), eq->success,
+                  eq->final_distance, base->success, base->final_distance);
+    std::cout << line;
+  }
+  nlohmann::json runs_json = nlohmann::json::array();
+  for (const auto& r : st.results) runs_json.push_back(to_json(r));
+  const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const nlohmann::json summary = {{"config", job.config},
+                                  {"device", opt.device},
+                                  {"expert_success", expert_rate},
+                                  {"runs", runs_json},
+                                  {"largest_demos", eq->demos},
+                                  {"equivariant_success", eq->success},
+                                  {"baseline_success", base->success},
+                                  {"model_equivariance_error", eq->model_equivariance},
+                                  {"policy_equivariance_error", eq->policy_equivariance},
+                                  {"baseline_policy_equivariance_error", base->policy_equivariance},
+                                  {"seconds_this_invocation", total}};
+  write_file_atomically((fs::path(opt.out) / "summary.json").string(), summary.dump(2) + "\n");
+  write_file_atomically((fs::path(opt.out) / "success.svg").string(), success_svg(st.results, "D4 point-robot navigation: success vs demonstrations"));
+  const std::vector<Draw> plotted(data.eval.begin(), data.eval.begin() + std::min<int64_t>(kPlotted, data.eval.size()));
+  write_file_atomically((fs::path(opt.out) / "rollouts.svg").string(),
+                        rollouts_svg(job.task, st.results, job.demos.front(), expert_paths, plotted));
+  std::cout << "  wrote " << opt.out << "/{metrics.csv, summary.json, success.svg, rollouts.svg, checkpoint.pt} in " << std::setprecision(1)
+            << total << " s\n";
+  std::cout << "equivariant_success=" << format_number(eq->success) << " baseline_success=" << format_number(base->success)
+            << " equivariance_error=" << format_number(eq->policy_equivariance) << std::endl;
+  return 0;
+}
+
+}  // namespace
+
+void add_policy_command(CLI::App& app, int& exit_code) {
+  auto* cmd = app.add_subcommand("policy", "imitate an obstacle-avoiding expert with an equivariant and a plain flow-matching policy");
+  auto opt = std::make_shared<PolicyOptions>();
+  cmd->add_option("--demos", opt->demos, "expert demonstrations: an int, or a comma list for a sweep")->capture_default_str();
+  cmd->add_option("--layers", opt->layers, "decoder layers")->capture_default_str();
+  cmd->add_option("--width", opt->width, "embedding width, a multiple of |D4| = 8")->capture_default_str();
+  cmd->add_option("--heads", opt->heads, "attention heads; must divide width/8")->capture_default_str();
+  cmd->add_option("--steps", opt->steps, "optimisation steps per run")->capture_default_str();
+  cmd->add_option("--batch-size", opt->batch_size, "samples per optimisation step")->capture_default_str();
+  cmd->add_option("--lr", opt->lr, "peak learning rate of Adam")->capture_default_str();
+  cmd->add_option("--horizon", opt->horizon, "velocity commands predicted per plan")->capture_default_str();
+  cmd->add_option("--execute", opt->execute, "commands executed before planning again")->capture_default_str();
+  cmd->add_option("--obs", opt->obs, "observations (position, goal) the policy sees")->capture_default_str();
+  cmd->add_option("--flow-steps", opt->flow_steps, "Euler steps of the sampler")->capture_default_str();
+  cmd->add_option("--eval", opt->eval, "held-out draws for the closed-loop evaluation")->capture_default_str();
+  cmd->add_option("--device", opt->device, "cpu or cuda")->capture_default_str();
+  cmd->add_option("--seed", opt->seed, "seed of the draws and of the models")->capture_default_str();
+  cmd->add_option("--out", opt->out, "output directory")->capture_default_str();
+  cmd->add_option("--resume", opt->resume, "continue from a checkpoint.pt of the same configuration");
+  cmd->add_option("--halt-after", opt->halt_after, "stop after this many steps, leaving a checkpoint (for resume)");
+  cmd->callback([opt, &exit_code] { exit_code = run_policy(*opt); });
+}
+
+}  // namespace symm::app
