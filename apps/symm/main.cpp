@@ -8,6 +8,7 @@
 #include <c10/util/Exception.h>
 
 #include "commands.h"
+#include "symm/allocator.h"
 
 namespace {
 
@@ -24,6 +25,7 @@ void ensure_passive_openmp(char** argv) {
 
 int main(int argc, char** argv) {
   ensure_passive_openmp(argv);
+  symm::configure_allocator();  // keeps large temporaries in the heap (README: "The allocator")
   CLI::App app{"symm: neural-network layers exactly equivariant to a finite group.\n"
                "Without a subcommand, runs the default job (see `symm train --help`)."};
   app.require_subcommand(0, 1);

@@ -1,5 +1,6 @@
 #pragma once
 // Everything of symm in one include: groups and representations, Hom_G bases, every module, checkpoints.
+#include "symm/allocator.h"
 #include "symm/group/group.h"
 #include "symm/group/irrep.h"
 #include "symm/group/named.h"
