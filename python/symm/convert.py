@@ -1,5 +1,9 @@
-"""python -m symm.convert MODEL.pt OUT.symm: a saved symm_learning model (``torch.save`` of the module) to a
+"""python -m symm.convert [--factory MODULE:FUNCTION] MODEL.pt OUT.symm: a saved symm_learning model to a
 symm checkpoint for the C++ side.
+
+symm_learning's layers hold parametrized weights, which torch.save can store only as a state_dict: with
+--factory, MODEL.pt is a state_dict and MODULE:FUNCTION (importable, called without arguments) builds the
+symm_learning model to load it into; without it, MODEL.pt is a pickled module (torch.save of the module).
 
 Writes OUT.symm (``symm::save`` format), OUT.symm.group.json (the group as permutations, which
 ``symm::group::make_group`` reads) and OUT.symm.json (the architecture and the input representation's images
@@ -9,6 +13,7 @@ the model from them in Python. Exits with code 2 and one message when the model 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 
@@ -49,12 +54,20 @@ def convert(module, out) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m symm.convert", description=__doc__.split("\n\n")[0])
-    parser.add_argument("model", help="a symm_learning eTransformerEncoderLayer or encoder stack saved with torch.save")
+    parser = argparse.ArgumentParser(prog="python -m symm.convert", description=__doc__.split("\n\n")[0],
+                                     epilog=__doc__.split("\n\n")[1])
+    parser.add_argument("model", help="a symm_learning eTransformerEncoderLayer or encoder stack saved with torch.save "
+                                      "(its state_dict with --factory)")
     parser.add_argument("out", help="the .symm checkpoint to write")
+    parser.add_argument("--factory", metavar="MODULE:FUNCTION", help="builds the symm_learning model for a state_dict")
     args = parser.parse_args(argv)
     try:
-        module = torch.load(args.model, weights_only=False, map_location="cpu")
+        if args.factory:
+            name, _, function = args.factory.partition(":")
+            module = getattr(importlib.import_module(name), function)()
+            module.load_state_dict(torch.load(args.model, map_location="cpu"))
+        else:
+            module = torch.load(args.model, weights_only=False, map_location="cpu")
         if not isinstance(module, torch.nn.Module):
             raise interop.ConversionError(f"{args.model}: expected a pickled torch.nn.Module, got {type(module).__name__}")
         spec = convert(module, args.out)

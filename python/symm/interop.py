@@ -88,7 +88,7 @@ class _GroupMap:
                     continue
                 eye = torch.eye(d, dtype=torch.float64)
                 # Row-major vec: vec(ψ_k X − X ψ) = (ψ_k ⊗ I − I ⊗ ψᵀ) vec(X).
-                a = torch.cat([torch.kron(ours(s), eye) - torch.kron(eye, img.T)
+                a = torch.cat([torch.kron(ours(s), eye) - torch.kron(eye, img.T.contiguous())
                                for s, img in zip(self.group.generators, images)])
                 _, sv, vh = torch.linalg.svd(a)
                 if sv[-1] < 1e-8:

@@ -90,8 +90,23 @@ def cpp_module(module: torch.nn.Module):
     return cpp
 
 
+class _CppModuleList(CppModule):
+    """A C++ torch::nn::ModuleList (the layers of a stack): indexable and iterable like torch.nn.ModuleList."""
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def __getitem__(self, i):
+        return list(self._modules.values())[i]
+
+
 def _wrap(cpp):
     cls = _WRAPPERS.get(type(cpp).__name__, CppModule)
+    if cls is CppModule and _C.module_name(cpp) == "torch::nn::ModuleListImpl":
+        cls = _CppModuleList
     obj = cls.__new__(cls)
     CppModule.__init__(obj, cpp)
     return obj

@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 
@@ -19,6 +20,7 @@ def sl_layer(rep, heads=2, dim_feedforward=64, **kw):
 
 def train_a_little(model, size, steps=5):
     """Moves the weights (norm scales included) away from their initial values."""
+    model.train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     x = torch.randn(4, 6, size)
     for _ in range(steps):
@@ -55,8 +57,25 @@ def test_regular_copies_up_to_a_change_of_basis():
     reg = direct_sum([G.regular_representation] * 2)
     q, _ = torch.linalg.qr(torch.randn(reg.size, reg.size, dtype=torch.float64))
     rep = escnn_group.change_basis(reg, q.numpy(), "rotated")
-    theirs = train_a_little(sl_layer(rep), rep.size)
-    assert_same_outputs(theirs, from_symm_learning(theirs), rep.size)
+    ours = symm.interop.rep_from_escnn(rep)
+    assert ours.regular_copies == 2
+    gm = symm.interop._GroupMap(G)
+    for s, g in zip(gm.group.generators, gm.generators):
+        assert torch.allclose(ours(s), torch.as_tensor(rep(g)), atol=1e-10)
+    # symm_learning 0.8.1 constrains out_proj to commute with in_rep while it reads the heads' output in the
+    # stacked regular basis: with a change of basis its layer is not equivariant, and the conversion refuses it.
+    theirs = sl_layer(rep).eval()
+    x = torch.randn(2, 5, rep.size)
+    with torch.no_grad():
+        y = theirs(x)
+        err = max((theirs(x @ torch.as_tensor(rep(g), dtype=torch.float32).T)
+                   - y @ torch.as_tensor(rep(g), dtype=torch.float32).T).abs().max().item() for g in G.elements)
+    assert err > 1e-2 * y.abs().max().item()
+    with pytest.raises(ConversionError, match=r"layer\.self_attn\.out_proj\.weight.*not equivariant"):
+        from_symm_learning(theirs)
+    # Our own layer on the same representation is equivariant.
+    layer = symm.nn.eTransformerEncoderLayer(ours, symm.nn.eMultiheadAttention(ours, 2), dim_feedforward=24).eval()
+    layer.check_equivariance()
 
 
 def test_stack_and_convert_command(tmp_path):
@@ -65,14 +84,26 @@ def test_stack_and_convert_command(tmp_path):
     stack = sl_nn.TransformerEncoder(sl_layer(rep, dim_feedforward=32), 2, norm=sl_nn.eRMSNorm(rep)).eval()
     for layer in stack.layers:  # the stack's layers start as copies: make them differ
         train_a_little(layer, rep.size, steps=2)
+    train_a_little(stack.norm, rep.size, steps=2)  # a final norm whose scales differ per irrep copy
+    stack.eval()
     ours = from_symm_learning(stack)
     assert isinstance(ours, symm.nn.eTransformerEncoder)
     assert_same_outputs(stack, ours, rep.size)
 
-    torch.save(stack, tmp_path / "sl.pt")
+    # symm_learning's parametrized modules are saved as a state_dict; a factory builds the model to load it into.
+    torch.save(stack.state_dict(), tmp_path / "sl.pt")
+    (tmp_path / "slfactory.py").write_text(
+        "import escnn.group, symm_learning.nn as sl\n"
+        "from symm_learning.representation_theory import direct_sum\n"
+        "def make():\n"
+        "    rep = direct_sum([escnn.group.dihedral_group(4).regular_representation] * 2)\n"
+        "    layer = sl.eTransformerEncoderLayer(rep, sl.eMultiheadAttention(rep, num_heads=2, dropout=0.0),\n"
+        "                                        dim_feedforward=32, dropout=0.1)\n"
+        "    return sl.TransformerEncoder(layer, 2, norm=sl.eRMSNorm(rep))\n")
     out = tmp_path / "model.symm"
-    proc = subprocess.run([sys.executable, "-m", "symm.convert", str(tmp_path / "sl.pt"), str(out)], capture_output=True,
-                          text=True)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-m", "symm.convert", "--factory", "slfactory:make", str(tmp_path / "sl.pt"),
+                           str(out)], capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr
     assert symm.group(f"{out}.group.json").order == 8  # what the C++ side reads with make_group
     from symm.convert import load_converted
