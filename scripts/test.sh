@@ -21,6 +21,11 @@ echo "== LibTorch 2.x (torch wheel, CUDA build): build, unit and CLI tests"
 SYMM_TORCH=wheel bash scripts/build.sh
 ctest --test-dir build-torch2 --output-on-failure -j "$jobs"
 
+# ---- Python package: pip install . (reusing build-torch2's objects), pytest tests/python ----
+echo "== Python package (python/, tests/python) against the LibTorch 2.x build"
+bash scripts/test-python.sh build-torch2
+# ---- end of the Python stage ----
+
 echo "== group engine under ASan + UBSan"
 cmake -S . -B build-sanitize -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSYMM_GROUP_ONLY=ON -DSYMM_SANITIZE=ON > /dev/null
 cmake --build build-sanitize --parallel "$jobs"
