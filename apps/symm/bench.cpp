@@ -1,5 +1,6 @@
-// symm bench: our eTransformerEncoderLayer against torch::nn::TransformerEncoderLayer of the same width,
-// timed in one process, interleaved repetition by repetition so that machine noise hits both alike.
+// symm bench: our eTransformerEncoderLayer against torch::nn::TransformerEncoderLayer of the same width and
+// against a plain dense layer of the fastest LibTorch ops, timed in one process under one allocator setting,
+// interleaved repetition by repetition so that machine noise hits all alike; and a 4-layer stack of each.
 #include "commands.h"
 
 #include <algorithm>
@@ -18,8 +19,9 @@
 #include <torch/torch.h>
 #include <torch/version.h>
 
+#include "symm/allocator.h"
 #include "symm/group/named.h"
-#include "symm/nn/encoder_layer.h"
+#include "symm/nn/encoder.h"
 
 namespace symm::app {
 
@@ -27,13 +29,15 @@ namespace {
 
 struct BenchConfig {
   std::string group;
-  int copies, heads, dim_feedforward, batch, seq;
+  int copies, heads, batch, seq;  // dim_feedforward is 4·D
 };
 
 struct BenchOptions {
   std::string device = "cpu";
   bool quick = false;
   bool breakdown = false;
+  std::string configs = "all";  // small, large or all
+  std::string execution = "automatic";
   int threads = 0;  // 0: the machine's cores
 };
 
@@ -49,11 +53,11 @@ int64_t count_parameters(const torch::nn::Module& m) {
   return n;
 }
 
-/// Times `a` and `b` alternately (a, b, b, a, a, b, ...: neither always goes first) after warm-up and
-/// returns their median times in milliseconds. Stops after `min_reps` once both have run `budget_s`
+/// Times the functions in turn, the order rotating every repetition so that none always goes first, after
+/// warm-up; returns their median times in milliseconds. Stops after `min_reps` once all have run `budget_s`
 /// seconds, or at `max_reps`.
-std::pair<double, double> time_pair(const std::function<void()>& a, const std::function<void()>& b, bool cuda,
-                                    int warmup, int min_reps, int max_reps, double budget_s) {
+std::vector<double> time_interleaved(const std::vector<std::function<void()>>& fs, bool cuda, int warmup, int min_reps,
+                                     int max_reps, double budget_s) {
   auto timed = [cuda](const std::function<void()>& f) {
     if (cuda) torch::cuda::synchronize();
     const auto t0 = std::chrono::steady_clock::now();
@@ -61,23 +65,21 @@ std::pair<double, double> time_pair(const std::function<void()>& a, const std::f
     if (cuda) torch::cuda::synchronize();
     return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   };
-  for (int i = 0; i < warmup; ++i) {
-    timed(a);
-    timed(b);
-  }
-  std::vector<double> ta, tb;
+  const size_t n = fs.size();
+  for (int i = 0; i < warmup; ++i)
+    for (const auto& f : fs) timed(f);
+  std::vector<std::vector<double>> t(n);
   double total = 0;
-  for (int r = 0; r < max_reps && (r < min_reps || total < 2e3 * budget_s); ++r) {
-    if (r % 2 == 0) {
-      ta.push_back(timed(a));
-      tb.push_back(timed(b));
-    } else {
-      tb.push_back(timed(b));
-      ta.push_back(timed(a));
+  for (int r = 0; r < max_reps && (r < min_reps || total < 1e3 * n * budget_s); ++r) {
+    for (size_t i = 0; i < n; ++i) {
+      const size_t k = (r % 2 ? n - 1 - i : i + size_t(r / 2)) % n;
+      t[k].push_back(timed(fs[k]));
+      total += t[k].back();
     }
-    total += ta.back() + tb.back();
   }
-  return {median(ta), median(tb)};
+  std::vector<double> medians;
+  for (auto& v : t) medians.push_back(median(v));
+  return medians;
 }
 
 std::string fixed(double v, int digits) {
@@ -89,6 +91,46 @@ std::string fixed(double v, int digits) {
 struct BenchResult {
   double ratio_eval, ratio_train;
 };
+
+/// A pre-norm Transformer encoder layer of plain dense LibTorch ops, the fastest each version has: the fused
+/// layer_norm, one (3D, D) in-projection, at::scaled_dot_product_attention from LibTorch 2 (else matmul,
+/// softmax, matmul), batch-first like ours. The baseline that a weak reference layer cannot flatter.
+struct DenseLayerImpl : torch::nn::Module {
+  DenseLayerImpl(int64_t d, int64_t heads, int64_t ff) : heads(heads) {
+    norm1 = register_module("norm1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d})));
+    norm2 = register_module("norm2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d})));
+    in_proj = register_module("in_proj", torch::nn::Linear(d, 3 * d));
+    out_proj = register_module("out_proj", torch::nn::Linear(d, d));
+    linear1 = register_module("linear1", torch::nn::Linear(d, ff));
+    linear2 = register_module("linear2", torch::nn::Linear(ff, d));
+  }
+  torch::Tensor forward(const torch::Tensor& x) {
+    const int64_t b = x.size(0), t = x.size(1), d = x.size(2), hd = d / heads;
+    const auto qkv = in_proj(norm1(x)).view({b, t, 3, heads, hd}).permute({2, 0, 3, 1, 4});  // (3, B, H, T, hd)
+    const auto q = qkv[0], k = qkv[1], v = qkv[2];
+#if TORCH_VERSION_MAJOR >= 2
+    const auto a = at::scaled_dot_product_attention(q, k, v);
+#else
+    const auto a = torch::matmul(torch::softmax(torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(double(hd)), -1), v);
+#endif
+    const auto h = x + out_proj(a.transpose(1, 2).reshape({b, t, d}));
+    return h + linear2(torch::gelu(linear1(norm2(h))));
+  }
+  int64_t heads;
+  torch::nn::LayerNorm norm1{nullptr}, norm2{nullptr};
+  torch::nn::Linear in_proj{nullptr}, out_proj{nullptr}, linear1{nullptr}, linear2{nullptr};
+};
+TORCH_MODULE(DenseLayer);
+
+/// Multiply-adds per token of the linear maps and the attention products (norms and activations left out).
+int64_t layer_multiply_adds(symm::nn::eTransformerEncoderLayerImpl& layer, int64_t seq) {
+  int64_t total = 2 * seq * layer.options.in_rep().size();  // q·k and weights·v
+  for (const auto& m : layer.modules())
+    if (const auto* lin = dynamic_cast<const symm::nn::eLinearImpl*>(m.get())) total += lin->multiply_adds();
+  return total;
+}
+
+int64_t dense_multiply_adds(int64_t d, int64_t ff, int64_t seq) { return 4 * d * d + 2 * d * ff + 2 * seq * d; }
 
 /// Median milliseconds of f over `reps` runs after two warm-up runs.
 double time_ms(const std::function<void()>& f, bool cuda, int reps) {
@@ -134,61 +176,109 @@ void print_breakdown(symm::nn::eTransformerEncoderLayer& ours, torch::nn::Transf
   }
 }
 
-BenchResult run_config(const BenchConfig& c, const torch::Device& device, bool quick, bool breakdown) {
+struct Repetitions {
+  int warmup, min_reps, max_reps;
+  double budget_s;
+};
+
+symm::nn::eTransformerEncoderLayer make_layer(const symm::group::Representation& rep, int heads, int64_t ff,
+                                              symm::nn::Execution execution) {
   namespace snn = symm::nn;
+  auto attn = std::make_shared<snn::eMultiheadAttentionImpl>(snn::eMultiheadAttentionOptions(rep, heads).dropout(0.0));
+  snn::eTransformerEncoderLayer layer(
+      snn::eTransformerEncoderLayerOptions(rep, attn).dim_feedforward(ff).dropout(0.0).activation(snn::Activation::gelu()));
+  snn::set_execution(*layer, execution);
+  return layer;
+}
+
+void train_step(torch::nn::Module& m, const std::function<torch::Tensor()>& forward) {
+  m.zero_grad();
+  forward().square().mean().backward();
+}
+
+BenchResult run_config(const BenchConfig& c, const torch::Device& device, const Repetitions& reps, bool breakdown,
+                       symm::nn::Execution execution) {
   const auto g = symm::group::make_group(c.group);
   const auto rep = symm::group::Representation::regular(g).copies(c.copies);
   const int64_t d_model = rep.size();
 
   torch::manual_seed(0);
-  auto attn = std::make_shared<snn::eMultiheadAttentionImpl>(snn::eMultiheadAttentionOptions(rep, c.heads).dropout(0.0));
-  snn::eTransformerEncoderLayer ours(snn::eTransformerEncoderLayerOptions(rep, attn)
-                                         .dim_feedforward(c.dim_feedforward)
-                                         .dropout(0.0)
-                                         .activation(snn::Activation::gelu()));
+  auto ours = make_layer(rep, c.heads, 4 * d_model, execution);
   const int64_t ff = ours->feedforward->hidden_size();
   torch::nn::TransformerEncoderLayer theirs(
       torch::nn::TransformerEncoderLayerOptions(d_model, c.heads).dim_feedforward(ff).dropout(0.0).activation(torch::kGELU));
+  DenseLayer best(d_model, c.heads, ff);
   ours->to(device);
   theirs->to(device);
+  best->to(device);
 
   const auto opts = torch::TensorOptions().device(device).dtype(torch::kFloat32);
   const auto x_ours = torch::randn({c.batch, c.seq, d_model}, opts);   // batch-first
   const auto x_theirs = torch::randn({c.seq, c.batch, d_model}, opts);  // sequence-first, as torch's C++ layer
 
   const bool cuda = device.is_cuda();
-  const int warmup = quick ? 2 : 5;
-  const int min_reps = quick ? 5 : 30;
-  const int max_reps = quick ? 5 : 400;
-  const double budget_s = quick ? 0.0 : 1.5;
-
   ours->eval();
   theirs->eval();
-  double eval_ours, eval_theirs;
+  best->eval();
+  std::vector<double> eval;
   {
     torch::NoGradGuard no_grad;
-    std::tie(eval_ours, eval_theirs) = time_pair([&] { ours->forward(x_ours); }, [&] { theirs->forward(x_theirs); }, cuda,
-                                                 warmup, min_reps, max_reps, budget_s);
+    eval = time_interleaved({[&] { ours->forward(x_ours); }, [&] { theirs->forward(x_theirs); }, [&] { best->forward(x_ours); }},
+                            cuda, reps.warmup, reps.min_reps, reps.max_reps, reps.budget_s);
   }
   ours->train();
   theirs->train();
-  auto step = [](torch::nn::Module& m, const std::function<torch::Tensor()>& forward) {
-    m.zero_grad();
-    forward().square().mean().backward();
-  };
-  const auto [train_ours, train_theirs] = time_pair([&] { step(*ours, [&] { return ours->forward(x_ours); }); },
-                                                    [&] { step(*theirs, [&] { return theirs->forward(x_theirs); }); }, cuda,
-                                                    warmup, min_reps, max_reps, budget_s);
+  const auto train = time_interleaved({[&] { train_step(*ours, [&] { return ours->forward(x_ours); }); },
+                                       [&] { train_step(*theirs, [&] { return theirs->forward(x_theirs); }); }},
+                                      cuda, reps.warmup, reps.min_reps, reps.max_reps, reps.budget_s);
 
-  if (breakdown) print_breakdown(ours, theirs, x_ours, x_theirs, cuda, quick ? 5 : 50);
-  const BenchResult r{eval_ours / eval_theirs, train_ours / train_theirs};
+  if (breakdown) print_breakdown(ours, theirs, x_ours, x_theirs, cuda, reps.min_reps);
+  const BenchResult r{eval[0] / eval[1], train[0] / train[1]};
+  const double flops_ratio = double(layer_multiply_adds(*ours, c.seq)) / double(dense_multiply_adds(d_model, ff, c.seq));
   std::cout << c.group << " m=" << c.copies << " d_model=" << d_model << " heads=" << c.heads << " ff=" << ff
             << " B=" << c.batch << " T=" << c.seq << " params_ours=" << count_parameters(*ours)
-            << " params_torch=" << count_parameters(*theirs) << " eval_ours_ms=" << fixed(eval_ours, 3)
-            << " eval_torch_ms=" << fixed(eval_theirs, 3) << " train_ours_ms=" << fixed(train_ours, 3)
-            << " train_torch_ms=" << fixed(train_theirs, 3) << " ratio_eval=" << fixed(r.ratio_eval, 3)
-            << " ratio_train=" << fixed(r.ratio_train, 3) << std::endl;
+            << " params_torch=" << count_parameters(*theirs) << " flops_ratio=" << fixed(flops_ratio, 3)
+            << " eval_ours_ms=" << fixed(eval[0], 3) << " eval_torch_ms=" << fixed(eval[1], 3)
+            << " eval_best_ms=" << fixed(eval[2], 3) << " train_ours_ms=" << fixed(train[0], 3)
+            << " train_torch_ms=" << fixed(train[1], 3) << " ratio_eval=" << fixed(r.ratio_eval, 3)
+            << " ratio_train=" << fixed(r.ratio_train, 3) << " ratio_eval_best=" << fixed(eval[0] / eval[2], 3) << std::endl;
   return r;
+}
+
+/// A 4-layer eTransformerEncoder against torch::nn::TransformerEncoder of 4 layers of the same width.
+void run_stack(const BenchConfig& c, const torch::Device& device, const Repetitions& reps, symm::nn::Execution execution) {
+  const auto rep = symm::group::Representation::regular(symm::group::make_group(c.group)).copies(c.copies);
+  const int64_t d_model = rep.size(), layers = 4;
+  torch::manual_seed(0);
+  symm::nn::eTransformerEncoder ours(make_layer(rep, c.heads, 4 * d_model, execution), layers);
+  const int64_t ff = ours->options.encoder_layer()->feedforward->hidden_size();
+  torch::nn::TransformerEncoder theirs(torch::nn::TransformerEncoderOptions(
+      torch::nn::TransformerEncoderLayerOptions(d_model, c.heads).dim_feedforward(ff).dropout(0.0).activation(torch::kGELU),
+      layers));
+  ours->to(device);
+  theirs->to(device);
+  const auto opts = torch::TensorOptions().device(device).dtype(torch::kFloat32);
+  const auto x_ours = torch::randn({c.batch, c.seq, d_model}, opts);
+  const auto x_theirs = torch::randn({c.seq, c.batch, d_model}, opts);
+  const bool cuda = device.is_cuda();
+  ours->eval();
+  theirs->eval();
+  std::vector<double> eval;
+  {
+    torch::NoGradGuard no_grad;
+    eval = time_interleaved({[&] { ours->forward(x_ours); }, [&] { theirs->forward(x_theirs); }}, cuda, reps.warmup,
+                            reps.min_reps, reps.max_reps, reps.budget_s);
+  }
+  ours->train();
+  theirs->train();
+  const auto train = time_interleaved({[&] { train_step(*ours, [&] { return ours->forward(x_ours); }); },
+                                       [&] { train_step(*theirs, [&] { return theirs->forward(x_theirs); }); }},
+                                      cuda, reps.warmup, reps.min_reps, reps.max_reps, reps.budget_s);
+  std::cout << c.group << " m=" << c.copies << " layers=" << layers << " d_model=" << d_model << " B=" << c.batch
+            << " T=" << c.seq << " stack_eval_ours_ms=" << fixed(eval[0], 3) << " stack_eval_torch_ms=" << fixed(eval[1], 3)
+            << " stack_train_ours_ms=" << fixed(train[0], 3) << " stack_train_torch_ms=" << fixed(train[1], 3)
+            << " stack_ratio_eval=" << fixed(eval[0] / eval[1], 3) << " stack_ratio_train=" << fixed(train[0] / train[1], 3)
+            << std::endl;
 }
 
 int run_bench(const BenchOptions& o) {
@@ -200,26 +290,25 @@ int run_bench(const BenchOptions& o) {
   torch::set_num_threads(threads);
   const torch::Device device(o.device == "cuda" ? torch::kCUDA : torch::kCPU);
 
-  std::vector<BenchConfig> configs = {
-      {"C2", 32, 4, 256, 32, 32},
-      {"C8", 16, 4, 512, 32, 32},
-      {"D8", 8, 4, 512, 32, 32},
-  };
-  if (device.is_cuda()) {
-    configs.push_back({"C2", 128, 8, 1024, 64, 128});
-    configs.push_back({"C8", 32, 8, 1024, 64, 128});
-    configs.push_back({"D8", 32, 8, 2048, 64, 128});
-  }
-  std::cout << "# symm bench: eTransformerEncoderLayer (eMultiheadAttention, GELU, dropout 0, default norm) vs "
-               "torch::nn::TransformerEncoderLayer; device="
-            << o.device << " threads=" << threads << " libtorch=" << TORCH_VERSION << (o.quick ? " quick" : "")
-            << "; times are medians in ms, ratio = ours/torch" << std::endl;
+  const auto execution = symm::nn::parse_execution(o.execution);
+  const std::vector<BenchConfig> small = {{"C2", 32, 4, 32, 32}, {"C8", 16, 4, 32, 32}, {"D8", 8, 4, 32, 32}};
+  const std::vector<BenchConfig> large = {{"D8", 32, 4, 16, 32}, {"O", 16, 4, 16, 32}, {"I", 8, 4, 16, 32}};
+  std::vector<BenchConfig> configs;
+  if (o.configs != "large") configs.insert(configs.end(), small.begin(), small.end());
+  if (o.configs != "small") configs.insert(configs.end(), large.begin(), large.end());
+  const Repetitions reps = o.quick ? Repetitions{1, 3, 3, 0.0} : Repetitions{3, 15, 200, 0.6};
+  std::cout << "# symm bench: eTransformerEncoderLayer (eMultiheadAttention, GELU, dropout 0, default norm, execution="
+            << o.execution << ") vs torch::nn::TransformerEncoderLayer and a dense layer of the fastest ops; device="
+            << o.device << " threads=" << threads << " allocator=\"" << symm::allocator_setting()
+            << "\" libtorch=" << TORCH_VERSION << (o.quick ? " quick" : "")
+            << "; times are medians in ms, ratio = ours/torch, flops_ratio = our multiply-adds per token / dense" << std::endl;
   double worst_eval = 0, worst_train = 0;
   for (const auto& c : configs) {
-    const auto r = run_config(c, device, o.quick, o.breakdown);
+    const auto r = run_config(c, device, reps, o.breakdown, execution);
     worst_eval = std::max(worst_eval, r.ratio_eval);
     worst_train = std::max(worst_train, r.ratio_train);
   }
+  run_stack(configs.front().group == "C2" ? small[2] : configs.front(), device, reps, execution);
   std::cout << "worst_ratio_eval=" << fixed(worst_eval, 3) << " worst_ratio_train=" << fixed(worst_train, 3) << std::endl;
   return 0;
 }
@@ -233,6 +322,10 @@ void add_bench_command(CLI::App& app, int& exit_code) {
   cmd->add_flag("--quick", o->quick, "few repetitions: checks that it runs, not how fast");
   cmd->add_flag("--breakdown", o->breakdown, "also print per-block times (comment lines starting with #)");
   cmd->add_option("--threads", o->threads, "torch intra-op threads (default: the machine's cores)");
+  cmd->add_option("--configs", o->configs, "small (D <= 128, B=32), large (D 384-512, B=16) or all")
+      ->check(CLI::IsMember({"small", "large", "all"}));
+  cmd->add_option("--execution", o->execution, "execution path of our linear maps: automatic, dense or isotypic")
+      ->check(CLI::IsMember({"automatic", "dense", "isotypic"}));
   cmd->callback([o, &exit_code] { exit_code = run_bench(*o); });
 }
 

@@ -33,6 +33,7 @@ void eTransformerDecoderLayerImpl::reset() {
   dropout1 = register_module("dropout1", torch::nn::Dropout(options.dropout()));
   dropout2 = register_module("dropout2", torch::nn::Dropout(options.dropout()));
   dropout3 = register_module("dropout3", torch::nn::Dropout(options.dropout()));
+  set_execution(*this, options.execution());
   built_ = true;
 }
 
@@ -49,9 +50,12 @@ torch::Tensor eTransformerDecoderLayerImpl::forward(const torch::Tensor& tgt, co
   TORCH_CHECK(tgt.dim() == 3 && memory.dim() == 3 && tgt.size(0) == memory.size(0),
               "eTransformerDecoderLayer: expected tgt (B, T, D) and memory (B, S, D) with the same B, got ", tgt.sizes(),
               " and ", memory.sizes());
-  auto self_block = [&](const torch::Tensor& x) {
+  // With norm_first, norm1's affine folds into the self-attention's in_proj and norm3's into linear1, as in
+  // the encoder layer; norm2's cannot, since the cross-attention's keys and values come unnormalised.
+  auto self_block = [&](const torch::Tensor& x, eAffineImpl* affine) {
     AttentionCall call;
     call.query = call.key = call.value = x;
+    call.input_affine = affine;
     call.attn_mask = tgt_mask;
     call.key_padding_mask = tgt_key_padding_mask;
     call.is_causal = tgt_is_causal;
@@ -69,16 +73,24 @@ torch::Tensor eTransformerDecoderLayerImpl::forward(const torch::Tensor& tgt, co
     call.key_positions = memory_positions;
     return dropout2->forward(std::get<0>(cross_attn->attend(call)));
   };
-  auto ff_block = [&](const torch::Tensor& x) { return dropout3->forward(feedforward->forward(x)); };
+  auto ff_block = [&](const torch::Tensor& x, eAffineImpl* affine) {
+    return dropout3->forward(affine ? feedforward->forward_after(x, *affine) : feedforward->forward(x));
+  };
   auto x = tgt;
   if (options.norm_first()) {
-    x = x + self_block(norm1.forward(x));
+    if (folds_input_affine(*self_attn)) {
+      const auto [normalised, affine] = split_norm(norm1, x);
+      x = x + self_block(normalised, affine);
+    } else {
+      x = x + self_block(norm1.forward(x), nullptr);
+    }
     x = x + cross_block(norm2.forward(x));
-    return x + ff_block(norm3.forward(x));
+    const auto [normalised, affine] = split_norm(norm3, x);
+    return x + ff_block(normalised, affine);
   }
-  x = norm1.forward(x + self_block(x));
+  x = norm1.forward(x + self_block(x, nullptr));
   x = norm2.forward(x + cross_block(x));
-  return norm3.forward(x + ff_block(x));
+  return norm3.forward(x + ff_block(x, nullptr));
 }
 
 void eTransformerDecoderLayerImpl::pretty_print(std::ostream& stream) const {

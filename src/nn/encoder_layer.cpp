@@ -14,10 +14,6 @@ torch::nn::AnyModule make_norm(const std::string& kind, const Representation& re
   TORCH_CHECK(false, "norm_module must be 'rmsnorm' or 'layernorm', got '", kind, "'");
 }
 
-namespace {
-
-/// A pre-norm's output as (normalised input, the affine map still to apply), so that the next linear map
-/// can fold the affine into its weight; (norm(x), nullptr) when there is nothing to fold.
 std::pair<torch::Tensor, eAffineImpl*> split_norm(torch::nn::AnyModule& norm, const torch::Tensor& x) {
   auto foldable = [](const eAffine& a) { return a && a->options.learnable(); };
   if (auto* rms = dynamic_cast<eRMSNormImpl*>(norm.ptr().get()); rms && foldable(rms->affine)) {
@@ -29,7 +25,11 @@ std::pair<torch::Tensor, eAffineImpl*> split_norm(torch::nn::AnyModule& norm, co
   return {norm.forward(x), nullptr};
 }
 
-}  // namespace
+bool folds_input_affine(AttentionBackend& attn) {
+  const auto* m = attn.as_module().get();
+  return dynamic_cast<const eMultiheadAttentionImpl*>(m) || dynamic_cast<const RotaryAttentionImpl*>(m) ||
+         dynamic_cast<const ALiBiAttentionImpl*>(m);
+}
 
 void reset_equivariant_parameters(torch::nn::Module& module) {
   for (auto& m : module.modules(/*include_self=*/false)) {
@@ -66,6 +66,7 @@ void eTransformerEncoderLayerImpl::reset() {
   register_module("norm2", norm2.ptr());
   dropout1 = register_module("dropout1", torch::nn::Dropout(options.dropout()));
   dropout2 = register_module("dropout2", torch::nn::Dropout(options.dropout()));
+  set_execution(*this, options.execution());
   if (options.device() || options.dtype()) {
     const auto params = parameters();
     const auto device = options.device().value_or(params.empty() ? torch::Device(torch::kCPU) : params.front().device());
@@ -85,10 +86,7 @@ torch::Tensor eTransformerEncoderLayerImpl::attention_block(const torch::Tensor&
   if (options.norm_first()) {
     // The norm's affine map is folded into the attention's in_proj by the backends of this library, which
     // honour AttentionCall::input_affine; another backend gets the norm's full output.
-    const auto* m = self_attn->as_module().get();
-    const bool folds = dynamic_cast<const eMultiheadAttentionImpl*>(m) || dynamic_cast<const RotaryAttentionImpl*>(m) ||
-                       dynamic_cast<const ALiBiAttentionImpl*>(m);
-    if (folds) {
+    if (folds_input_affine(*self_attn)) {
       std::tie(call.query, call.input_affine) = split_norm(norm1, x);
     } else {
       call.query = norm1.forward(x);

@@ -2,6 +2,8 @@
 
 #include "symm/nn/affine.h"
 
+#include "isotypic.h"
+
 #include <algorithm>
 #include <cmath>
 
@@ -11,46 +13,23 @@ namespace {
 
 torch::Tensor invariant_basis_tensor(const Representation& rep) { return to_tensor(rep.invariant_basis()); }
 
-constexpr double kZero = 1e-10;  // entries of orthogonal change-of-basis matrices below this are structural zeros
-
-/// Smallest s dividing `size` such that every column of every matrix is supported inside one aligned
-/// chunk of s rows [c·s, (c+1)·s): the representation is then a sum of size/s chunks that do not mix.
-int chunk_size(int size, const std::vector<const Eigen::MatrixXd*>& qs) {
-  std::vector<std::pair<int, int>> spans;  // first and last nonzero row of each column
-  for (const auto* q : qs) {
-    for (Eigen::Index j = 0; j < q->cols(); ++j) {
-      int first = -1, last = -1;
-      for (Eigen::Index i = 0; i < q->rows(); ++i) {
-        if (std::abs((*q)(i, j)) > kZero) {
-          if (first < 0) first = static_cast<int>(i);
-          last = static_cast<int>(i);
-        }
-      }
-      if (first >= 0) spans.emplace_back(first, last);
-    }
-  }
-  for (int s = 1; s < size; ++s) {
-    if (size % s) continue;
-    if (std::all_of(spans.begin(), spans.end(), [s](const auto& p) { return p.first / s == p.second / s; })) return s;
-  }
-  return size;
-}
-
-/// The chunk of `s` rows holding columns [col, col + d) of q, or -1 when they spread over several.
-int chunk_of(const Eigen::MatrixXd& q, Eigen::Index col, int d, int s) {
-  int chunk = -1;
-  for (Eigen::Index j = col; j < col + d; ++j) {
-    for (Eigen::Index i = 0; i < q.rows(); ++i) {
-      if (std::abs(q(i, j)) <= kZero) continue;
-      const int c = static_cast<int>(i / s);
-      if (chunk >= 0 && c != chunk) return -1;
-      chunk = c;
-    }
-  }
-  return chunk;
-}
-
 }  // namespace
+
+const char* to_string(Execution e) {
+  switch (e) {
+    case Execution::automatic: return "automatic";
+    case Execution::dense: return "dense";
+    case Execution::isotypic: return "isotypic";
+  }
+  return "?";
+}
+
+Execution parse_execution(const std::string& name) {
+  if (name == "automatic") return Execution::automatic;
+  if (name == "dense") return Execution::dense;
+  if (name == "isotypic") return Execution::isotypic;
+  throw std::invalid_argument("unknown execution '" + name + "': expected automatic, dense or isotypic");
+}
 
 eLinearImpl::eLinearImpl(eLinearOptions options_) : options(std::move(options_)) { reset(); }
 
@@ -68,6 +47,7 @@ void eLinearImpl::reset() {
   constants_ = Constants();
   fix_ = Constants({invariant_basis_tensor(out)});
   use_tiles_ = build_tiles();
+  isotypic_ = detail::IsotypicLinear::build(*basis_);
   if (!use_tiles_) {
     const auto& g = *in.group();
     std::vector<torch::Tensor> master;
@@ -151,7 +131,7 @@ bool eLinearImpl::build_tiles() {
     q_in.push_back(&b.q_in);
   }
   const int d_out = options.out_rep().size(), d_in = options.in_rep().size();
-  const int s_out = chunk_size(d_out, q_out), s_in = chunk_size(d_in, q_in);
+  const int s_out = detail::chunk_size(d_out, q_out), s_in = detail::chunk_size(d_in, q_in);
   const int m_out = d_out / s_out, m_in = d_in / s_in;
   if (int64_t(m_out) * m_in == 1) return false;  // one tile: the general path is as cheap
   const auto& g = *options.in_rep().group();
@@ -169,8 +149,8 @@ bool eLinearImpl::build_tiles() {
     for (const auto& b : blocks) {
       const auto& endo = g.irrep(b.irrep).endomorphisms;
       std::vector<int> chunk_out(b.m_out), chunk_in(b.m_in);
-      for (int i = 0; i < b.m_out; ++i) chunk_out[i] = chunk_of(b.q_out, i * b.dim, b.dim, s_out);
-      for (int j = 0; j < b.m_in; ++j) chunk_in[j] = chunk_of(b.q_in, j * b.dim, b.dim, s_in);
+      for (int i = 0; i < b.m_out; ++i) chunk_out[i] = detail::chunk_of(b.q_out, i * b.dim, b.dim, s_out);
+      for (int j = 0; j < b.m_in; ++j) chunk_in[j] = detail::chunk_of(b.q_in, j * b.dim, b.dim, s_in);
       for (int s = 0; s < b.endo; ++s) {
         for (int i = 0; i < b.m_out; ++i) {
           for (int j = 0; j < b.m_in; ++j) {
@@ -251,12 +231,25 @@ torch::Tensor eLinearImpl::bias() {
 
 void eLinearImpl::check_input(const torch::Tensor& x) const {
   check_features("eLinear", x, options.in_rep().size());
-  TORCH_CHECK(x.scalar_type() == weight_dof.scalar_type(), "eLinear: input dtype ", x.scalar_type(),
-              " differs from the module's ", weight_dof.scalar_type(), "; move the module with ->to(dtype)");
+  check_device_and_dtype("eLinear", x, weight_dof);
+}
+
+bool eLinearImpl::uses_isotypic() const {
+  switch (options.execution()) {
+    case Execution::dense: return false;
+    case Execution::isotypic: return true;
+    case Execution::automatic: return false;
+  }
+  return false;
+}
+
+int64_t eLinearImpl::multiply_adds() const {
+  return uses_isotypic() ? isotypic_->multiply_adds() : int64_t(options.in_rep().size()) * options.out_rep().size();
 }
 
 torch::Tensor eLinearImpl::forward(const torch::Tensor& x) {
   check_input(x);
+  if (uses_isotypic()) return isotypic_->forward(x, weight_dof, bias());
   return torch::nn::functional::linear(x, weight(), bias());
 }
 
@@ -278,6 +271,19 @@ torch::Tensor eLinearImpl::forward_after(const torch::Tensor& x, eAffineImpl& pr
   TORCH_CHECK(pre.options.rep().size() == options.in_rep().size(), "eLinear::forward_after: the eAffine acts on ",
               pre.options.rep().size(), " features but this map's input has ", options.in_rep().size());
   const bool in_theta = scales_fold_into_coefficients(pre);
+  if (uses_isotypic()) {
+    if (!in_theta) return forward(pre.forward(x));
+    // W (S x + b_pre) + b with W·S the map of the scaled coefficients; W b_pre through the blocks as well.
+    if (!alpha_index_dev_.defined() || alpha_index_dev_.device() != weight_dof.device()) {
+      alpha_index_dev_ = alpha_index_.to(weight_dof.device());
+    }
+    auto b = bias();
+    if (const auto b_pre = pre.bias_vector(); b_pre.defined()) {
+      const auto wb = isotypic_->forward(b_pre.unsqueeze(0), weight_dof, {}).squeeze(0);
+      b = b.defined() ? b + wb : wb;
+    }
+    return isotypic_->forward(x, weight_dof * pre.scale_dof.index_select(0, alpha_index_dev_), b);
+  }
   // linear(S x + b_pre) = (W·S) x + (b + W b_pre); S is symmetric. W·S is the weight of the scaled
   // coefficients θ·α when S is diagonal in in_rep's irrep copies, else a (D_out, D, D) matmul.
   auto fold_weight = [&] {
@@ -319,7 +325,16 @@ void eLinearImpl::set_dense(const torch::Tensor& w, const torch::Tensor& b) {
 
 void eLinearImpl::pretty_print(std::ostream& stream) const {
   stream << "symm::nn::eLinear(in=" << options.in_rep().name() << ", out=" << options.out_rep().name()
-         << ", bias=" << (bias_dof.defined() ? "true" : "false") << ", dof=" << basis_->dim() << ")";
+         << ", bias=" << (bias_dof.defined() ? "true" : "false") << ", dof=" << basis_->dim()
+         << ", execution=" << (uses_isotypic() ? "isotypic" : "dense") << ")";
+}
+
+void set_execution(torch::nn::Module& module, Execution execution) {
+  // Not modules(include_self=true): a layer calls this from its constructor, before a holder owns it.
+  if (auto* lin = dynamic_cast<eLinearImpl*>(&module)) lin->options.execution(execution);
+  for (const auto& m : module.modules(/*include_self=*/false)) {
+    if (auto* lin = dynamic_cast<eLinearImpl*>(m.get())) lin->options.execution(execution);
+  }
 }
 
 InvariantBiasImpl::InvariantBiasImpl(InvariantBiasOptions options_) : options(std::move(options_)) { reset(); }

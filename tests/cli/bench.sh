@@ -6,17 +6,20 @@ fail() { echo "FAIL: $*"; exit 1; }
 
 out=$("$symm" bench --quick) || fail "symm bench --quick exited $?"
 num='[0-9]+(\.[0-9]+)?'
+printf '%s\n' "$out" | head -n 1 | grep -qE 'allocator="[^"]+"' || fail "header names no allocator setting: $out"
 lines=$(printf '%s\n' "$out" | grep -v '^#')
-[ "$(printf '%s\n' "$lines" | grep -cE "ratio_eval=$num ratio_train=$num")" -eq 3 ] \
-  || fail "expected 3 config lines with ratio_eval= ratio_train=, got: $out"
-for g in C2 C8 D8; do
-  printf '%s\n' "$lines" | grep -E "^$g " | grep -qE "params_ours=[0-9]+ params_torch=[0-9]+" \
-    || fail "no line for $g with parameter counts: $out"
+[ "$(printf '%s\n' "$lines" | grep -cE " ratio_eval=$num ratio_train=$num ratio_eval_best=$num")" -eq 6 ] \
+  || fail "expected 6 config lines with ratio_eval= ratio_train= ratio_eval_best=, got: $out"
+for g in "C2 m=32" "C8 m=16" "D8 m=8" "D8 m=32" "O m=16" "I m=8"; do
+  printf '%s\n' "$lines" | grep -E "^$g " | grep -E "flops_ratio=$num" | grep -qE "params_ours=[0-9]+ params_torch=[0-9]+" \
+    || fail "no line for $g with flops_ratio and parameter counts: $out"
 done
+printf '%s\n' "$lines" | grep -E "^[A-Za-z0-9]+ m=[0-9]+ layers=4 " | grep -qE "stack_ratio_eval=$num stack_ratio_train=$num" \
+  || fail "no 4-layer stack line: $out"
 last=$(printf '%s\n' "$out" | tail -n 1)
 printf '%s\n' "$last" | grep -qxE "worst_ratio_eval=$num worst_ratio_train=$num" || fail "last line: '$last'"
 
-for args in "--device tpu" "--bogus" "--threads -1" "--threads x"; do
+for args in "--device tpu" "--bogus" "--threads -1" "--threads x" "--execution sparse" "--configs huge"; do
   # shellcheck disable=SC2086
   "$symm" bench $args >/dev/null 2>&1; rc=$?
   [ "$rc" -eq 2 ] || fail "symm bench $args exited $rc, expected 2"

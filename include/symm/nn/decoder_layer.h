@@ -22,6 +22,8 @@ struct eTransformerDecoderLayerOptions {
   TORCH_ARG(std::string, norm_module) = "rmsnorm";
   TORCH_ARG(bool, bias) = true;
   TORCH_ARG(std::string, init_scheme) = "xavier_uniform";
+  /// Execution path of every eLinear of the layer, its attentions' projections included (set at reset()).
+  TORCH_ARG(Execution, execution) = Execution::automatic;
 };
 
 class eTransformerDecoderLayerImpl : public torch::nn::Cloneable<eTransformerDecoderLayerImpl>, public eModule {

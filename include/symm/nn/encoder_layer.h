@@ -31,6 +31,8 @@ struct eTransformerEncoderLayerOptions {
   TORCH_ARG(std::optional<torch::Dtype>, dtype) = std::nullopt;
   /// xavier_uniform, xavier_normal, kaiming_uniform or kaiming_normal.
   TORCH_ARG(std::string, init_scheme) = "xavier_uniform";
+  /// Execution path of every eLinear of the layer, its attention's projections included (set at reset()).
+  TORCH_ARG(Execution, execution) = Execution::automatic;
 };
 
 /// Largest errors found by check_equivariance, relative to the output scale.
@@ -97,5 +99,12 @@ eFeedForwardOptions feedforward_options(const LayerOptions& o) {
 
 /// eRMSNorm or eLayerNorm by name, as the layers use them.
 torch::nn::AnyModule make_norm(const std::string& kind, const Representation& rep, double eps, bool bias);
+
+/// A pre-norm's output as (normalised input, the affine map still to apply), so that the next linear map
+/// can fold the affine into its weight; (norm(x), nullptr) when there is nothing to fold.
+std::pair<torch::Tensor, eAffineImpl*> split_norm(torch::nn::AnyModule& norm, const torch::Tensor& x);
+
+/// Whether an attention backend applies AttentionCall::input_affine (the backends of this library do).
+bool folds_input_affine(AttentionBackend& attn);
 
 }  // namespace symm::nn

@@ -9,6 +9,19 @@
 namespace symm::nn {
 
 class eAffineImpl;
+namespace detail {
+class IsotypicLinear;
+}
+
+/// How an eLinear computes W x. dense: the weight synthesised from the coefficients (cached in eval), one
+/// matmul; the reference. isotypic: block GEMMs on the coefficients in isotypic coordinates, per irrep of the
+/// representations (m_in·m_out·Σ d³/S multiply-adds instead of D_in·D_out, plus the basis changes, which are
+/// cheap for regular copies in the permutation basis and dense D×D products for a representation in an
+/// arbitrary basis; no dense weight, in training either). automatic: the one measured faster.
+enum class Execution { automatic, dense, isotypic };
+const char* to_string(Execution e);
+/// Parses "automatic", "dense" or "isotypic"; throws std::invalid_argument otherwise.
+Execution parse_execution(const std::string& name);
 
 struct eLinearOptions {
   eLinearOptions(Representation in_rep, Representation out_rep) : in_rep_(std::move(in_rep)), out_rep_(std::move(out_rep)) {}
@@ -20,6 +33,8 @@ struct eLinearOptions {
   TORCH_ARG(bool, bias) = true;
   /// xavier_uniform, xavier_normal, kaiming_uniform or kaiming_normal, with fans counted per irrep block.
   TORCH_ARG(std::string, init_scheme) = "xavier_uniform";
+  /// Execution path of forward (the coefficients, hence checkpoints, are the same for every path).
+  TORCH_ARG(Execution, execution) = Execution::automatic;
 };
 
 /// y = W x + b with ρ_out(g) W = W ρ_in(g) and b ∈ Fix(ρ_out). In training W is synthesised from
@@ -50,6 +65,10 @@ class eLinearImpl : public torch::nn::Cloneable<eLinearImpl>, public eModule {
   const Representation& in_rep() const override { return options.in_rep(); }
   const Representation& out_rep() const override { return options.out_rep(); }
   const symm::linalg::HomBasis& basis() const { return *basis_; }
+  /// Whether forward runs the isotypic path (options.execution() resolved).
+  bool uses_isotypic() const;
+  /// Multiply-adds per token of forward on the path in use (the dense path: D_out·D_in).
+  int64_t multiply_adds() const;
 
   eLinearOptions options;
   /// Coefficients of W in the Hom_G basis.
@@ -85,8 +104,12 @@ class eLinearImpl : public torch::nn::Cloneable<eLinearImpl>, public eModule {
   const eAffineImpl* checked_affine_ = nullptr;  // the last eAffine checked by scales_fold_into_coefficients
   bool folds_scales_ = false;
   EvalCache weight_cache_, bias_cache_, folded_weight_cache_, folded_bias_cache_;
+  std::shared_ptr<const detail::IsotypicLinear> isotypic_;  // shared by clones: it holds constants only
 };
 TORCH_MODULE(eLinear);
+
+/// Sets the execution path of every eLinear in `module` (itself included).
+void set_execution(torch::nn::Module& module, Execution execution);
 
 struct InvariantBiasOptions {
   InvariantBiasOptions(Representation rep) : rep_(std::move(rep)) {}
