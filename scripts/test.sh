@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test against both LibTorch builds: Debian's 1.13 (CPU,
 # build/) and the torch wheel's 2.x (a CUDA build, build-torch2/; its CUDA tests run where a GPU is and skip
-# elsewhere); then an installed-package consumer (examples/minimal).
+# elsewhere); an installed-package consumer (examples/minimal) and the README's C++ blocks; then everything
+# again under the sanitizers, and the fuzz targets (scripts/sanitize.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
@@ -17,6 +18,9 @@ cmake -S examples/minimal -B build/minimal -G Ninja -DCMAKE_PREFIX_PATH="$PWD/bu
 cmake --build build/minimal
 ./build/minimal/minimal
 
+echo "== README C++ blocks, built and run against the installed package"
+bash scripts/check-docs.sh build/install build/docs
+
 echo "== LibTorch 2.x (torch wheel, CUDA build): build, unit and CLI tests"
 SYMM_TORCH=wheel bash scripts/build.sh
 ctest --test-dir build-torch2 --output-on-failure -j "$jobs"
@@ -26,7 +30,7 @@ echo "== Python package (python/, tests/python) against the LibTorch 2.x build"
 bash scripts/test-python.sh build-torch2
 # ---- end of the Python stage ----
 
-echo "== group engine under ASan + UBSan"
-cmake -S . -B build-sanitize -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSYMM_GROUP_ONLY=ON -DSYMM_SANITIZE=ON > /dev/null
-cmake --build build-sanitize --parallel "$jobs"
-ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --test-dir build-sanitize --output-on-failure -j "$jobs"
+# ---- reliability: everything under ASan + UBSan (clang), then each libFuzzer target for 60 s ----
+echo "== sanitizers (ASan + UBSan over the library, all tests and symm) and fuzzing"
+bash scripts/sanitize.sh build-sanitize
+# ---- end of the reliability stage ----
