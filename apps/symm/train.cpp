@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "distributed.h"
 #include "symm/nn/checkpoint.h"
 #include "symm/nn/encoder.h"
 #include "symm/nn/equivariance.h"
@@ -55,6 +56,8 @@ struct TrainOptions {
   double lr = 1e-2;
   bool post_norm = false;  // equivariant layers post-norm with eLayerNorm, as torch's layer
   int64_t halt_after = 0;  // stop after this many steps of this invocation, with a checkpoint
+  int nproc = 0;           // local processes of a data-parallel job (0: one, or as torchrun says)
+  double timeout = 60;     // seconds a rank waits for the others before giving up
 };
 
 /// Options after validation, with everything derived from them.
@@ -196,6 +199,11 @@ Job make_job(const TrainOptions& opt) {
   if (opt.seq_len < 2) throw std::invalid_argument("--seq-len must be at least 2, got " + std::to_string(opt.seq_len));
   if (!(opt.lr > 0) || !std::isfinite(opt.lr)) throw std::invalid_argument("--lr must be positive");
   if (opt.halt_after < 0) throw std::invalid_argument("--halt-after must be >= 0");
+  if (opt.nproc < 0) throw std::invalid_argument("--nproc must be positive");
+  if (opt.nproc > opt.batch_size)
+    throw std::invalid_argument("--nproc " + std::to_string(opt.nproc) + " is more than --batch-size " +
+                                std::to_string(opt.batch_size) + ": every process needs at least one sequence of each batch");
+  if (!(opt.timeout >= 1) || !std::isfinite(opt.timeout)) throw std::invalid_argument("--timeout must be at least 1 second");
   job.sizes = parse_sizes(opt.train_sizes);
   job.system.nodes = opt.nodes;
   job.group = ring_group(opt.group.empty() ? "D" + std::to_string(opt.nodes) : opt.group, opt.nodes);
@@ -252,7 +260,9 @@ struct JobState {
 nlohmann::json to_json(const RunResult& r) {
   nlohmann::json j = {{"model", r.model},         {"train_size", r.train_size}, {"test_mse", r.test_mse},
                       {"best_val_mse", r.best_val_mse}, {"steps", r.steps}, {"best_step", r.best_step},
-                      {"parameters", r.parameters}, {"seconds", r.seconds}};
+                      {"parameters", r.parameters}, {"seconds", r.seconds},
+                      {"comm_bytes_per_step", r.comm_bytes_per_step}};
+  if (r.dense_comm_bytes_per_step != r.comm_bytes_per_step) j["dense_comm_bytes_per_step"] = r.dense_comm_bytes_per_step;
   if (r.equivariance_error >= 0) j["equivariance_error"] = r.equivariance_error;
   return j;
 }
@@ -268,6 +278,8 @@ RunResult result_from_json(const nlohmann::json& j) {
   r.parameters = j.at("parameters");
   r.seconds = j.at("seconds");
   r.equivariance_error = j.value("equivariance_error", -1.0);
+  r.comm_bytes_per_step = j.value("comm_bytes_per_step", int64_t{0});
+  r.dense_comm_bytes_per_step = j.value("dense_comm_bytes_per_step", r.comm_bytes_per_step);
   return r;
 }
 
@@ -375,20 +387,27 @@ struct Data {
   torch::Tensor train_x, train_y, val_x, val_y, test_x, test_y;  // on the device
 };
 
-double mse(SequenceModel& model, const torch::Tensor& x, const torch::Tensor& y) {
+/// Mean squared error over all rows of x, each rank evaluating its shard.
+double mse(DataParallel& dp, SequenceModel& model, const torch::Tensor& x, const torch::Tensor& y) {
   torch::NoGradGuard no_grad;
-  model.eval();
-  const double v = torch::mse_loss(model.forward(x), y).item<double>();
-  model.train();
-  return v;
+  const auto [begin, end] = dp.shard(x.size(0));
+  auto sum = torch::zeros({1}, torch::TensorOptions(torch::kDouble).device(x.device()));
+  if (end > begin) {
+    model.eval();
+    sum += (model.forward(x.narrow(0, begin, end - begin)) - y.narrow(0, begin, end - begin)).pow(2).sum().to(torch::kDouble);
+    model.train();
+  }
+  dp.all_reduce_sum(sum);
+  return sum.item<double>() / static_cast<double>(y.numel());
 }
 
 void write_outputs(const Job& job, const JobState& st) {
   write_file_atomically((fs::path(job.opt.out) / "metrics.csv").string(), st.csv);
 }
 
-/// Trains run st.run from st.step; returns false when halted by --halt-after.
-bool train_run(const Job& job, const Data& data, JobState& st, int64_t& halt_budget) {
+/// Trains run st.run from st.step; returns false when halted by --halt-after. Every rank runs it in step;
+/// rank 0 alone writes.
+bool train_run(const Job& job, const Data& data, DataParallel& dp, JobState& st, int64_t& halt_budget) {
   const int64_t run = st.run, size = run_size(job, run);
   const std::string model = model_name(run);
   const auto seed = run_seed(job, run);
@@ -402,6 +421,11 @@ bool train_run(const Job& job, const Data& data, JobState& st, int64_t& halt_bud
   const auto params = tr.model->parameters();
   int64_t n_params = 0;
   for (const auto& p : params) n_params += p.numel();
+  dp.broadcast(params);  // the replicas start equal whatever each rank's initialisation did
+  GradientAllReduce gradients(dp, params);
+  const auto [coefficient_bytes, dense_bytes] = parameter_bytes(*tr.model);
+  const int64_t comm_bytes = gradients.bytes_per_step();
+  const int64_t dense_comm_bytes = comm_bytes > 0 ? comm_bytes - coefficient_bytes + dense_bytes : 0;
 
   const auto train_x = data.train_x.narrow(0, 0, size), train_y = data.train_y.narrow(0, 0, size);
   const int64_t tokens_per_step = job.opt.batch_size * train_x.size(1);
@@ -417,17 +441,24 @@ bool train_run(const Job& job, const Data& data, JobState& st, int64_t& halt_bud
   while (st.step < job.opt.steps && !stopped) {
     const double lr = learning_rate(job, st.step);
     for (auto& group : tr.optimizer->param_groups()) static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
-    const auto idx = torch::randint(size, {job.opt.batch_size}, tr.sampler, torch::kLong).to(job.device);
-    const auto loss = torch::mse_loss(tr.model->forward(train_x.index_select(0, idx)), train_y.index_select(0, idx));
+    // Every rank draws the same global batch and takes its shard; its loss is its share of the global mean,
+    // so the gradients summed over the ranks are those of the whole batch.
+    const auto idx = torch::randint(size, {job.opt.batch_size}, tr.sampler, torch::kLong);
+    const auto [begin, end] = dp.shard(job.opt.batch_size);
+    const auto mine = idx.narrow(0, begin, end - begin).to(job.device);
+    const auto target = train_y.index_select(0, mine);
+    const auto loss = (tr.model->forward(train_x.index_select(0, mine)) - target).pow(2).sum() /
+                      static_cast<double>(job.opt.batch_size * target.size(1) * target.size(2));
     tr.optimizer->zero_grad();
+    gradients.begin(loss);
     loss.backward();
+    const double train_loss = dp.world_size() > 1 ? gradients.finish() : loss.item<double>();
     torch::nn::utils::clip_grad_norm_(params, kClipNorm);
     tr.optimizer->step();
     ++st.step;
-    const double train_loss = loss.item<double>();
     double val = -1;
     if (st.step % kEvalEvery == 0 || st.step == job.opt.steps) {
-      val = mse(*tr.model, data.val_x, data.val_y);
+      val = mse(dp, *tr.model, data.val_x, data.val_y);
       if (val < st.best_val) {
         st.best_val = val, st.best_step = st.step, st.bad_evals = 0;
         tr.best.clear();
@@ -440,7 +471,7 @@ bool train_run(const Job& job, const Data& data, JobState& st, int64_t& halt_bud
               (val >= 0 ? format_number(val) : "") + "," + format_number(lr) + "\n";
     progress.update(st.step, train_loss, val, lr, tokens_per_step);
     const bool halt = --halt_budget == 0;
-    if ((st.step % kCheckpointEvery == 0 || halt) && st.step < job.opt.steps && !stopped) {
+    if ((st.step % kCheckpointEvery == 0 || halt) && st.step < job.opt.steps && !stopped && dp.is_root()) {
       st.seconds = elapsed();
       save_checkpoint(checkpoint, job, st, &tr);
       write_outputs(job, st);
@@ -459,13 +490,15 @@ bool train_run(const Job& job, const Data& data, JobState& st, int64_t& halt_bud
   RunResult r;
   r.model = model;
   r.train_size = size;
-  r.test_mse = mse(*tr.model, data.test_x, data.test_y);
+  r.test_mse = mse(dp, *tr.model, data.test_x, data.test_y);
   r.best_val_mse = st.best_val;
   r.steps = st.step;
   r.best_step = st.best_step;
   r.parameters = n_params;
   r.seconds = elapsed();
-  if (run % 2 == 0) {
+  r.comm_bytes_per_step = comm_bytes;
+  r.dense_comm_bytes_per_step = dense_comm_bytes;
+  if (run % 2 == 0 && dp.is_root()) {
     tr.model->eval();
     std::vector<int> all(static_cast<size_t>(job.group->order()));
     std::iota(all.begin(), all.end(), 0);
@@ -483,22 +516,21 @@ bool train_run(const Job& job, const Data& data, JobState& st, int64_t& halt_bud
   msg << "test MSE " << format_number(r.test_mse) << " (best val " << format_number(r.best_val_mse) << " at step "
       << r.best_step << (st.step < job.opt.steps ? ", stopped early" : "") << "), " << n_params << " parameters, "
       << std::fixed << std::setprecision(1) << r.seconds << " s";
+  if (comm_bytes > 0) msg << ", " << comm_bytes << " B all-reduced per step (dense " << dense_comm_bytes << ")";
   if (r.equivariance_error >= 0) msg << std::scientific << std::setprecision(2) << ", equivariance error " << r.equivariance_error;
   progress.finish(msg.str());
   st.results.push_back(r);
   ++st.run;
   st.step = 0, st.best_val = INFINITY, st.best_step = 0, st.bad_evals = 0, st.seconds = 0;
-  save_checkpoint(checkpoint, job, st, nullptr);
-  write_outputs(job, st);
+  if (dp.is_root()) {
+    save_checkpoint(checkpoint, job, st, nullptr);
+    write_outputs(job, st);
+  }
   return true;
 }
 
-int run_train(const TrainOptions& opt) {
-  const auto t0 = std::chrono::steady_clock::now();
-  const Job job = make_job(opt);
-  JobState st;
-  if (!opt.resume.empty()) st = load_checkpoint(opt.resume, job);
-  ensure_writable_directory(opt.out, "--out");
+int train_job(const Job& job, DataParallel& dp, JobState& st, std::chrono::steady_clock::time_point t0) {
+  const TrainOptions& opt = job.opt;
 
   std::cout << "symm train: ring of " << opt.nodes << " nonlinear oscillators, group " << job.group->name() << " (order "
             << job.group->order() << "), tokens of " << job.data_rep.size() << " features\n"
@@ -509,6 +541,10 @@ int run_train(const TrainOptions& opt) {
             << " steps max, training sizes";
   for (auto n : job.sizes) std::cout << " " << n;
   std::cout << " sequences of " << opt.seq_len << " tokens\n";
+  if (dp.world_size() > 1)
+    std::cout << "  data-parallel over " << dp.world_size() << " processes (" << (job.device.is_cuda() ? "NCCL" : "Gloo")
+              << "), each on " << opt.batch_size / dp.world_size() << "-" << (opt.batch_size + dp.world_size() - 1) / dp.world_size()
+              << " of the " << opt.batch_size << " sequences of a batch\n";
   if (!opt.resume.empty())
     std::cout << "  resuming " << opt.resume << " at run " << st.run << ", step " << st.step << "\n";
   std::cout << std::flush;
@@ -523,14 +559,15 @@ int run_train(const TrainOptions& opt) {
   int64_t halt_budget = opt.halt_after > 0 ? opt.halt_after : -1;
   const int64_t runs = 2 * static_cast<int64_t>(job.sizes.size());
   while (st.run < runs) {
-    if (!train_run(job, data, st, halt_budget)) return 0;
+    if (!train_run(job, data, dp, st, halt_budget)) return 0;
     if (halt_budget == 0 && st.run < runs) {
       std::cout << "  halted after run " << st.run << " (--halt-after); continue with --resume " << opt.out << "/checkpoint.pt\n";
       return 0;
     }
   }
 
-  // Summary: table, JSON, plot, and the last line.
+  if (!dp.is_root()) return 0;
+  // Summary: table, JSON, plot, and the last lines.
   const RunResult *eq = nullptr, *base = nullptr;
   std::cout << "\n  test MSE of the scaled increments (1 = as large as the increments themselves)\n"
             << "  train_size   equivariant      baseline   baseline/equivariant\n";
@@ -554,6 +591,10 @@ int run_train(const TrainOptions& opt) {
       {"equivariant_test_mse", eq->test_mse},
       {"baseline_test_mse", base->test_mse},
       {"equivariance_error", eq->equivariance_error},
+      {"world_size", dp.world_size()},
+      {"comm_bytes_per_step", eq->comm_bytes_per_step},
+      {"dense_comm_bytes_per_step", eq->dense_comm_bytes_per_step},
+      {"baseline_comm_bytes_per_step", base->comm_bytes_per_step},
       {"seconds_this_invocation", total}};
   write_file_atomically((fs::path(opt.out) / "summary.json").string(), summary.dump(2) + "\n");
   write_file_atomically((fs::path(opt.out) / "test_mse.svg").string(),
@@ -561,9 +602,42 @@ int run_train(const TrainOptions& opt) {
                                                        job.group->name() + ": test MSE vs training set"));
   std::cout << "  wrote " << opt.out << "/{metrics.csv, summary.json, test_mse.svg, checkpoint.pt} in " << std::fixed
             << std::setprecision(1) << total << " s\n";
+  std::cout << "comm_bytes_per_step=" << eq->comm_bytes_per_step << " dense_comm_bytes_per_step=" << eq->dense_comm_bytes_per_step
+            << " baseline_comm_bytes_per_step=" << base->comm_bytes_per_step << "\n";
   std::cout << "equivariant_test_mse=" << format_number(eq->test_mse) << " baseline_test_mse=" << format_number(base->test_mse)
-            << " equivariance_error=" << format_number(eq->equivariance_error) << std::endl;
+            << " equivariance_error=" << format_number(eq->equivariance_error) << " world_size=" << dp.world_size() << std::endl;
   return 0;
+}
+
+int run_train(const TrainOptions& opt) {
+  const auto t0 = std::chrono::steady_clock::now();
+  Job job = make_job(opt);
+  const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(opt.timeout * 1000));
+  const auto world = world_from_environment(opt.nproc);
+  if (!world && opt.nproc > 1) {
+    // Reject what can be rejected before any rank starts; the ranks check again.
+    if (!opt.resume.empty()) load_checkpoint(opt.resume, job);
+    ensure_writable_directory(opt.out, "--out");
+    return launch_local_workers(opt.nproc, timeout);
+  }
+  if (world && world->world_size > opt.batch_size)
+    throw std::invalid_argument("WORLD_SIZE=" + std::to_string(world->world_size) + " is more than --batch-size " +
+                                std::to_string(opt.batch_size) + ": every rank needs at least one sequence of each batch");
+  if (world && job.device.is_cuda()) job.device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(world->local_rank));
+  JobState st;
+  if (!opt.resume.empty()) st = load_checkpoint(opt.resume, job);
+  if (!world || world->rank == 0) ensure_writable_directory(opt.out, "--out");
+  auto dp = world ? std::make_unique<DataParallel>(*world, job.device, timeout) : std::make_unique<DataParallel>();
+  dp->check_same("options", job.config.dump());
+  if (!dp->is_root()) std::cout.rdbuf(nullptr);  // rank 0 speaks for the job
+  try {
+    return train_job(job, *dp, st, t0);
+  } catch (const WorkerFailure&) {
+    throw;
+  } catch (const std::exception& e) {
+    dp->report_failure(e.what());
+    throw;
+  }
 }
 
 }  // namespace
@@ -591,6 +665,10 @@ void add_train_command(CLI::App& app, int& exit_code) {
   cmd->add_flag("--post-norm", opt->post_norm,
                 "equivariant layers post-norm with eLayerNorm, like torch's (default: pre-norm eRMSNorm)");
   cmd->add_option("--halt-after", opt->halt_after, "stop after this many steps, leaving a checkpoint (for resume)");
+  cmd->add_option("--nproc", opt->nproc,
+                  "data-parallel processes on this machine (under torchrun: RANK, WORLD_SIZE, ... instead)");
+  cmd->add_option("--timeout", opt->timeout, "seconds a process waits for the others before it gives up")
+      ->capture_default_str();
   cmd->callback([opt, &exit_code] { exit_code = run_train(*opt); });
 }
 

@@ -28,6 +28,8 @@ struct RunResult {
   int64_t parameters = 0;
   double seconds = 0;
   double equivariance_error = -1;  // equivariant runs only
+  int64_t comm_bytes_per_step = 0;  // all-reduced by each process per step (0 in one process)
+  int64_t dense_comm_bytes_per_step = 0;  // the same, were the equivariant coefficients dense weights
 };
 
 /// Test MSE against training-set size on log-log axes, one line per model, as an SVG document.

@@ -13,7 +13,7 @@ small=(--nodes 5 --train-size 16 --steps 300 --seed 1)
 "$symm" train "${small[@]}" --out "$tmp/a" > "$tmp/a.log" 2>&1 || { cat "$tmp/a.log"; fail "small train exited $?"; }
 last=$(tail -n 1 "$tmp/a.log")
 echo "$last"
-[[ "$last" =~ ^equivariant_test_mse=([^ ]+)\ baseline_test_mse=([^ ]+)\ equivariance_error=([^ ]+)$ ]] ||
+[[ "$last" =~ ^equivariant_test_mse=([^ ]+)\ baseline_test_mse=([^ ]+)\ equivariance_error=([^ ]+)\ world_size=1$ ]] ||
   fail "last line has the wrong format: $last"
 python3 - "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}" "${BASH_REMATCH[3]}" <<'PY' || fail "expected result: $last"
 import sys
