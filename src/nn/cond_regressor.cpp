@@ -240,7 +240,9 @@ torch::Tensor PreNormBlockImpl::forward(const torch::Tensor& x_, const torch::Te
   // torch::nn::MultiheadAttention is sequence-first.
   auto attend = [&](torch::nn::MultiheadAttention& attn, const torch::Tensor& q, const torch::Tensor& kv, const torch::Tensor& mask) {
     const auto kv_t = kv.transpose(0, 1);
-    return std::get<0>(attn->forward(q.transpose(0, 1), kv_t, kv_t, {}, /*need_weights=*/false, mask)).transpose(0, 1);
+    // LibTorch 1.13's C++ attention adds the mask to the logits whatever its dtype: pass −inf where not allowed.
+    const auto additive = mask.defined() ? torch::zeros(mask.sizes(), q.options()).masked_fill(mask, -INFINITY) : mask;
+    return std::get<0>(attn->forward(q.transpose(0, 1), kv_t, kv_t, {}, /*need_weights=*/false, additive)).transpose(0, 1);
   };
   auto x = x_;
   auto h = norm1.forward(x);
