@@ -11,9 +11,9 @@ import torch as _torch  # loads the libtorch the extension links against
 
 from . import _C
 from ._C import Group, Irrep, Representation
-from . import nn
+from . import interop, nn
 
-__all__ = ["group", "Group", "Irrep", "Representation", "nn", "save", "load", "architecture"]
+__all__ = ["group", "Group", "Irrep", "Representation", "nn", "interop", "save", "load", "architecture"]
 
 
 def group(spec: str) -> Group:
