@@ -110,6 +110,14 @@ def main():
         fmt = lambda v: " / ".join(f"{t:.2f}" for t in v) if sl is not None else f"{v[0]:.2f} / n.a. / {v[1]:.2f}"
         print(f"| {spec} m={copies} (D={D}) h{heads} ff{ff} B{B} T{T} | {fmt(ev)} | {fmt(tr)} | "
               f"{over_eval:.3f} / {over_train:.3f} |", flush=True)
+    # The fixed cost of one call from Python, on a layer so small that the work itself is negligible.
+    rep = symm.Representation.regular(symm.group("C2")).copies(2)
+    tiny = symm.nn.eTransformerEncoderLayer(rep, symm.nn.eMultiheadAttention(rep, 1), dim_feedforward=4, dropout=0.0).eval()
+    x = torch.randn(1, 1, rep.size)
+    with torch.no_grad():
+        ratio = overhead(lambda: tiny(x), lambda: symm._C._time_layer_ms(tiny._cpp, x, False), 100, 2000)
+        cpp = statistics.median([symm._C._time_layer_ms(tiny._cpp, x, False) for _ in range(2000)])
+    print(f"per-call overhead (D=4, one token, eval): {(ratio - 1) * cpp * 1e3:.1f} us")
     if sl is None:
         print(f"symm_learning not timed: {why}")
 

@@ -223,8 +223,8 @@ def _layer_options(where, theirs, rep):
         dict(num_heads=attn.num_heads, dropout=float(attn.dropout), bias=attn.in_proj_bias is not None)
 
 
-def _our_layer(where, theirs, rep, name_check=True):
-    if name_check and type(theirs).__name__ != "eTransformerEncoderLayer":
+def _our_layer(where, theirs, rep):
+    if type(theirs).__name__ != "eTransformerEncoderLayer":
         raise ConversionError(f"{where}: expected symm_learning's eTransformerEncoderLayer, got {type(theirs).__name__}")
     opts, attn_opts = _layer_options(where, theirs, rep)
     try:
