@@ -18,7 +18,7 @@ using symm::group::make_group;
 using symm::group::Representation;
 using namespace symm::nn;
 
-void check_concurrent_eval(const std::string& norm) {
+eTransformerEncoder make_model(const std::string& norm) {
   torch::manual_seed(0);
   const auto rep = Representation::regular(make_group("D4")).copies(2);
   eTransformerEncoder model(eTransformerEncoderLayer(eTransformerEncoderLayerOptions(rep, eMultiheadAttention(rep, 2).ptr())
@@ -26,19 +26,24 @@ void check_concurrent_eval(const std::string& norm) {
                                                          .dropout(0.0)
                                                          .norm_module(norm)),
                             2);
-  {  // non-trivial norm scales, so the folded affine maps matter
-    torch::NoGradGuard no_grad;
-    for (auto& p : model->named_parameters())
-      if (p.key().find("scale_dof") != std::string::npos) p.value().uniform_(0.5, 1.5);
-  }
-  // The reference runs sequentially on a clone; the model itself starts with cold caches.
-  auto reference = std::dynamic_pointer_cast<eTransformerEncoderImpl>(model->clone());
-  reference->eval();
+  torch::NoGradGuard no_grad;  // non-trivial norm scales, so the folded affine maps matter
+  for (auto& p : model->named_parameters())
+    if (p.key().find("scale_dof") != std::string::npos) p.value().uniform_(0.5, 1.5);
   model->eval();
+  return model;
+}
+
+void check_concurrent_eval(const std::string& norm) {
+  // The reference runs sequentially on a twin (same seed, same parameters); the model starts with cold caches.
+  auto reference = make_model(norm), model = make_model(norm);
+  const auto rp = reference->parameters(), mp = model->parameters();
+  ASSERT_EQ(rp.size(), mp.size());
+  for (size_t i = 0; i < rp.size(); ++i) ASSERT_TRUE(torch::equal(rp[i], mp[i]));
+  const int64_t features = model->in_rep().size();
   constexpr int kThreads = 4, kCalls = 8;
   std::vector<torch::Tensor> inputs, expected;
   for (int t = 0; t < kThreads; ++t) {
-    inputs.push_back(torch::randn({2, 5, rep.size()}));
+    inputs.push_back(torch::randn({2, 5, features}));
     expected.push_back(reference->forward(inputs.back()));
   }
   std::atomic<int> ready{0};
