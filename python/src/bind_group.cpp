@@ -1,5 +1,4 @@
 // Groups, irreps and representations. Matrices cross as float64 torch tensors.
-#include <sstream>
 
 #include "bindings.h"
 #include "symm/group/named.h"
