@@ -10,6 +10,7 @@
 #include <functional>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -22,6 +23,7 @@
 #include "symm/allocator.h"
 #include "symm/group/named.h"
 #include "symm/nn/encoder.h"
+#include "symm/nn/mixed_precision.h"
 
 namespace symm::app {
 
@@ -30,13 +32,15 @@ namespace {
 struct BenchConfig {
   std::string group;
   int copies, heads, batch, seq;  // dim_feedforward is 4·D
+  torch::Dtype dtype = torch::kFloat32;  // bfloat16: both layers under autocast, float32 parameters
 };
 
 struct BenchOptions {
   std::string device = "cpu";
   bool quick = false;
   bool breakdown = false;
-  std::string configs = "all";  // small, large or all
+  std::string configs = "all";  // small, large or all (and the GPU configs on CUDA)
+  std::string dtype;            // float32, bfloat16 or both; default float32 on the CPU, both on CUDA
   std::string execution = "automatic";
   int threads = 0;  // 0: the machine's cores
 };
@@ -185,10 +189,11 @@ symm::nn::eTransformerEncoderLayer make_layer(const symm::group::Representation&
                                               symm::nn::Execution execution) {
   namespace snn = symm::nn;
   auto attn = std::make_shared<snn::eMultiheadAttentionImpl>(snn::eMultiheadAttentionOptions(rep, heads).dropout(0.0));
-  snn::eTransformerEncoderLayer layer(
-      snn::eTransformerEncoderLayerOptions(rep, attn).dim_feedforward(ff).dropout(0.0).activation(snn::Activation::gelu()));
-  snn::set_execution(*layer, execution);
-  return layer;
+  return snn::eTransformerEncoderLayer(snn::eTransformerEncoderLayerOptions(rep, attn)
+                                          .dim_feedforward(ff)
+                                          .dropout(0.0)
+                                          .activation(snn::Activation::gelu())
+                                          .execution(execution));
 }
 
 void train_step(torch::nn::Module& m, const std::function<torch::Tensor()>& forward) {
@@ -198,6 +203,8 @@ void train_step(torch::nn::Module& m, const std::function<torch::Tensor()>& forw
 
 BenchResult run_config(const BenchConfig& c, const torch::Device& device, const Repetitions& reps, bool breakdown,
                        symm::nn::Execution execution) {
+  std::optional<symm::nn::AutocastGuard> autocast;
+  if (c.dtype != torch::kFloat32) autocast.emplace(device.type(), c.dtype);
   const auto g = symm::group::make_group(c.group);
   const auto rep = symm::group::Representation::regular(g).copies(c.copies);
   const int64_t d_model = rep.size();
@@ -236,7 +243,7 @@ BenchResult run_config(const BenchConfig& c, const torch::Device& device, const 
   const BenchResult r{eval[0] / eval[1], train[0] / train[1]};
   const double flops_ratio = double(layer_multiply_adds(*ours, c.seq)) / double(dense_multiply_adds(d_model, ff, c.seq));
   std::cout << c.group << " m=" << c.copies << " d_model=" << d_model << " heads=" << c.heads << " ff=" << ff
-            << " B=" << c.batch << " T=" << c.seq << " params_ours=" << count_parameters(*ours)
+            << " dtype=" << c.dtype << " B=" << c.batch << " T=" << c.seq << " params_ours=" << count_parameters(*ours)
             << " params_torch=" << count_parameters(*theirs) << " flops_ratio=" << fixed(flops_ratio, 3)
             << " eval_ours_ms=" << fixed(eval[0], 3) << " eval_torch_ms=" << fixed(eval[1], 3)
             << " eval_best_ms=" << fixed(eval[2], 3) << " train_ours_ms=" << fixed(train[0], 3)
@@ -293,9 +300,21 @@ int run_bench(const BenchOptions& o) {
   const auto execution = symm::nn::parse_execution(o.execution);
   const std::vector<BenchConfig> small = {{"C2", 32, 4, 32, 32}, {"C8", 16, 4, 32, 32}, {"D8", 8, 4, 32, 32}};
   const std::vector<BenchConfig> large = {{"D8", 32, 4, 16, 32}, {"O", 16, 4, 16, 32}, {"I", 8, 4, 16, 32}};
+  // Training-sized shapes for a GPU: 8 heads, B=64, T=128.
+  const std::vector<BenchConfig> gpu = {{"C2", 128, 8, 64, 128}, {"C8", 32, 8, 64, 128}, {"D8", 32, 8, 64, 128}};
+  std::vector<BenchConfig> shapes;
+  if (o.configs != "large") shapes.insert(shapes.end(), small.begin(), small.end());
+  if (o.configs != "small") shapes.insert(shapes.end(), large.begin(), large.end());
+  if (device.is_cuda() && o.configs == "all") shapes.insert(shapes.end(), gpu.begin(), gpu.end());
+  const std::string dtypes = o.dtype.empty() ? (device.is_cuda() ? "both" : "float32") : o.dtype;
   std::vector<BenchConfig> configs;
-  if (o.configs != "large") configs.insert(configs.end(), small.begin(), small.end());
-  if (o.configs != "small") configs.insert(configs.end(), large.begin(), large.end());
+  for (const auto* dtype : {"float32", "bfloat16"}) {
+    if (dtypes != "both" && dtypes != dtype) continue;
+    for (auto c : shapes) {
+      c.dtype = symm::nn::parse_dtype("--dtype", dtype);
+      configs.push_back(c);
+    }
+  }
   const Repetitions reps = o.quick ? Repetitions{1, 3, 3, 0.0} : Repetitions{3, 15, 200, 0.6};
   std::cout << "# symm bench: eTransformerEncoderLayer (eMultiheadAttention, GELU, dropout 0, default norm, execution="
             << o.execution << ") vs torch::nn::TransformerEncoderLayer and a dense layer of the fastest ops; device="
@@ -324,6 +343,8 @@ void add_bench_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--threads", o->threads, "torch intra-op threads (default: the machine's cores)");
   cmd->add_option("--configs", o->configs, "small (D <= 128, B=32), large (D 384-512, B=16) or all")
       ->check(CLI::IsMember({"small", "large", "all"}));
+  cmd->add_option("--dtype", o->dtype, "float32, bfloat16 (autocast, float32 parameters) or both (default: float32 on cpu, both on cuda)")
+      ->check(CLI::IsMember({"float32", "bfloat16", "both"}));
   cmd->add_option("--execution", o->execution, "execution path of our linear maps: automatic, dense or isotypic")
       ->check(CLI::IsMember({"automatic", "dense", "isotypic"}));
   cmd->callback([o, &exit_code] { exit_code = run_bench(*o); });
