@@ -36,18 +36,18 @@ constexpr int64_t kEquivarianceDraws = 8;  // draws whose rollouts are compared 
 constexpr const char* kCheckpointFormat = "symm-policy-checkpoint-1";
 
 struct PolicyOptions {
-  std::string demos = "4,16,64";
+  std::string demos = "4,32";
   int layers = 2;
   int width = 64;
   int heads = 2;
-  int steps = 1500;
+  int steps = 300;
   int batch_size = 64;
   double lr = 1e-3;
   int horizon = 8;     // actions predicted per plan
   int execute = 4;     // actions executed before planning again
   int obs = 2;         // observations in the condition
   int flow_steps = 10; // Euler steps of the sampler
-  int eval = 64;       // held-out draws
+  int eval = 32;       // held-out draws
   std::string device = "cpu";
   uint64_t seed = 0;
   std::string out = "out/policy";
