@@ -126,6 +126,11 @@ std::vector<std::string> own_arguments() {
   return args;
 }
 
+// Time left until deadline, at least 1 ms (a store wait of 0 means no timeout).
+milliseconds remaining(Clock::time_point deadline) {
+  return std::max(milliseconds(1), std::chrono::duration_cast<milliseconds>(deadline - Clock::now()));
+}
+
 std::string describe_exit(int status) {
   if (WIFSIGNALED(status)) return std::string("was killed by signal ") + std::to_string(WTERMSIG(status)) + " (" + strsignal(WTERMSIG(status)) + ")";
   return "exited with code " + std::to_string(WEXITSTATUS(status));
@@ -418,11 +423,6 @@ void DataParallel::broadcast(const std::vector<torch::Tensor>& tensors) {
   }
 }
 
-void DataParallel::barrier() {
-  auto t = torch::zeros({1});
-  all_reduce_sum(t);
-}
-
 void DataParallel::report_failure(const std::string& message) noexcept {
   if (!impl_) return;
   try {
@@ -433,8 +433,7 @@ void DataParallel::report_failure(const std::string& message) noexcept {
     if (is_root()) {
       const auto deadline = Clock::now() + impl_->window;
       for (int r = 1; r < world_size(); ++r)
-        impl_->store->wait({"abort/" + std::to_string(r)},
-                           std::max(milliseconds(1), std::chrono::duration_cast<milliseconds>(deadline - Clock::now())));
+        impl_->store->wait({"abort/" + std::to_string(r)}, remaining(deadline));
     }
   } catch (...) {
   }
@@ -461,8 +460,7 @@ void DataParallel::collective_failed(const std::string& error) {
       for (int r = 0; r < n; ++r) {
         if (r == me) continue;
         try {
-          store.wait({"abort/" + std::to_string(r)},
-                     std::max(milliseconds(1), std::chrono::duration_cast<milliseconds>(deadline - Clock::now())));
+          store.wait({"abort/" + std::to_string(r)}, remaining(deadline));
         } catch (const std::exception&) {
           silent += (silent.empty() ? "" : ", ") + std::to_string(r);
         }

@@ -75,8 +75,6 @@ class DataParallel {
   void all_reduce_sum(torch::Tensor& t);
   /// Overwrites the tensors with rank 0's values.
   void broadcast(const std::vector<torch::Tensor>& tensors);
-  /// Waits for every rank.
-  void barrier();
   /// Tells the other ranks that this one fails with `message`, so that they can name it (best effort).
   void report_failure(const std::string& message) noexcept;
 
@@ -111,7 +109,6 @@ class GradientAllReduce {
   double finish();
   /// Bytes each rank all-reduces per step (gradients and the loss); 0 in a job of one process.
   int64_t bytes_per_step() const;
-  int64_t num_buckets() const { return static_cast<int64_t>(buckets_.size()); }
 
  private:
   struct Bucket {
