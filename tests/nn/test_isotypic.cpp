@@ -4,6 +4,7 @@
 
 #include "symm/group/named.h"
 #include "symm/nn/affine.h"
+#include "symm/nn/attention.h"
 #include "symm/nn/checkpoint.h"
 #include "symm/nn/decoder_layer.h"
 #include "symm/nn/encoder.h"
@@ -210,6 +211,39 @@ TEST(Isotypic, CheckpointsLoadAcrossPaths) {
   auto iso2 = make(Execution::isotypic);
   symm::load(iso2, path);
   EXPECT_LT(relative(iso2->forward(x), dense->forward(x)), 1e-5);
+}
+
+// Not isotypic but a neighbour of it: the decoder folds norm1's affine into the self-attention's in_proj and
+// norm3's into linear1; the result must equal the plain composition of the blocks.
+TEST(DecoderLayer, FoldedPreNormAffinesEqualTheComposition) {
+  const auto rep = Representation::regular(make_group("D4")).copies(2);
+  torch::manual_seed(31);
+  eTransformerDecoderLayer dec(eTransformerDecoderLayerOptions(rep, eMultiheadAttention(rep, 2).ptr(), eMultiheadAttention(rep, 2).ptr())
+                                   .dim_feedforward(16)
+                                   .dropout(0.0)
+                                   .norm_module("layernorm"));
+  dec->to(torch::kFloat64);
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : dec->named_parameters())
+      if (p.key().find("scale_dof") != std::string::npos || p.key().find("norm") != std::string::npos) p.value().uniform_(0.5, 1.5);
+  }
+  const auto tgt = torch::randn({2, 3, rep.size()}, torch::kFloat64);
+  const auto memory = torch::randn({2, 4, rep.size()}, torch::kFloat64);
+  auto attend = [](AttentionBackend& attn, const torch::Tensor& q, const torch::Tensor& kv) {
+    AttentionCall call;
+    call.query = q;
+    call.key = call.value = kv;
+    return std::get<0>(attn.attend(call));
+  };
+  for (bool train : {true, false}) {
+    dec->train(train);
+    const auto n1 = dec->norm1.forward(tgt);
+    const auto x1 = tgt + attend(*dec->self_attn, n1, n1);
+    const auto x2 = x1 + attend(*dec->cross_attn, dec->norm2.forward(x1), memory);
+    const auto want = x2 + dec->feedforward->forward(dec->norm3.forward(x2));
+    EXPECT_LT(relative(dec->forward(tgt, memory), want), 1e-12) << "train=" << train;
+  }
 }
 
 TEST(Isotypic, ExecutionNamesParse) {
