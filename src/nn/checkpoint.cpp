@@ -208,6 +208,8 @@ void load_bytes(const std::shared_ptr<torch::nn::Module>& module, const std::str
     archive.load_from(payload, size);
   } catch (const c10::Error& e) {
     TORCH_CHECK(false, "symm::load: ", source, " is not a readable symm checkpoint (", e.what_without_backtrace(), ")");
+  } catch (const std::exception& e) {  // LibTorch's TorchScript importer throws std::runtime_error too
+    TORCH_CHECK(false, "symm::load: ", source, " is not a readable symm checkpoint (", e.what(), ")");
   }
   c10::IValue format, arch;
   TORCH_CHECK(archive.try_read("symm.format", format) && format.isInt(), "symm::load: ", source, " is not a symm checkpoint");
