@@ -634,8 +634,14 @@ int run_train(const TrainOptions& opt) {
     return train_job(job, *dp, st, t0);
   } catch (const WorkerFailure&) {
     throw;
+  } catch (const c10::Error& e) {
+    // In a job of several processes a failure while training is this rank's (exit 1), not bad input.
+    dp->report_failure(e.what_without_backtrace());
+    if (dp->world_size() > 1) throw std::runtime_error(e.what_without_backtrace());
+    throw;
   } catch (const std::exception& e) {
     dp->report_failure(e.what());
+    if (dp->world_size() > 1 && dynamic_cast<const std::invalid_argument*>(&e) != nullptr) throw std::runtime_error(e.what());
     throw;
   }
 }
