@@ -159,33 +159,35 @@ torch::Tensor IsotypicLinear::forward(const torch::Tensor& x, const torch::Tenso
   const auto& c = constants_.get(x);
   const auto& index = index_on(x.device());
   const int64_t n = x.numel() / (m_in_ * s_in_);
-  const auto z = torch::mm(x.reshape({n * m_in_, s_in_}), c[0]).view({n, m_in_, width_in_});
-  const int64_t width_out = c[1].size(0);
-  torch::Tensor y_iso;
+  // Coordinates as rows, tokens·chunks as columns: (width_in, [N, m_in]). Then for every irrep, endomorphism s
+  // and copy j in a chunk, the (d·N, m_in) matrix of rows (component, token) and columns (chunk) is a strided
+  // view, a GEMM operand without a copy.
+  const auto zt = torch::mm(c[0].t(), x.reshape({n * m_in_, s_in_}).t());
+  torch::Tensor y;
   for (size_t k = 0; k < shapes_.size(); ++k) {
     const auto& sh = shapes_[k];
-    const int64_t rows = sh.endo * sh.mu_in * m_in_, cols = sh.mu_out * m_out_;
-    // (N, m_in, [count, S, μ_in, d]) → (count, [d, N], [S, μ_in, m_in]): one GEMM over all copies per irrep.
-    const auto zk = z.narrow(2, sh.in_offset, sh.count * sh.endo * sh.mu_in * sh.dim)
-                        .view({n, m_in_, sh.count, sh.endo, sh.mu_in, sh.dim})
-                        .permute({2, 5, 0, 3, 4, 1})
-                        .reshape({sh.count, sh.dim * n, rows});
-    const auto w = theta.index_select(0, index[k].view(-1)).view({sh.count, rows, cols});
-    // (count, [d, N], [μ_out, m_out]) → (N, m_out, [count, μ_out, d]).
-    const auto yk = torch::bmm(zk, w).view({sh.count, sh.dim, n, sh.mu_out, m_out_}).permute({2, 4, 0, 3, 1});
-    if (shapes_.size() == 1) {
-      y_iso = yk.reshape({n * m_out_, width_out});
-      break;
+    const int64_t terms = sh.endo * sh.mu_in;
+    const auto z = zt.narrow(0, sh.in_offset, sh.count * terms * sh.dim).view({sh.count, terms, sh.dim * n, m_in_});
+    const auto w = theta.index_select(0, index[k].view(-1)).view({sh.count, terms, m_in_, sh.mu_out * m_out_});
+    // Per output copy j': Σ over (s, j) of (count, d·N, m_in)·(count, m_in, m_out), so that the result is
+    // laid out (count, [j', d], [N, m_out]) for the basis change back.
+    std::vector<torch::Tensor> parts;
+    for (int64_t jo = 0; jo < sh.mu_out; ++jo) {
+      torch::Tensor acc;
+      for (int64_t t = 0; t < terms; ++t) {
+        const auto wt = w.select(1, t).narrow(2, jo * m_out_, m_out_);
+        acc = acc.defined() ? torch::baddbmm(acc, z.select(1, t), wt) : torch::bmm(z.select(1, t), wt);
+      }
+      parts.push_back(acc);
     }
-    if (!y_iso.defined()) y_iso = torch::empty({n, m_out_, width_out}, x.options());
-    y_iso.narrow(2, sh.out_offset, sh.count * sh.mu_out * sh.dim).view({n, m_out_, sh.count, sh.mu_out, sh.dim}).copy_(yk);
+    const auto yk = (parts.size() == 1 ? parts[0] : torch::stack(parts, 1)).view({sh.count * sh.mu_out * sh.dim, n * m_out_});
+    const auto p_out = c[1].narrow(0, sh.out_offset, sh.count * sh.mu_out * sh.dim);
+    y = y.defined() ? torch::addmm(y, yk.t(), p_out) : torch::mm(yk.t(), p_out);
   }
   auto sizes = x.sizes().vec();
   sizes.back() = m_out_ * s_out_;
-  const auto flat = y_iso.view({n * m_out_, width_out});
-  if (!bias.defined()) return torch::mm(flat, c[1]).view(sizes);
-  // The bias repeats per chunk only for invariant biases of equal chunks; add it on the full width.
-  return torch::mm(flat, c[1]).view({n, m_out_ * s_out_}).add(bias).view(sizes);
+  y = y.view({n, m_out_ * s_out_});
+  return (bias.defined() ? y.add(bias) : y).view(sizes);
 }
 
 }  // namespace symm::nn::detail

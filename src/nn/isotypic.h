@@ -24,9 +24,9 @@ int chunk_of(const Eigen::MatrixXd& q, Eigen::Index col, int d, int s);
 /// instance), each chunk of s features has the same isotypic basis P (s × s); any representation is one
 /// chunk. Then, per token,
 ///   y = Σ_k Q_out,k (Σ_s Θ_s ⊗ Ψ_s) Q_in,kᵀ x
-/// runs as: one (N·m_in, s)·(s, S·s) product into the coordinates Ψ_s Q_in,jᵀ x of every irrep copy j and
-/// endomorphism s; per group of irreps of equal shape one bmm (count, d·N, S·μ_in·m_in)·(count, S·μ_in·m_in,
-/// μ_out·m_out) over the copies (μ = copies of the irrep per chunk); one (N·m_out, s)·(s, s) product back.
+/// runs as: one (S·s, s)·(s, N·m_in) product into the coordinates Ψ_s Q_in,jᵀ x of every irrep copy j and
+/// endomorphism s; per group of irreps of equal shape, S·μ_in·μ_out bmm of (count, d·N, m_in)·(count, m_in,
+/// m_out) on strided views, summed (μ = copies of the irrep per chunk); one (N·m_out, s)·(s, s) product back.
 /// Multiply-adds per token: about m_in·m_out·Σ_k d_k³/S_k plus the two basis changes, against D_in·D_out.
 /// The coefficients enter the bmm through a gather, so autograd reaches them directly.
 class IsotypicLinear {

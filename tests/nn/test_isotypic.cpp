@@ -47,12 +47,18 @@ void expect_paths_agree(const M& module, const std::function<torch::Tensor(M&)>&
     const auto w = torch::linspace(0.5, 1.5, ya.numel(), ya.options()).view(ya.sizes());
     (ya * w).sum().backward();
     (yb * w).sum().backward();
+    // Relative to the largest gradient entry of the module: a parameter whose gradient nearly cancels (the
+    // bias of a post-norm followed by another norm) has a tiny scale of its own, and its float32 rounding,
+    // on either path, is relative to the terms that cancelled.
     const auto pa = a->named_parameters(), pb = b->named_parameters();
+    double scale = 1e-30;
     for (const auto& p : pa) {
-      const auto& ga = p.value().grad();
-      const auto& gb = pb[p.key()].grad();
-      ASSERT_TRUE(ga.defined() && gb.defined()) << what << ": no gradient for " << p.key();
-      EXPECT_LT(relative(gb, ga), parity_tolerance(dtype)) << what << ": gradient of " << p.key();
+      ASSERT_TRUE(p.value().grad().defined() && pb[p.key()].grad().defined()) << what << ": no gradient for " << p.key();
+      scale = std::max(scale, p.value().grad().abs().max().item().toDouble());
+    }
+    for (const auto& p : pa) {
+      const double err = (pb[p.key()].grad() - p.value().grad()).abs().max().item().toDouble() / scale;
+      EXPECT_LT(err, parity_tolerance(dtype)) << what << ": gradient of " << p.key();
     }
   }
 }
