@@ -12,6 +12,7 @@
 #include <limits>
 #include <memory>
 #include <numeric>
+#include <optional>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -21,6 +22,7 @@
 #include "symm/nn/checkpoint.h"
 #include "symm/nn/encoder.h"
 #include "symm/nn/equivariance.h"
+#include "symm/nn/mixed_precision.h"
 #include "train_data.h"
 #include "train_report.h"
 
@@ -48,6 +50,7 @@ struct TrainOptions {
   int heads = 2;
   int steps = 800;
   std::string device = "cpu";
+  std::string amp = "off";  // bf16: training steps under autocast, float32 coefficients
   uint64_t seed = 0;
   std::string out = "out/train";
   std::string resume;
@@ -69,6 +72,7 @@ struct Job {
   std::vector<int64_t> sizes;  // ascending
   int64_t width = 0, copies = 0, dim_feedforward = 0;
   torch::Device device{torch::kCPU};
+  bool amp = false;  // autocast to bfloat16 in training steps
   nlohmann::json config;  // what a checkpoint must match
 };
 
@@ -226,6 +230,9 @@ Job make_job(const TrainOptions& opt) {
   } else if (opt.device != "cpu") {
     throw std::invalid_argument("--device " + opt.device + ": expected cpu or cuda");
   }
+  if (opt.amp != "off" && symm::nn::parse_dtype("--amp", opt.amp) != torch::kBFloat16)
+    throw std::invalid_argument("--amp " + opt.amp + ": expected bf16 or off (float16 would need loss scaling)");
+  job.amp = opt.amp != "off";
   const auto& s = job.system;
   job.config = {{"group", job.group->name()},   {"nodes", opt.nodes},
                 {"train_sizes", job.sizes},     {"layers", opt.layers},
@@ -234,6 +241,7 @@ Job make_job(const TrainOptions& opt) {
                 {"steps", opt.steps},           {"seed", opt.seed},
                 {"seq_len", opt.seq_len},       {"batch_size", opt.batch_size},
                 {"lr", opt.lr},                 {"post_norm", opt.post_norm},
+                {"amp", opt.amp},
                 {"val_sequences", kValSequences},
                 {"test_sequences", kTestSequences},
                 {"eval_every", kEvalEvery},     {"patience", kPatience},
@@ -447,7 +455,13 @@ bool train_run(const Job& job, const Data& data, DataParallel& dp, JobState& st,
     const auto [begin, end] = dp.shard(job.opt.batch_size);
     const auto mine = idx.narrow(0, begin, end - begin).to(job.device);
     const auto target = train_y.index_select(0, mine);
-    const auto loss = (tr.model->forward(train_x.index_select(0, mine)) - target).pow(2).sum() /
+    torch::Tensor prediction;
+    {
+      std::optional<symm::nn::AutocastGuard> autocast;
+      if (job.amp) autocast.emplace(job.device.type(), torch::kBFloat16);
+      prediction = tr.model->forward(train_x.index_select(0, mine));
+    }
+    const auto loss = (prediction.to(target.scalar_type()) - target).pow(2).sum() /
                       static_cast<double>(job.opt.batch_size * target.size(1) * target.size(2));
     tr.optimizer->zero_grad();
     gradients.begin(loss);
@@ -662,6 +676,9 @@ void add_train_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--steps", opt->steps, "optimisation steps per run (fewer when validation stops it early)")
       ->capture_default_str();
   cmd->add_option("--device", opt->device, "cpu or cuda")->capture_default_str();
+  cmd->add_option("--amp", opt->amp, "bf16: mixed precision (autocast) in training steps, float32 coefficients; off")
+      ->check(CLI::IsMember({"off", "bf16", "bfloat16"}))
+      ->capture_default_str();
   cmd->add_option("--seed", opt->seed, "seed of the data and of the models")->capture_default_str();
   cmd->add_option("--out", opt->out, "output directory")->capture_default_str();
   cmd->add_option("--resume", opt->resume, "continue from a checkpoint.pt of the same configuration");

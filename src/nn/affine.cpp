@@ -120,8 +120,7 @@ void eAffineImpl::check_film(const char* what, const torch::Tensor& t, int64_t s
 torch::Tensor eAffineImpl::forward(const torch::Tensor& x, const torch::Tensor& scale, const torch::Tensor& bias) {
   check_features("eAffine", x, options.rep().size());
   if (options.learnable()) {
-    TORCH_CHECK(x.scalar_type() == scale_dof.scalar_type(), "eAffine: input dtype ", x.scalar_type(),
-                " differs from the module's ", scale_dof.scalar_type(), "; move the module with ->to(dtype)");
+    check_device_and_dtype("eAffine", x, scale_dof);
   } else {
     TORCH_CHECK(scale.defined(), "eAffine: learnable(false), so forward needs a scale of shape [..., ", num_copies(),
                 "] (one per irrep copy)");

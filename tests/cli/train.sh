@@ -52,6 +52,7 @@ expect2 "copies not divisible by heads" --width 30 --heads 2 --out "$tmp/x"
 expect2 "bad train size" --train-size 8,abc --out "$tmp/x"
 expect2 "wrong group" --group O --out "$tmp/x"
 expect2 "bad device" --device tpu --out "$tmp/x"
+expect2 "float16 autocast (needs loss scaling)" --amp fp16 --out "$tmp/x"
 [ -e "$tmp/x" ] && fail "a rejected run created its output directory"
 mkdir "$tmp/ro" && chmod a-w "$tmp/ro"
 if [ "$(id -u)" -ne 0 ]; then expect2 "unwritable --out" --steps 1 --out "$tmp/ro/out"; fi
@@ -59,4 +60,12 @@ expect2 "unwritable --out (a file)" --steps 1 --out "$tmp/a/metrics.csv"
 expect2 "resume from another configuration" "${small[@]}" --layers 1 --out "$tmp/y" --resume "$tmp/b/checkpoint.pt"
 expect2 "resume from a file that is no checkpoint" "${small[@]}" --out "$tmp/y" --resume "$tmp/a/summary.json"
 [ -e "$tmp/y" ] && fail "a rejected resume created its output directory"
+
+# Mixed precision: training steps under bfloat16 autocast (float32 coefficients); evaluation stays float32.
+"$symm" train --nodes 5 --train-size 8 --steps 30 --seed 1 --amp bf16 --out "$tmp/amp" > "$tmp/amp.log" 2>&1 ||
+  { cat "$tmp/amp.log"; fail "--amp bf16 exited $?"; }
+last=$(tail -n 1 "$tmp/amp.log")
+[[ "$last" =~ ^equivariant_test_mse=([0-9.eE+-]+)\ baseline_test_mse=[0-9.eE+-]+\ equivariance_error=([0-9.eE+-]+)\ world_size=1$ ]] ||
+  fail "--amp bf16: last line is $last"
+python3 -c "import sys; e=float(sys.argv[1]); assert 0 <= e < 1e-5, e" "${BASH_REMATCH[2]}" || fail "--amp bf16: equivariance error ${BASH_REMATCH[2]}"
 echo "ok"
