@@ -16,6 +16,7 @@
 #include <sstream>
 
 #include <nlohmann/json.hpp>
+#include <torch/version.h>
 
 #include "commands.h"
 #include "distributed.h"
@@ -233,6 +234,11 @@ Job make_job(const TrainOptions& opt) {
   if (opt.amp != "off" && symm::nn::parse_dtype("--amp", opt.amp) != torch::kBFloat16)
     throw std::invalid_argument("--amp " + opt.amp + ": expected bf16 or off (float16 would need loss scaling)");
   job.amp = opt.amp != "off";
+#if TORCH_VERSION_MAJOR < 2
+  // LibTorch 1.13's CPU autocast breaks torch::nn::MultiheadAttention (the baseline's) on mixed dtypes.
+  if (job.amp && !job.device.is_cuda())
+    throw std::invalid_argument("--amp bf16 on the CPU needs LibTorch 2.x (this is " TORCH_VERSION ")");
+#endif
   const auto& s = job.system;
   job.config = {{"group", job.group->name()},   {"nodes", opt.nodes},
                 {"train_sizes", job.sizes},     {"layers", opt.layers},
