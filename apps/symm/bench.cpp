@@ -126,14 +126,6 @@ struct DenseLayerImpl : torch::nn::Module {
 };
 TORCH_MODULE(DenseLayer);
 
-/// Multiply-adds per token of the linear maps and the attention products (norms and activations left out).
-int64_t layer_multiply_adds(symm::nn::eTransformerEncoderLayerImpl& layer, int64_t seq) {
-  int64_t total = 2 * seq * layer.options.in_rep().size();  // q·k and weights·v
-  for (const auto& m : layer.modules())
-    if (const auto* lin = dynamic_cast<const symm::nn::eLinearImpl*>(m.get())) total += lin->multiply_adds();
-  return total;
-}
-
 int64_t dense_multiply_adds(int64_t d, int64_t ff, int64_t seq) { return 4 * d * d + 2 * d * ff + 2 * seq * d; }
 
 /// Median milliseconds of f over `reps` runs after two warm-up runs.
@@ -241,7 +233,7 @@ BenchResult run_config(const BenchConfig& c, const torch::Device& device, const 
 
   if (breakdown) print_breakdown(ours, theirs, x_ours, x_theirs, cuda, reps.min_reps);
   const BenchResult r{eval[0] / eval[1], train[0] / train[1]};
-  const double flops_ratio = double(layer_multiply_adds(*ours, c.seq)) / double(dense_multiply_adds(d_model, ff, c.seq));
+  const double flops_ratio = double(ours->multiply_adds(c.seq)) / double(dense_multiply_adds(d_model, ff, c.seq));
   std::cout << c.group << " m=" << c.copies << " d_model=" << d_model << " heads=" << c.heads << " ff=" << ff
             << " dtype=" << c.dtype << " B=" << c.batch << " T=" << c.seq << " params_ours=" << count_parameters(*ours)
             << " params_torch=" << count_parameters(*theirs) << " flops_ratio=" << fixed(flops_ratio, 3)

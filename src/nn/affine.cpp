@@ -1,5 +1,7 @@
 #include "symm/nn/affine.h"
 
+#include "isotypic_layout.h"
+
 #include <cmath>
 
 namespace symm::nn {
@@ -152,6 +154,13 @@ torch::Tensor eAffineImpl::forward(const torch::Tensor& x, const torch::Tensor& 
     y = torch::nn::functional::linear(x, scale_matrix(), b);
   }
   return y;
+}
+
+torch::Tensor eAffineImpl::forward_isotypic(const torch::Tensor& z, const detail::IsotypicLayout& layout) {
+  TORCH_CHECK(options.learnable(), "eAffine::forward_isotypic: the module is not learnable");
+  const auto s = scale_dof.index_select(0, layout.copy_of_row(z.device())).unsqueeze(1);
+  const auto b = layout.invariant(bias_dof);
+  return b.defined() ? torch::addcmul(b.unsqueeze(1), z, s) : z * s;
 }
 
 void eAffineImpl::set_dense(const torch::Tensor& weight, const torch::Tensor& bias) {

@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "attention_core.h"
+#include "isotypic_layout.h"
 
 namespace symm::nn {
 
@@ -89,15 +90,29 @@ torch::Tensor to_additive(const torch::Tensor& mask, const torch::TensorOptions&
 
 CallShape check_call(const std::string& module, const AttentionCall& call, int64_t embed, int64_t heads,
                      const torch::Tensor& like, bool positions) {
-  check_sequence(module, call.query, "query", embed, like);
-  check_sequence(module, call.key, "key", embed, like);
-  check_sequence(module, call.value, "value", embed, like);
-  CallShape s{call.query.size(0), call.query.size(1), call.key.size(1), embed, heads, embed / heads};
-  TORCH_CHECK(call.key.size(0) == s.batch && call.value.size(0) == s.batch, module,
-              ": query, key and value must have the same batch size, got ", call.query.sizes(), ", ", call.key.sizes(),
-              ", ", call.value.sizes());
-  TORCH_CHECK(call.value.size(1) == s.src_len, module, ": key and value must have the same length, got key ",
-              call.key.sizes(), " and value ", call.value.sizes());
+  CallShape s;
+  if (const int64_t b = call.isotypic_batch; b > 0) {
+    auto length = [&](const torch::Tensor& t, const char* what) {
+      TORCH_CHECK(t.defined() && t.dim() == 2 && t.size(0) == embed && t.size(1) % b == 0, module, ": expected ", what,
+                  " of shape (", embed, ", batch·length) in the isotypic layout with batch ", b, ", got ",
+                  t.defined() ? t.sizes() : torch::IntArrayRef{});
+      check_device_and_dtype(module, t, like, what);
+      return t.size(1) / b;
+    };
+    s = {b, length(call.query, "query"), length(call.key, "key"), embed, heads, embed / heads};
+    TORCH_CHECK(length(call.value, "value") == s.src_len, module, ": key and value must have the same length, got key ",
+                call.key.sizes(), " and value ", call.value.sizes());
+  } else {
+    check_sequence(module, call.query, "query", embed, like);
+    check_sequence(module, call.key, "key", embed, like);
+    check_sequence(module, call.value, "value", embed, like);
+    s = {call.query.size(0), call.query.size(1), call.key.size(1), embed, heads, embed / heads};
+    TORCH_CHECK(call.key.size(0) == s.batch && call.value.size(0) == s.batch, module,
+                ": query, key and value must have the same batch size, got ", call.query.sizes(), ", ", call.key.sizes(),
+                ", ", call.value.sizes());
+    TORCH_CHECK(call.value.size(1) == s.src_len, module, ": key and value must have the same length, got key ",
+                call.key.sizes(), " and value ", call.value.sizes());
+  }
   if (call.attn_mask.defined()) {
     const auto& a = call.attn_mask;
     const bool ok = (a.dim() == 2 && a.size(0) == s.tgt_len && a.size(1) == s.src_len) ||
@@ -120,6 +135,13 @@ CallShape check_call(const std::string& module, const AttentionCall& call, int64
   }
   return s;
 }
+
+namespace {
+
+/// Q, K, V as (B, T or S, D) tensors (possibly strided views of one fused projection).
+struct QKV {
+  torch::Tensor q, k, v;
+};
 
 QKV project(eLinearImpl& in_proj, const AttentionCall& call, int64_t embed) {
   const auto d = embed;
@@ -157,6 +179,66 @@ QKV project(eLinearImpl& in_proj, const AttentionCall& call, int64_t embed) {
     out.v = F::linear(call.value, wv, bv);
   }
   return out;
+}
+
+/// The isotypic form: Q, K, V as (rows of a regular copy, m, B·L) tensors, views of the projections.
+QKV project_isotypic(eLinearImpl& in_proj, const AttentionCall& call) {
+  const auto& layout = in_proj.isotypic_out();
+  const int64_t m = layout.chunks() / 3, rows = layout.chunk_size();
+  // Output copies [first·m, (first + count)·m) of in_proj: Q, K, V are its three thirds.
+  auto rows_of = [&](const torch::Tensor& x, int64_t first, int64_t count) {
+    return in_proj.forward_isotypic(x, call.input_affine, first * m, count * m).view({rows, count * m, -1});
+  };
+  auto third = [&](const torch::Tensor& t, int64_t i) { return t.narrow(1, i * m, m); };
+  if (call.query.is_same(call.key) && call.key.is_same(call.value)) {
+    const auto qkv = rows_of(call.query, 0, 3);
+    return {third(qkv, 0), third(qkv, 1), third(qkv, 2)};
+  }
+  QKV out;
+  out.q = rows_of(call.query, 0, 1);
+  if (call.key.is_same(call.value)) {
+    const auto kv = rows_of(call.key, 1, 2);
+    out.k = third(kv, 0);
+    out.v = third(kv, 1);
+  } else {
+    out.k = rows_of(call.key, 1, 1);
+    out.v = rows_of(call.value, 2, 1);
+  }
+  return out;
+}
+
+}  // namespace
+
+Heads project_heads(const std::string& module, eLinearImpl& in_proj, const AttentionCall& call, int64_t embed,
+                    int64_t heads, bool positions) {
+  Heads h{check_call(module, call, embed, heads, in_proj.weight_dof, positions), {}, {}, {}, call.isotypic_batch > 0};
+  const auto& s = h.shape;
+  if (h.isotypic) {
+    const auto qkv = project_isotypic(in_proj, call);
+    const int64_t rows = in_proj.isotypic_out().chunk_size(), per_head = s.head_dim / rows;
+    // (rows, [H, copies], [B, L]) → (B, H, L, [rows, copies]): each head's whole copies.
+    auto split = [&](const torch::Tensor& t, int64_t length) {
+      return t.view({rows, s.heads, per_head, s.batch, length}).permute({3, 1, 4, 0, 2}).reshape({s.batch, s.heads, length, s.head_dim});
+    };
+    h.q = split(qkv.q, s.tgt_len);
+    h.k = split(qkv.k, s.src_len);
+    h.v = split(qkv.v, s.src_len);
+    return h;
+  }
+  const auto qkv = project(in_proj, call, embed);
+  auto split = [&](const torch::Tensor& x) { return x.view({x.size(0), x.size(1), s.heads, s.head_dim}).transpose(1, 2); };
+  h.q = split(qkv.q);
+  h.k = split(qkv.k);
+  h.v = split(qkv.v);
+  return h;
+}
+
+torch::Tensor project_out(eLinearImpl& out_proj, const Heads& h, const torch::Tensor& out) {
+  const auto& s = h.shape;
+  if (!h.isotypic) return out_proj.forward(out.transpose(1, 2).reshape({s.batch, s.tgt_len, s.embed}));
+  const int64_t rows = out_proj.isotypic_in().chunk_size(), per_head = s.head_dim / rows;
+  const auto z = out.reshape({s.batch, s.heads, s.tgt_len, rows, per_head}).permute({3, 1, 4, 0, 2});
+  return out_proj.forward_isotypic(z.reshape({s.embed, s.batch * s.tgt_len}));
 }
 
 const torch::Tensor& causal_mask(torch::Tensor& cache, int64_t tgt_len, int64_t src_len, const torch::TensorOptions& options) {
@@ -202,8 +284,7 @@ std::tuple<torch::Tensor, torch::Tensor> scaled_dot_product(const torch::Tensor&
     const bool causal_only = mask.defined() && mask.is_same(causal_cache);
     c10::optional<at::Tensor> attn_mask;
     if (mask.defined() && !causal_only) attn_mask = mask.to(q.scalar_type());
-    const auto out = at::scaled_dot_product_attention(q, k, v, attn_mask, p, causal_only);
-    return {out.transpose(1, 2).reshape({s.batch, s.tgt_len, s.embed}), torch::Tensor()};
+    return {at::scaled_dot_product_attention(q, k, v, attn_mask, p, causal_only), torch::Tensor()};
   }
 #endif
   const double scale = 1.0 / std::sqrt(static_cast<double>(s.head_dim));
@@ -211,7 +292,7 @@ std::tuple<torch::Tensor, torch::Tensor> scaled_dot_product(const torch::Tensor&
   if (mask.defined()) logits.add_(mask.to(logits.scalar_type()));
   auto weights = torch::softmax(logits, -1);
   if (p > 0) weights = torch::dropout(weights, p, true);
-  const auto out = torch::matmul(weights, v).transpose(1, 2).reshape({s.batch, s.tgt_len, s.embed});
+  const auto out = torch::matmul(weights, v);
   if (!need_weights) return {out, torch::Tensor()};
   // As torch: sum over heads divided by their number.
   if (average_attn_weights) weights = weights.sum(1) / static_cast<double>(s.heads);
@@ -255,13 +336,11 @@ void eMultiheadAttentionImpl::reset_parameters() { detail::reset_projections(in_
 std::tuple<torch::Tensor, torch::Tensor> eMultiheadAttentionImpl::run(const AttentionCall& call) {
   static const std::string name = "eMultiheadAttention";
   const auto d = int64_t(options.in_rep().size());
-  const auto s = detail::check_call(name, call, d, options.num_heads(), in_proj->weight_dof, false);
-  const auto qkv = detail::project(*in_proj, call, d);
-  const auto mask = detail::additive_mask(call, s, {}, qkv.q.options(), causal_cache_);
-  auto [out, weights] = detail::scaled_dot_product(detail::split_heads(qkv.q, s), detail::split_heads(qkv.k, s),
-                                                   detail::split_heads(qkv.v, s), mask, causal_cache_, s, options.dropout(),
+  const auto h = detail::project_heads(name, *in_proj, call, d, options.num_heads(), false);
+  const auto mask = detail::additive_mask(call, h.shape, {}, h.q.options(), causal_cache_);
+  auto [out, weights] = detail::scaled_dot_product(h.q, h.k, h.v, mask, causal_cache_, h.shape, options.dropout(),
                                                    is_training(), call.need_weights, call.average_attn_weights);
-  return {out_proj->forward(out), weights};
+  return {detail::project_out(*out_proj, h, out), weights};
 }
 
 std::tuple<torch::Tensor, torch::Tensor> eMultiheadAttentionImpl::forward(const torch::Tensor& query, const torch::Tensor& key,

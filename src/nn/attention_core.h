@@ -51,11 +51,20 @@ struct CallShape {
 CallShape check_call(const std::string& module, const AttentionCall& call, int64_t embed, int64_t heads,
                      const torch::Tensor& like, bool positions);
 
-/// Q, K, V as (B, T or S, D) tensors (possibly strided views of one fused projection).
-struct QKV {
+/// Q, K and V of a call split into heads, (B, H, L, head_dim). In the isotypic layout
+/// (AttentionCall::isotypic_batch) a head's coordinates go (row of a regular copy, copy) instead of (copy,
+/// component): the same dot products, since the rows of a copy are an orthonormal basis of it.
+struct Heads {
+  CallShape shape;
   torch::Tensor q, k, v;
+  bool isotypic = false;
 };
-QKV project(eLinearImpl& in_proj, const AttentionCall& call, int64_t embed);
+/// Validates the call (check_call, or its isotypic form) and projects it: for self-attention one fused
+/// in_proj product, else the rows (output copies) of in_proj that each input needs.
+Heads project_heads(const std::string& module, eLinearImpl& in_proj, const AttentionCall& call, int64_t embed,
+                    int64_t heads, bool positions);
+/// The attention's output (B, H, T, head_dim) through out_proj, in the layout of the call.
+torch::Tensor project_out(eLinearImpl& out_proj, const Heads& heads, const torch::Tensor& out);
 
 /// The causal mask (T, S) as an additive float tensor (-inf where key j > query i), kept in `cache` for the
 /// last size, device and dtype used, so repeated calls allocate nothing.
@@ -69,18 +78,12 @@ torch::Tensor additive_mask(const AttentionCall& call, const CallShape& shape, c
 /// a + b for broadcastable additive masks, either possibly undefined.
 torch::Tensor add_masks(const torch::Tensor& a, const torch::Tensor& b);
 
-/// (B, L, D) → (B, H, L, D/H).
-inline torch::Tensor split_heads(const torch::Tensor& x, const CallShape& s) {
-  return x.view({x.size(0), x.size(1), s.heads, s.head_dim}).transpose(1, 2);
-}
-
-/// softmax(q kᵀ / sqrt(head_dim) + mask) v on (B, H, L, head_dim) tensors, then the heads merged back into
-/// (B, T, D). `causal_cache` is the module's causal mask: when `mask` is that tensor itself, the fused kernel
+/// softmax(q kᵀ / sqrt(head_dim) + mask) v on (B, H, L, head_dim) tensors. `causal_cache` is the module's causal mask: when `mask` is that tensor itself, the fused kernel
 /// gets is_causal instead of a mask. A query row whose keys are all masked gets -inf logits only and, as in
 /// torch::nn::MultiheadAttention, NaN weights and a NaN output: we keep torch's behaviour for parity rather
 /// than invent a value. With LibTorch >= 2 and need_weights false the fused at::scaled_dot_product_attention
 /// runs instead (as in torch's own MultiheadAttention then); from 2.5 its math kernel gives such rows zeros.
-/// Returns (merged output, weights (B, T, S) averaged over heads or (B, H, T, S), or
+/// Returns (output (B, H, T, head_dim), weights (B, T, S) averaged over heads or (B, H, T, S), or
 /// undefined unless need_weights).
 std::tuple<torch::Tensor, torch::Tensor> scaled_dot_product(const torch::Tensor& q, const torch::Tensor& k,
                                                             const torch::Tensor& v, const torch::Tensor& mask,

@@ -2,6 +2,8 @@
 
 #include "symm/nn/normalization.h"
 
+#include "isotypic_layout.h"
+
 namespace symm::nn {
 
 eTransformerDecoderLayerImpl::eTransformerDecoderLayerImpl(eTransformerDecoderLayerOptions options_)
@@ -50,47 +52,55 @@ torch::Tensor eTransformerDecoderLayerImpl::forward(const torch::Tensor& tgt, co
   TORCH_CHECK(tgt.dim() == 3 && memory.dim() == 3 && tgt.size(0) == memory.size(0),
               "eTransformerDecoderLayer: expected tgt (B, T, D) and memory (B, S, D) with the same B, got ", tgt.sizes(),
               " and ", memory.sizes());
+  const bool isotypic = detail::runs_isotypic(*this, {self_attn.get(), cross_attn.get()});
+  const auto& layout = feedforward->linear1->isotypic_in();
+  const detail::FeatureSpace space{isotypic ? &layout : nullptr, tgt.size(0)};
+  const auto mem = isotypic ? layout.to_isotypic(memory) : memory;
   // With norm_first, norm1's affine folds into the self-attention's in_proj and norm3's into linear1, as in
   // the encoder layer; norm2's cannot, since the cross-attention's keys and values come unnormalised.
-  auto self_block = [&](const torch::Tensor& x, eAffineImpl* affine) {
+  auto self_block = [&](const torch::Tensor& x) {
     AttentionCall call;
-    call.query = call.key = call.value = x;
-    call.input_affine = affine;
+    space.prepare(call);
+    if (options.norm_first()) {
+      std::tie(call.query, call.input_affine) = space.split_norm(norm1, x, folds_input_affine(*self_attn));
+    } else {
+      call.query = x;
+    }
+    call.key = call.value = call.query;
     call.attn_mask = tgt_mask;
     call.key_padding_mask = tgt_key_padding_mask;
     call.is_causal = tgt_is_causal;
     call.query_positions = call.key_positions = tgt_positions;
-    return dropout1->forward(std::get<0>(self_attn->attend(call)));
+    return space.dropout(dropout1, std::get<0>(self_attn->attend(call)));
   };
   auto cross_block = [&](const torch::Tensor& x) {
     AttentionCall call;
-    call.query = x;
-    call.key = call.value = memory;
+    space.prepare(call);
+    call.query = options.norm_first() ? space.norm(norm2, x) : x;
+    call.key = call.value = mem;
     call.attn_mask = memory_mask;
     call.key_padding_mask = memory_key_padding_mask;
     call.is_causal = memory_is_causal;
     call.query_positions = tgt_positions;
     call.key_positions = memory_positions;
-    return dropout2->forward(std::get<0>(cross_attn->attend(call)));
+    return space.dropout(dropout2, std::get<0>(cross_attn->attend(call)));
   };
-  auto ff_block = [&](const torch::Tensor& x, eAffineImpl* affine) {
-    return dropout3->forward(affine ? feedforward->forward_after(x, *affine) : feedforward->forward(x));
+  auto ff_block = [&](const torch::Tensor& x) {
+    const auto [normalised, affine] = options.norm_first() ? space.split_norm(norm3, x, true)
+                                                           : std::pair<torch::Tensor, eAffineImpl*>{x, nullptr};
+    return space.dropout(dropout3, space.feedforward(*feedforward, normalised, affine));
   };
-  auto x = tgt;
+  auto x = isotypic ? layout.to_isotypic(tgt) : tgt;
   if (options.norm_first()) {
-    if (folds_input_affine(*self_attn)) {
-      const auto [normalised, affine] = split_norm(norm1, x);
-      x = x + self_block(normalised, affine);
-    } else {
-      x = x + self_block(norm1.forward(x), nullptr);
-    }
-    x = x + cross_block(norm2.forward(x));
-    const auto [normalised, affine] = split_norm(norm3, x);
-    return x + ff_block(normalised, affine);
+    x = x + self_block(x);
+    x = x + cross_block(x);
+    x = x + ff_block(x);
+  } else {
+    x = space.norm(norm1, x + self_block(x));
+    x = space.norm(norm2, x + cross_block(x));
+    x = space.norm(norm3, x + ff_block(x));
   }
-  x = norm1.forward(x + self_block(x, nullptr));
-  x = norm2.forward(x + cross_block(x));
-  return norm3.forward(x + ff_block(x, nullptr));
+  return isotypic ? layout.from_isotypic(x, tgt.sizes()) : x;
 }
 
 void eTransformerDecoderLayerImpl::pretty_print(std::ostream& stream) const {

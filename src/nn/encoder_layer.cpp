@@ -6,6 +6,8 @@
 #include "symm/nn/normalization.h"
 #include "symm/nn/positional.h"
 
+#include "isotypic_layout.h"
+
 namespace symm::nn {
 
 torch::nn::AnyModule make_norm(const std::string& kind, const Representation& rep, double eps, bool bias) {
@@ -24,6 +26,54 @@ std::pair<torch::Tensor, eAffineImpl*> split_norm(torch::nn::AnyModule& norm, co
   }
   return {norm.forward(x), nullptr};
 }
+
+namespace detail {
+
+torch::Tensor FeatureSpace::norm(torch::nn::AnyModule& norm, const torch::Tensor& x) const {
+  if (!layout) return norm.forward(x);
+  if (auto* rms = dynamic_cast<eRMSNormImpl*>(norm.ptr().get())) return rms->forward_isotypic(x, *layout);
+  if (auto* ln = dynamic_cast<eLayerNormImpl*>(norm.ptr().get())) return ln->forward_isotypic(x, *layout);
+  // Another module (an encoder stack's final norm may be any): in the representation's basis.
+  const int64_t d = x.size(0);
+  return layout->to_isotypic(norm.forward(layout->from_isotypic(x, {x.size(1), d})));
+}
+
+std::pair<torch::Tensor, eAffineImpl*> FeatureSpace::split_norm(torch::nn::AnyModule& norm, const torch::Tensor& x, bool fold) const {
+  if (!layout) return fold ? symm::nn::split_norm(norm, x) : std::pair<torch::Tensor, eAffineImpl*>{norm.forward(x), nullptr};
+  auto foldable = [&](const eAffine& a) { return fold && a && a->options.learnable(); };
+  if (auto* rms = dynamic_cast<eRMSNormImpl*>(norm.ptr().get()); rms && foldable(rms->affine)) {
+    return {rms->normalise_isotypic(x, *layout), rms->affine.get()};
+  }
+  if (auto* ln = dynamic_cast<eLayerNormImpl*>(norm.ptr().get()); ln && foldable(ln->affine)) {
+    return {ln->normalise_isotypic(x, *layout), ln->affine.get()};
+  }
+  return {this->norm(norm, x), nullptr};
+}
+
+torch::Tensor FeatureSpace::dropout(torch::nn::Dropout& dropout, const torch::Tensor& x) const {
+  if (!layout || !dropout->is_training() || dropout->options.p() == 0) return layout ? x : dropout->forward(x);
+  return layout->to_isotypic(dropout->forward(layout->from_isotypic(x, {x.size(1), x.size(0)})));
+}
+
+torch::Tensor FeatureSpace::feedforward(eFeedForwardImpl& feedforward, const torch::Tensor& x, eAffineImpl* pre) const {
+  if (layout) return feedforward.forward_isotypic(x, pre);
+  return pre ? feedforward.forward_after(x, *pre) : feedforward.forward(x);
+}
+
+bool runs_isotypic(const torch::nn::Module& layer, std::initializer_list<const AttentionBackend*> attention) {
+  for (const auto* a : attention)
+    if (!a->supports_isotypic()) return false;
+  bool all_isotypic = true, all_automatic = true;
+  for (const auto& m : layer.modules(/*include_self=*/false)) {
+    if (const auto* lin = dynamic_cast<const eLinearImpl*>(m.get())) {
+      all_isotypic = all_isotypic && lin->options.execution() == Execution::isotypic;
+      all_automatic = all_automatic && lin->options.execution() == Execution::automatic;
+    }
+  }
+  return all_isotypic || (all_automatic && false);
+}
+
+}  // namespace detail
 
 bool folds_input_affine(AttentionBackend& attn) {
   const auto* m = attn.as_module().get();
@@ -78,19 +128,16 @@ void eTransformerEncoderLayerImpl::reset() {
 
 void eTransformerEncoderLayerImpl::reset_parameters() { reset_equivariant_parameters(*this); }
 
-torch::Tensor eTransformerEncoderLayerImpl::attention_block(const torch::Tensor& x, const torch::Tensor& mask,
-                                                            const torch::Tensor& key_padding_mask, bool is_causal,
-                                                            const torch::Tensor& positions,
-                                                            const torch::Tensor& position_mask) {
+torch::Tensor eTransformerEncoderLayerImpl::attention_branch(const torch::Tensor& x, const detail::FeatureSpace& space,
+                                                             const torch::Tensor& mask, const torch::Tensor& key_padding_mask,
+                                                             bool is_causal, const torch::Tensor& positions,
+                                                             const torch::Tensor& position_mask) {
   AttentionCall call;
+  space.prepare(call);
+  // With norm_first the norm's affine map is folded into the attention's in_proj by the backends of this
+  // library, which honour AttentionCall::input_affine; another backend gets the norm's full output.
   if (options.norm_first()) {
-    // The norm's affine map is folded into the attention's in_proj by the backends of this library, which
-    // honour AttentionCall::input_affine; another backend gets the norm's full output.
-    if (folds_input_affine(*self_attn)) {
-      std::tie(call.query, call.input_affine) = split_norm(norm1, x);
-    } else {
-      call.query = norm1.forward(x);
-    }
+    std::tie(call.query, call.input_affine) = space.split_norm(norm1, x, folds_input_affine(*self_attn));
   } else {
     call.query = x;
   }
@@ -100,14 +147,54 @@ torch::Tensor eTransformerEncoderLayerImpl::attention_block(const torch::Tensor&
   call.is_causal = is_causal;
   call.query_positions = call.key_positions = positions;
   call.query_position_mask = call.key_position_mask = position_mask;
-  return dropout1->forward(std::get<0>(self_attn->attend(call)));
+  return space.dropout(dropout1, std::get<0>(self_attn->attend(call)));
 }
 
-torch::Tensor eTransformerEncoderLayerImpl::feedforward_block(const torch::Tensor& x) {
-  if (!options.norm_first()) return dropout2->forward(feedforward->forward(x));
+torch::Tensor eTransformerEncoderLayerImpl::feedforward_branch(const torch::Tensor& x, const detail::FeatureSpace& space) {
+  if (!options.norm_first()) return space.dropout(dropout2, space.feedforward(*feedforward, x, nullptr));
   // The norm's affine map is folded into linear1.
-  const auto [normalised, affine] = split_norm(norm2, x);
-  return dropout2->forward(affine ? feedforward->forward_after(normalised, *affine) : feedforward->forward(normalised));
+  const auto [normalised, affine] = space.split_norm(norm2, x, true);
+  return space.dropout(dropout2, space.feedforward(*feedforward, normalised, affine));
+}
+
+torch::Tensor eTransformerEncoderLayerImpl::run(const torch::Tensor& x, const detail::FeatureSpace& space,
+                                                const torch::Tensor& mask, const torch::Tensor& key_padding_mask,
+                                                bool is_causal, const torch::Tensor& positions,
+                                                const torch::Tensor& position_mask) {
+  if (options.norm_first()) {
+    const auto y = x + attention_branch(x, space, mask, key_padding_mask, is_causal, positions, position_mask);
+    return y + feedforward_branch(y, space);
+  }
+  const auto y = space.norm(norm1, x + attention_branch(x, space, mask, key_padding_mask, is_causal, positions, position_mask));
+  return space.norm(norm2, y + feedforward_branch(y, space));
+}
+
+torch::Tensor eTransformerEncoderLayerImpl::attention_block(const torch::Tensor& x, const torch::Tensor& mask,
+                                                            const torch::Tensor& key_padding_mask, bool is_causal,
+                                                            const torch::Tensor& positions,
+                                                            const torch::Tensor& position_mask) {
+  return attention_branch(x, {}, mask, key_padding_mask, is_causal, positions, position_mask);
+}
+
+torch::Tensor eTransformerEncoderLayerImpl::feedforward_block(const torch::Tensor& x) { return feedforward_branch(x, {}); }
+
+bool eTransformerEncoderLayerImpl::uses_isotypic() const { return detail::runs_isotypic(*this, {self_attn.get()}); }
+
+const detail::IsotypicLayout& eTransformerEncoderLayerImpl::isotypic_layout() const {
+  return feedforward->linear1->isotypic_in();
+}
+
+int64_t eTransformerEncoderLayerImpl::multiply_adds(int64_t seq_len) const {
+  const bool isotypic = uses_isotypic();
+  const auto& in = isotypic_layout();
+  int64_t total = 2 * seq_len * in.size();  // q·k and weights·v
+  for (const auto& m : modules(/*include_self=*/false))
+    if (const auto* lin = dynamic_cast<const eLinearImpl*>(m.get())) total += isotypic ? lin->isotypic_multiply_adds() : lin->multiply_adds();
+  if (isotypic) {
+    const auto& hidden = feedforward->linear1->isotypic_out();
+    total += 2 * in.chunk_size() * in.size() + 2 * hidden.chunk_size() * hidden.size();
+  }
+  return total;
 }
 
 torch::Tensor eTransformerEncoderLayerImpl::forward(const torch::Tensor& src, const torch::Tensor& src_mask,
@@ -117,12 +204,19 @@ torch::Tensor eTransformerEncoderLayerImpl::forward(const torch::Tensor& src, co
   check_features("eTransformerEncoderLayer", src, options.in_rep().size(), "src");
   TORCH_CHECK(src.dim() == 3, "eTransformerEncoderLayer: expected src of shape (B, T, ", options.in_rep().size(),
               "), got ", src.sizes());
-  if (options.norm_first()) {
-    auto x = src + attention_block(src, src_mask, src_key_padding_mask, is_causal, src_positions, src_position_mask);
-    return x + feedforward_block(x);
-  }
-  auto x = norm1.forward(src + attention_block(src, src_mask, src_key_padding_mask, is_causal, src_positions, src_position_mask));
-  return norm2.forward(x + feedforward_block(x));
+  if (!uses_isotypic()) return run(src, {}, src_mask, src_key_padding_mask, is_causal, src_positions, src_position_mask);
+  const auto& layout = isotypic_layout();
+  const auto z = forward_isotypic(layout.to_isotypic(src), src.size(0), src_mask, src_key_padding_mask, is_causal,
+                                  src_positions, src_position_mask);
+  return layout.from_isotypic(z, src.sizes());
+}
+
+torch::Tensor eTransformerEncoderLayerImpl::forward_isotypic(const torch::Tensor& z, int64_t batch,
+                                                             const torch::Tensor& src_mask,
+                                                             const torch::Tensor& src_key_padding_mask, bool is_causal,
+                                                             const torch::Tensor& src_positions,
+                                                             const torch::Tensor& src_position_mask) {
+  return run(z, {&isotypic_layout(), batch}, src_mask, src_key_padding_mask, is_causal, src_positions, src_position_mask);
 }
 
 EquivarianceReport eTransformerEncoderLayerImpl::check_equivariance(int64_t batch_size, int64_t seq_len, int samples,

@@ -2,6 +2,8 @@
 
 #include <stdexcept>
 
+#include "isotypic_layout.h"
+
 namespace symm::nn {
 
 Activation Activation::relu() { return Activation([](const torch::Tensor& x) { return torch::relu(x); }, "relu"); }
@@ -45,6 +47,12 @@ torch::Tensor eFeedForwardImpl::forward(const torch::Tensor& x) {
 
 torch::Tensor eFeedForwardImpl::forward_after(const torch::Tensor& x, eAffineImpl& pre) {
   return linear2->forward(dropout->forward(options.activation()(linear1->forward_after(x, pre))));
+}
+
+torch::Tensor eFeedForwardImpl::forward_isotypic(const torch::Tensor& z, eAffineImpl* pre) {
+  const auto& hidden = linear1->isotypic_out();
+  const auto h = hidden.to_chunk_basis(linear1->forward_isotypic(z, pre));
+  return linear2->forward_isotypic(hidden.from_chunk_basis(dropout->forward(options.activation()(h))));
 }
 
 void eFeedForwardImpl::pretty_print(std::ostream& stream) const {

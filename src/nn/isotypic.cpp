@@ -43,11 +43,6 @@ int chunk_of(const Eigen::MatrixXd& q, Eigen::Index col, int d, int s) {
   return chunk;
 }
 
-namespace {
-
-/// Copies of one irrep in a representation of `chunks` equal chunks of s rows: copy[c][j] is the global index
-/// (column block of q) of the j-th copy inside chunk c. Empty when a copy spreads over chunks, or when the
-/// chunks differ in their copies or in the columns of those copies.
 std::vector<std::vector<int>> copies_by_chunk(const Eigen::MatrixXd& q, int dim, int s, int chunks) {
   std::vector<std::vector<int>> copy(chunks);
   const int total = static_cast<int>(q.cols()) / dim;
@@ -67,127 +62,92 @@ std::vector<std::vector<int>> copies_by_chunk(const Eigen::MatrixXd& q, int dim,
   return copy;
 }
 
-}  // namespace
-
-std::shared_ptr<const IsotypicLinear> IsotypicLinear::build(const symm::linalg::HomBasis& basis) {
-  std::vector<const Eigen::MatrixXd*> q_in, q_out;
-  for (const auto& b : basis.blocks()) {
-    q_in.push_back(&b.q_in);
-    q_out.push_back(&b.q_out);
-  }
-  const int d_in = basis.in_rep().size(), d_out = basis.out_rep().size();
-  if (auto plan = build(basis, chunk_size(d_in, q_in), chunk_size(d_out, q_out))) return plan;
-  return build(basis, d_in, d_out);  // one chunk each: always consistent, dense basis changes
-}
-
-std::shared_ptr<const IsotypicLinear> IsotypicLinear::build(const symm::linalg::HomBasis& basis, int s_in, int s_out) {
-  const auto& blocks = basis.blocks();
-  const int d_in = basis.in_rep().size(), d_out = basis.out_rep().size();
-  std::shared_ptr<IsotypicLinear> plan(new IsotypicLinear());
-  auto& p = *plan;
-  p.s_in_ = s_in;
-  p.s_out_ = s_out;
-  p.m_in_ = d_in / p.s_in_;
-  p.m_out_ = d_out / p.s_out_;
+IsotypicMap::IsotypicMap(const symm::linalg::HomBasis& basis, std::shared_ptr<const IsotypicLayout> in,
+                         std::shared_ptr<const IsotypicLayout> out)
+    : in_(std::move(in)), out_(std::move(out)) {
   const auto& g = *basis.in_rep().group();
-
-  std::vector<Eigen::VectorXd> in_columns, out_rows;  // extended input coordinates, output coordinates (chunk 0)
-  std::vector<std::vector<int64_t>> index;
-  for (size_t i = 0; i < blocks.size();) {
-    const auto& b0 = blocks[i];
-    const auto in0 = copies_by_chunk(b0.q_in, b0.dim, int(p.s_in_), int(p.m_in_));
-    const auto out0 = copies_by_chunk(b0.q_out, b0.dim, int(p.s_out_), int(p.m_out_));
-    if (in0.empty() || out0.empty()) return nullptr;
-    Shape shape{0, b0.dim, b0.endo, int64_t(in0[0].size()), int64_t(out0[0].size()), int64_t(in_columns.size()),
-                int64_t(out_rows.size())};
-    std::vector<int64_t> idx;
+  std::vector<torch::Tensor> master;
+  for (size_t i = 0; i < out_->blocks().size();) {
+    // A group: the longest run of output irreps of one shape whose input blocks follow each other too.
+    const auto& o0 = out_->blocks()[i];
+    const auto* i0 = in_->block_of(o0.irrep);
+    Group gr{0, o0.dim, o0.endo, i0 ? i0->copies : 0, o0.copies, i0 ? i0->chunk_offset * in_->chunks() : 0,
+             o0.chunk_offset, i0 == nullptr, int(master.size())};
+    std::vector<int64_t> index;
+    std::vector<torch::Tensor> extra;  // per irrep: its scale Ψ_0(0,0) (R type) or its Ψ (S, d, d)
     size_t j = i;
-    for (; j < blocks.size() && blocks[j].dim == b0.dim && blocks[j].endo == b0.endo; ++j) {
-      const auto& b = blocks[j];
-      const auto in = copies_by_chunk(b.q_in, b.dim, int(p.s_in_), int(p.m_in_));
-      const auto out = copies_by_chunk(b.q_out, b.dim, int(p.s_out_), int(p.m_out_));
-      if (in.empty() || out.empty()) return nullptr;
-      if (int64_t(in[0].size()) != shape.mu_in || int64_t(out[0].size()) != shape.mu_out) break;
-      ++shape.count;
-      const auto& psi = g.irrep(b.irrep).endomorphisms;
-      // Columns (s, j, a): Q_j Ψ_sᵀ, so that the product gives Ψ_s Q_jᵀ x.
-      for (int s = 0; s < b.endo; ++s)
-        for (int64_t c = 0; c < shape.mu_in; ++c) {
-          const Eigen::MatrixXd cols = b.q_in.block(0, Eigen::Index(in[0][c]) * b.dim, p.s_in_, b.dim) * psi[s].transpose();
-          for (int a = 0; a < b.dim; ++a) in_columns.push_back(cols.col(a));
-        }
-      for (int64_t c = 0; c < shape.mu_out; ++c)
-        for (int a = 0; a < b.dim; ++a) out_rows.push_back(b.q_out.block(0, Eigen::Index(out[0][c]) * b.dim, p.s_out_, b.dim).col(a));
-      // θ[offset + (s·M_out + i_out)·M_in + i_in] at row (s, j, chunk) and column (j', chunk').
-      for (int s = 0; s < b.endo; ++s)
-        for (int64_t jj = 0; jj < shape.mu_in; ++jj)
-          for (int64_t c = 0; c < p.m_in_; ++c)
-            for (int64_t jo = 0; jo < shape.mu_out; ++jo)
-              for (int64_t co = 0; co < p.m_out_; ++co)
-                idx.push_back(b.offset + (int64_t(s) * b.m_out + out[co][jo]) * b.m_in + in[c][jj]);
+    for (; j < out_->blocks().size(); ++j) {
+      const auto& o = out_->blocks()[j];
+      const auto* ib = in_->block_of(o.irrep);
+      if (o.dim != gr.dim || o.endo != gr.endo || o.copies != gr.n_out || (ib == nullptr) != gr.zero) break;
+      if (ib && (ib->copies != gr.n_in || ib->chunk_offset * in_->chunks() != gr.in_row + gr.count * gr.dim * gr.n_in)) break;
+      ++gr.count;
+      if (gr.zero) continue;
+      const auto& hb = *std::find_if(basis.blocks().begin(), basis.blocks().end(), [&](const auto& b) { return b.irrep == o.irrep; });
+      const auto& psi = g.irrep(o.irrep).endomorphisms;
+      std::vector<int64_t> idx(size_t(hb.endo) * gr.n_out * gr.n_in);
+      for (int s = 0; s < hb.endo; ++s)
+        for (int jo = 0; jo < hb.m_out; ++jo)
+          for (int ji = 0; ji < hb.m_in; ++ji) {
+            const int64_t mo = out_->copy_index(o.irrep, jo), mi = in_->copy_index(o.irrep, ji);
+            idx[(size_t(s) * gr.n_out + mo) * gr.n_in + mi] = hb.offset + (int64_t(s) * hb.m_out + jo) * hb.m_in + ji;
+          }
+      index.insert(index.end(), idx.begin(), idx.end());
+      if (gr.endo == 1) {
+        extra.push_back(torch::full({1}, psi[0](0, 0), torch::kFloat64));
+      } else {
+        std::vector<torch::Tensor> p;
+        for (const auto& e : psi) p.push_back(to_tensor(e));
+        extra.push_back(torch::stack(p));
+      }
     }
-    p.shapes_.push_back(shape);
-    index.push_back(std::move(idx));
+    if (!gr.zero) {
+      master.push_back(torch::tensor(index, torch::kInt64).view({gr.count, gr.endo, gr.n_out, gr.n_in}));
+      master.push_back(torch::cat(extra).view(gr.endo == 1 ? std::vector<int64_t>{gr.count, 1, 1}
+                                                           : std::vector<int64_t>{gr.count, gr.endo, gr.dim, gr.dim}));
+      multiply_adds_ += gr.count * gr.dim * (gr.endo == 1 ? 1 : gr.dim) * gr.n_out * gr.n_in;
+    }
+    groups_.push_back(gr);
     i = j;
   }
-  if (p.shapes_.empty()) return nullptr;
-  p.width_in_ = int64_t(in_columns.size());
-  Eigen::MatrixXd p_in(p.s_in_, p.width_in_), p_out(out_rows.size(), p.s_out_);
-  for (size_t c = 0; c < in_columns.size(); ++c) p_in.col(c) = in_columns[c];
-  for (size_t r = 0; r < out_rows.size(); ++r) p_out.row(r) = out_rows[r].transpose();
-  p.constants_ = Constants({to_tensor(p_in), to_tensor(p_out)});
-  p.multiply_adds_ = p.m_in_ * p.s_in_ * p.width_in_ + p.m_out_ * p_out.rows() * p.s_out_;
-  for (size_t k = 0; k < p.shapes_.size(); ++k) {
-    const auto& sh = p.shapes_[k];
-    const int64_t rows = sh.endo * sh.mu_in * p.m_in_, cols = sh.mu_out * p.m_out_;
-    p.index_.push_back(torch::tensor(index[k], torch::kInt64).view({sh.count, rows, cols}));
-    p.multiply_adds_ += sh.count * sh.dim * rows * cols;
-  }
-  return plan;
+  constants_ = Constants(std::move(master));
 }
 
-const std::vector<torch::Tensor>& IsotypicLinear::index_on(const torch::Device& device) const {
-  if (device.is_cpu()) return index_;
-  std::lock_guard<std::mutex> lock(mutex_);
-  auto& v = index_on_[device.str()];
-  if (v.empty())
-    for (const auto& t : index_) v.push_back(t.to(device));
-  return v;
-}
-
-torch::Tensor IsotypicLinear::forward(const torch::Tensor& x, const torch::Tensor& theta, const torch::Tensor& bias) const {
-  const auto& c = constants_.get(x);
-  const auto& index = index_on(x.device());
-  const int64_t n = x.numel() / (m_in_ * s_in_);
-  // Coordinates as rows, tokens·chunks as columns: (width_in, [N, m_in]). Then for every irrep, endomorphism s
-  // and copy j in a chunk, the (d·N, m_in) matrix of rows (component, token) and columns (chunk) is a strided
-  // view, a GEMM operand without a copy.
-  const auto zt = torch::mm(c[0].t(), x.reshape({n * m_in_, s_in_}).t());
-  torch::Tensor y;
-  for (size_t k = 0; k < shapes_.size(); ++k) {
-    const auto& sh = shapes_[k];
-    const int64_t terms = sh.endo * sh.mu_in;
-    const auto z = zt.narrow(0, sh.in_offset, sh.count * terms * sh.dim).view({sh.count, terms, sh.dim * n, m_in_});
-    const auto w = theta.index_select(0, index[k].view(-1)).view({sh.count, terms, m_in_, sh.mu_out * m_out_});
-    // Per output copy j': Σ over (s, j) of (count, d·N, m_in)·(count, m_in, m_out), so that the result is
-    // laid out (count, [j', d], [N, m_out]) for the basis change back.
-    std::vector<torch::Tensor> parts;
-    for (int64_t jo = 0; jo < sh.mu_out; ++jo) {
-      torch::Tensor acc;
-      for (int64_t t = 0; t < terms; ++t) {
-        const auto wt = w.select(1, t).narrow(2, jo * m_out_, m_out_);
-        acc = acc.defined() ? torch::baddbmm(acc, z.select(1, t), wt) : torch::bmm(z.select(1, t), wt);
-      }
-      parts.push_back(acc);
+torch::Tensor IsotypicMap::forward(const torch::Tensor& z, const torch::Tensor& theta, const torch::Tensor& bias,
+                                   int64_t chunk_begin, int64_t chunk_count) const {
+  const auto& c = constants_.get(theta);
+  const int64_t n = z.size(1), m = out_->chunks();
+  const int64_t kept = chunk_count < 0 ? m : chunk_count;
+  std::vector<torch::Tensor> parts;
+  for (const auto& gr : groups_) {
+    const int64_t mu = gr.n_out / m, n_out = mu * kept, rows = gr.count * gr.dim * n_out;
+    const int64_t batch = gr.endo == 1 ? gr.count * gr.dim : gr.count;
+    torch::Tensor b;  // (batch, rows / batch, 1), the bias of the kept chunks
+    if (bias.defined()) {
+      b = bias.view({out_->chunk_size(), m}).narrow(1, chunk_begin, kept).narrow(0, gr.out_chunk_row, gr.count * gr.dim * mu);
+      b = b.reshape({batch, rows / batch, 1});
     }
-    const auto yk = (parts.size() == 1 ? parts[0] : torch::stack(parts, 1)).view({sh.count * sh.mu_out * sh.dim, n * m_out_});
-    const auto p_out = c[1].narrow(0, sh.out_offset, sh.count * sh.mu_out * sh.dim);
-    y = y.defined() ? torch::addmm(y, yk.t(), p_out) : torch::mm(yk.t(), p_out);
+    if (gr.zero) {
+      auto y = torch::zeros({rows, n}, z.options());
+      parts.push_back(b.defined() ? y + b.view({rows, 1}) : y);
+      continue;
+    }
+    auto index = c[gr.constant];  // (count, S, n_out, n_in)
+    if (kept != m) index = index.view({gr.count, gr.endo, mu, m, gr.n_in}).narrow(3, chunk_begin, kept);
+    auto w = theta.index_select(0, index.reshape({-1})).view({gr.count, gr.endo, n_out, gr.n_in});
+    const auto input = z.narrow(0, gr.in_row, gr.count * gr.dim * gr.n_in);
+    if (gr.endo == 1) {
+      w = w * c[gr.constant + 1].view({gr.count, 1, 1, 1});
+      if (gr.dim > 1) w = w.expand({gr.count, gr.dim, n_out, gr.n_in});
+      w = w.reshape({batch, n_out, gr.n_in});
+    } else {
+      // Σ_s Ψ_s ⊗ Θ_s, rows (component, copy), columns (component, copy).
+      w = torch::einsum("ksoi,ksab->kaobi", {w, c[gr.constant + 1]}).reshape({batch, gr.dim * n_out, gr.dim * gr.n_in});
+    }
+    const auto x = input.view({batch, w.size(2), n});
+    parts.push_back((b.defined() ? torch::baddbmm(b, w, x) : torch::bmm(w, x)).view({rows, n}));
   }
-  auto sizes = x.sizes().vec();
-  sizes.back() = m_out_ * s_out_;
-  y = y.view({n, m_out_ * s_out_});
-  return (bias.defined() ? y.add(bias) : y).view(sizes);
+  return parts.size() == 1 ? parts[0] : torch::cat(parts, 0);
 }
 
 }  // namespace symm::nn::detail

@@ -1,16 +1,15 @@
 #pragma once
 // Internal: an equivariant linear map executed in isotypic coordinates, as block GEMMs on the Hom_G
 // coefficients, without synthesising the dense weight. Not installed.
-#include <map>
 #include <memory>
-#include <mutex>
-#include <string>
 #include <vector>
 
 #include <torch/torch.h>
 
 #include "symm/linalg/hom_basis.h"
 #include "symm/nn/module.h"
+
+#include "isotypic_layout.h"
 
 namespace symm::nn::detail {
 
@@ -19,44 +18,44 @@ namespace symm::nn::detail {
 int chunk_size(int size, const std::vector<const Eigen::MatrixXd*>& qs);
 /// The chunk of `s` rows holding columns [col, col + d) of q, or -1 when they spread over several.
 int chunk_of(const Eigen::MatrixXd& q, Eigen::Index col, int d, int s);
+/// Copies of one irrep (columns of q, d each) in a representation of `chunks` equal chunks of s rows:
+/// copy[c][μ] is the copy that is the μ-th inside chunk c. Empty when a copy spreads over chunks, or when the
+/// chunks differ in their copies or in the columns of those copies.
+std::vector<std::vector<int>> copies_by_chunk(const Eigen::MatrixXd& q, int dim, int s, int chunks);
 
-/// For representations made of equal chunks that do not mix (regular copies in the permutation basis, for
-/// instance), each chunk of s features has the same isotypic basis P (s × s); any representation is one
-/// chunk. Then, per token,
-///   y = Σ_k Q_out,k (Σ_s Θ_s ⊗ Ψ_s) Q_in,kᵀ x
-/// runs as: one (S·s, s)·(s, N·m_in) product into the coordinates Ψ_s Q_in,jᵀ x of every irrep copy j and
-/// endomorphism s; per group of irreps of equal shape, S·μ_in·μ_out bmm of (count, d·N, m_in)·(count, m_in,
-/// m_out) on strided views, summed (μ = copies of the irrep per chunk); one (N·m_out, s)·(s, s) product back.
-/// Multiply-adds per token: about m_in·m_out·Σ_k d_k³/S_k plus the two basis changes, against D_in·D_out.
-/// The coefficients enter the bmm through a gather, so autograd reaches them directly.
-class IsotypicLinear {
+/// W between two isotypic layouts: per irrep, y_k = Σ_s (Θ_s ⊗ Ψ_s) z_k. Irreps of one shape (dimension,
+/// type, copies) that follow each other form one group and one bmm:
+/// - R type (Ψ_0 = I/√d): (count·d, n_out, n_in)·(count·d, n_in, N), the coefficients shared by the d components;
+/// - C and H types: (count, d·n_out, d·n_in)·(count, d·n_in, N) with the blocks Σ_s Ψ_s ⊗ Θ_s built from the
+///   coefficients (no more multiply-adds than the structured product when d = S, as for every irrep of a
+///   cyclic group or of Q8).
+/// The coefficients enter through a gather, so autograd reaches them directly; nothing of size D_out·D_in
+/// is ever formed.
+class IsotypicMap {
  public:
-  /// The plan for `basis`: over the smallest equal chunks of both representations, or over one chunk each
-  /// (then the basis changes are dense D×D products) when the chunks differ.
-  static std::shared_ptr<const IsotypicLinear> build(const symm::linalg::HomBasis& basis);
+  IsotypicMap(const symm::linalg::HomBasis& basis, std::shared_ptr<const IsotypicLayout> in,
+              std::shared_ptr<const IsotypicLayout> out);
 
-  /// W x + b for x (..., D_in) from the coefficients θ (and a dense bias b (D_out) or undefined).
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& theta, const torch::Tensor& bias) const;
+  /// z (D_in, N) → W z + b (D_out, N); `bias` (D_out) isotypic or undefined. With chunk_count >= 0 only the
+  /// output chunks [chunk_begin, chunk_begin + chunk_count): rows of the layout of that many chunks.
+  torch::Tensor forward(const torch::Tensor& z, const torch::Tensor& theta, const torch::Tensor& bias,
+                        int64_t chunk_begin = 0, int64_t chunk_count = -1) const;
 
-  /// Multiply-adds per token (basis changes included).
+  /// Multiply-adds per token of forward (the block products; basis changes are the layouts').
   int64_t multiply_adds() const { return multiply_adds_; }
+  const IsotypicLayout& in() const { return *in_; }
+  const IsotypicLayout& out() const { return *out_; }
 
  private:
-  struct Shape {
-    int64_t count, dim, endo, mu_in, mu_out;  // irreps of this shape; dim, endomorphisms, copies per chunk
-    int64_t in_offset, out_offset;             // first column in the extended input / output coordinates
+  struct Group {
+    int64_t count, dim, endo, n_in, n_out;  // irreps, their dimension, type and copies on each side
+    int64_t in_row, out_chunk_row;          // first input row; first output row inside a chunk
+    bool zero;                               // no input copies: the output rows are zero
+    int constant;                            // first of this group's constants (index, then scale or Ψ)
   };
-  IsotypicLinear() = default;
-  /// The plan over chunks of s_in and s_out features, or nullptr when the chunks differ.
-  static std::shared_ptr<const IsotypicLinear> build(const symm::linalg::HomBasis& basis, int s_in, int s_out);
-
-  int64_t m_in_ = 0, m_out_ = 0, s_in_ = 0, s_out_ = 0, width_in_ = 0;
-  std::vector<Shape> shapes_;
-  std::vector<torch::Tensor> index_;  // per shape: (count, S·μ_in·m_in, μ_out·m_out) indices into θ
-  const std::vector<torch::Tensor>& index_on(const torch::Device& device) const;
-  mutable std::mutex mutex_;          // guards index_on_
-  mutable std::map<std::string, std::vector<torch::Tensor>> index_on_;
-  Constants constants_;               // P_in extended (s_in, width_in), P_outᵀ (s_out, s_out)
+  std::shared_ptr<const IsotypicLayout> in_, out_;
+  std::vector<Group> groups_;
+  Constants constants_;
   int64_t multiply_adds_ = 0;
 };
 

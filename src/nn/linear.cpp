@@ -47,7 +47,9 @@ void eLinearImpl::reset() {
   constants_ = Constants();
   fix_ = Constants({invariant_basis_tensor(out)});
   use_tiles_ = build_tiles();
-  isotypic_ = detail::IsotypicLinear::build(*basis_);
+  isotypic_in_ = std::make_shared<detail::IsotypicLayout>(in);
+  isotypic_out_ = std::make_shared<detail::IsotypicLayout>(out);
+  isotypic_ = std::make_shared<detail::IsotypicMap>(*basis_, isotypic_in_, isotypic_out_);
   if (!use_tiles_) {
     const auto& g = *in.group();
     std::vector<torch::Tensor> master;
@@ -91,9 +93,8 @@ void eLinearImpl::reset() {
           for (int j = 0; j < b.m_in; ++j) alpha[b.offset + (int64_t(e) * b.m_out + i) * b.m_in + j] = position.at(j);
     }
   }
-  alpha_index_ = torch::tensor(alpha, torch::kInt64);
-  alpha_index_dev_ = torch::Tensor();
-  checked_affine_ = nullptr;
+  alpha_index_ = Constants({torch::tensor(alpha, torch::kInt64)});
+  affine_check_.pre = nullptr;
 
   weight_dof = register_parameter("weight_dof", torch::empty({basis_->dim()}));
   const auto n_fix = out.invariant_basis().cols();
@@ -182,20 +183,16 @@ bool eLinearImpl::build_tiles() {
   }
   tiles_ = Tiles{m_out, m_in, s_out, s_in, r, torch::tensor(index, torch::kInt64), false};
   tiles_.identity = tiles_.index.equal(torch::arange(int64_t(index.size()), torch::kInt64));
-  tile_constants_ = Constants({to_tensor(e)});
-  tile_index_ = torch::Tensor();
+  tile_constants_ = Constants({to_tensor(e), tiles_.index});
   return true;
 }
 
 torch::Tensor eLinearImpl::synthesize_weight(const torch::Tensor& theta_all) const {
   if (use_tiles_) {
     const auto& t = tiles_;
-    torch::Tensor phi = theta_all;
-    if (!t.identity) {
-      if (!tile_index_.defined() || tile_index_.device() != theta_all.device()) tile_index_ = t.index.to(theta_all.device());
-      phi = theta_all.index_select(0, tile_index_);
-    }
-    return torch::mm(phi.view({t.m_out * t.m_in, t.r}), tile_constants_.get(theta_all)[0])
+    const auto& c = tile_constants_.get(theta_all);
+    const auto phi = t.identity ? theta_all : theta_all.index_select(0, c[1]);
+    return torch::mm(phi.view({t.m_out * t.m_in, t.r}), c[0])
         .view({t.m_out, t.m_in, t.s_out, t.s_in})
         .permute({0, 2, 1, 3})
         .reshape({t.m_out * t.s_out, t.m_in * t.s_in});
@@ -240,26 +237,53 @@ bool eLinearImpl::uses_isotypic() const {
   return options.execution() == Execution::isotypic;
 }
 
+int64_t eLinearImpl::isotypic_multiply_adds() const { return isotypic_->multiply_adds(); }
+
 int64_t eLinearImpl::multiply_adds() const {
-  return uses_isotypic() ? isotypic_->multiply_adds() : int64_t(options.in_rep().size()) * options.out_rep().size();
+  if (!uses_isotypic()) return int64_t(options.in_rep().size()) * options.out_rep().size();
+  const auto& in = *isotypic_in_;
+  const auto& out = *isotypic_out_;
+  return isotypic_->multiply_adds() + in.chunk_size() * in.size() + out.chunk_size() * out.size();
 }
+
+const detail::IsotypicLayout& eLinearImpl::isotypic_in() const { return *isotypic_in_; }
+const detail::IsotypicLayout& eLinearImpl::isotypic_out() const { return *isotypic_out_; }
 
 torch::Tensor eLinearImpl::forward(const torch::Tensor& x) {
   check_input(x);
-  if (uses_isotypic()) return isotypic_->forward(x, weight_dof, bias());
-  return torch::nn::functional::linear(x, weight(), bias());
+  if (!uses_isotypic()) return torch::nn::functional::linear(x, weight(), bias());
+  auto sizes = x.sizes().vec();
+  sizes.back() = options.out_rep().size();
+  return isotypic_out_->from_isotypic(forward_isotypic(isotypic_in_->to_isotypic(x)), sizes);
 }
 
-bool eLinearImpl::scales_fold_into_coefficients(const eAffineImpl& pre) {
-  if (checked_affine_ != &pre) {
+torch::Tensor eLinearImpl::forward_isotypic(const torch::Tensor& z, eAffineImpl* pre, int64_t chunk_begin, int64_t chunk_count) {
+  TORCH_CHECK(z.dim() == 2 && z.size(0) == options.in_rep().size(), "eLinear::forward_isotypic: expected (",
+              options.in_rep().size(), ", tokens) features-first, got ", z.sizes());
+  check_device_and_dtype("eLinear", z, weight_dof);
+  const auto bias_of = [&](const torch::Tensor& dof) { return isotypic_out_->invariant(dof); };
+  if (!pre) return isotypic_->forward(z, weight_dof, bias_of(bias_dof), chunk_begin, chunk_count);
+  if (!affine_matches(*pre)) return isotypic_->forward(pre->forward_isotypic(z, *isotypic_in_), weight_dof, bias_of(bias_dof), chunk_begin, chunk_count);
+  // W (S z + b_pre) + b: W·S is the map of the scaled coefficients, W b_pre goes through the blocks.
+  auto b = bias_of(bias_dof);
+  if (const auto b_pre = isotypic_in_->invariant(pre->bias_dof); b_pre.defined()) {
+    const auto wb = isotypic_->forward(b_pre.unsqueeze(1), weight_dof, {}).squeeze(1);
+    b = b.defined() ? b + wb : wb;
+  }
+  const auto theta = weight_dof * pre->scale_dof.index_select(0, alpha_index_.get(weight_dof)[0]);
+  return isotypic_->forward(z, theta, b, chunk_begin, chunk_count);
+}
+
+bool eLinearImpl::affine_matches(const eAffineImpl& pre) {
+  if (affine_check_.pre.load() != &pre) {
     // S = Q·diag(α)·Qᵀ with Q the change of basis of in_rep: then W·S scales the columns of each input irrep
     // copy, that is the coefficients θ of that copy, by its α.
     const auto& a = pre.options.rep();
     const auto& in = options.in_rep();
-    folds_scales_ = !pre.is_diagonal() && a.irreps() == in.irreps() && a.change_of_basis() == in.change_of_basis();
-    checked_affine_ = &pre;
+    affine_check_.folds = pre.options.learnable() && a.irreps() == in.irreps() && a.change_of_basis() == in.change_of_basis();
+    affine_check_.pre = &pre;
   }
-  return folds_scales_;
+  return affine_check_.folds;
 }
 
 torch::Tensor eLinearImpl::forward_after(const torch::Tensor& x, eAffineImpl& pre) {
@@ -267,28 +291,18 @@ torch::Tensor eLinearImpl::forward_after(const torch::Tensor& x, eAffineImpl& pr
   TORCH_CHECK(pre.options.learnable(), "eLinear::forward_after: the eAffine must be learnable (FiLM scales change per call)");
   TORCH_CHECK(pre.options.rep().size() == options.in_rep().size(), "eLinear::forward_after: the eAffine acts on ",
               pre.options.rep().size(), " features but this map's input has ", options.in_rep().size());
-  const bool in_theta = scales_fold_into_coefficients(pre);
   if (uses_isotypic()) {
-    if (!in_theta) return forward(pre.forward(x));
-    // W (S x + b_pre) + b with W·S the map of the scaled coefficients; W b_pre through the blocks as well.
-    if (!alpha_index_dev_.defined() || alpha_index_dev_.device() != weight_dof.device()) {
-      alpha_index_dev_ = alpha_index_.to(weight_dof.device());
-    }
-    auto b = bias();
-    if (const auto b_pre = pre.bias_vector(); b_pre.defined()) {
-      const auto wb = isotypic_->forward(b_pre.unsqueeze(0), weight_dof, {}).squeeze(0);
-      b = b.defined() ? b + wb : wb;
-    }
-    return isotypic_->forward(x, weight_dof * pre.scale_dof.index_select(0, alpha_index_dev_), b);
+    auto sizes = x.sizes().vec();
+    sizes.back() = options.out_rep().size();
+    return isotypic_out_->from_isotypic(forward_isotypic(isotypic_in_->to_isotypic(x), &pre), sizes);
   }
+  // Elementwise scales are cheaper applied to x than folded.
+  const bool in_theta = !pre.is_diagonal() && affine_matches(pre);
   // linear(S x + b_pre) = (W·S) x + (b + W b_pre); S is symmetric. W·S is the weight of the scaled
   // coefficients θ·α when S is diagonal in in_rep's irrep copies, else a (D_out, D, D) matmul.
   auto fold_weight = [&] {
     if (!in_theta) return torch::mm(weight(), pre.scale_matrix());
-    if (!alpha_index_dev_.defined() || alpha_index_dev_.device() != weight_dof.device()) {
-      alpha_index_dev_ = alpha_index_.to(weight_dof.device());
-    }
-    return synthesize_weight(weight_dof * pre.scale_dof.index_select(0, alpha_index_dev_));
+    return synthesize_weight(weight_dof * pre.scale_dof.index_select(0, alpha_index_.get(weight_dof)[0]));
   };
   auto fold_bias = [&] {
     const auto b_pre = pre.bias_vector();

@@ -22,7 +22,8 @@ const std::vector<torch::Tensor>& Constants::get(const torch::Device& device, to
   auto it = materialised_.find(key.str());
   if (it == materialised_.end()) {
     std::vector<torch::Tensor> out;
-    for (const auto& t : master_) out.push_back(t.to(device, dtype).contiguous());
+    // Index tensors keep their integer dtype; only floating-point constants take the module's.
+    for (const auto& t : master_) out.push_back((t.is_floating_point() ? t.to(device, dtype) : t.to(device)).contiguous());
     it = materialised_.emplace(key.str(), std::move(out)).first;
   }
   return it->second;

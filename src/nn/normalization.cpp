@@ -4,6 +4,8 @@
 
 #include <torch/version.h>
 
+#include "isotypic_layout.h"
+
 namespace symm::nn {
 
 namespace {
@@ -25,6 +27,12 @@ torch::Tensor rms_normalise(const torch::Tensor& x, double eps) {
   const double scale = 1.0 / std::sqrt(static_cast<double>(x.size(-1)));
   return x * torch::rsqrt(at::linalg_vector_norm(x, 2, {-1}, /*keepdim=*/true).mul(scale).square() + eps);
 #endif
+}
+
+// The same over the features of a features-first (D, N) tensor.
+torch::Tensor rms_normalise_features_first(const torch::Tensor& z, double eps) {
+  const double scale = 1.0 / std::sqrt(static_cast<double>(z.size(0)));
+  return z * torch::rsqrt(at::linalg_vector_norm(z, 2, {0}, /*keepdim=*/true).mul(scale).square() + eps);
 }
 
 }  // namespace
@@ -49,6 +57,15 @@ torch::Tensor eRMSNormImpl::normalise(const torch::Tensor& x) {
 torch::Tensor eRMSNormImpl::forward(const torch::Tensor& x) {
   const auto y = normalise(x);
   return affine ? affine->forward(y) : y;
+}
+
+torch::Tensor eRMSNormImpl::normalise_isotypic(const torch::Tensor& z, const detail::IsotypicLayout&) {
+  return rms_normalise_features_first(z, options.eps());
+}
+
+torch::Tensor eRMSNormImpl::forward_isotypic(const torch::Tensor& z, const detail::IsotypicLayout& layout) {
+  const auto y = normalise_isotypic(z, layout);
+  return affine ? affine->forward_isotypic(y, layout) : y;
 }
 
 void eRMSNormImpl::pretty_print(std::ostream& stream) const {
@@ -88,6 +105,20 @@ torch::Tensor eLayerNormImpl::normalise(const torch::Tensor& x) {
 torch::Tensor eLayerNormImpl::forward(const torch::Tensor& x) {
   const auto y = normalise(x);
   return affine ? affine->forward(y) : y;
+}
+
+torch::Tensor eLayerNormImpl::normalise_isotypic(const torch::Tensor& z, const detail::IsotypicLayout& layout) {
+  torch::Tensor centred = z;
+  if (constants_.size() > 0) {
+    const auto u = layout.to_isotypic(constants_.get(z)[0].view({1, -1}));  // (D, 1)
+    centred = z - u * torch::mm(u.t(), z);
+  }
+  return rms_normalise_features_first(centred, options.eps());
+}
+
+torch::Tensor eLayerNormImpl::forward_isotypic(const torch::Tensor& z, const detail::IsotypicLayout& layout) {
+  const auto y = normalise_isotypic(z, layout);
+  return affine ? affine->forward_isotypic(y, layout) : y;
 }
 
 void eLayerNormImpl::pretty_print(std::ostream& stream) const {

@@ -30,36 +30,38 @@ void RotaryAttentionImpl::reset() {
 
 void RotaryAttentionImpl::reset_parameters() { detail::reset_projections(in_proj, out_proj); }
 
-torch::Tensor RotaryAttentionImpl::rotate(const torch::Tensor& x, const torch::Tensor& positions) const {
-  // x (B, L, D) viewed as (B, L, heads, copies per head, |G|); copies 2j and 2j+1 rotate as a pair by ω_j p.
-  const int64_t b = x.size(0), l = x.size(1), h = options.num_heads(), c = copies_ / h;
-  const int64_t n = options.in_rep().group()->order(), pairs = c / 2;
+torch::Tensor RotaryAttentionImpl::rotate(const torch::Tensor& x, const torch::Tensor& positions, bool isotypic) const {
+  // Each head viewed as (copies, |G|), or (|G|, copies) when isotypic; copies 2j and 2j+1 rotate as a pair by ω_j p.
+  const int64_t b = x.size(0), h = x.size(1), l = x.size(2), c = copies_ / h;
+  const int64_t n = x.size(3) / c, pairs = c / 2;
+  const int64_t axis = isotypic ? 4 : 3;  // of the copies
   const auto& omega = constants_.get(positions.device(), torch::kFloat64)[0];
   const auto theta = positions.unsqueeze(-1) * omega;  // (B, L, pairs), float64
-  const auto cos = theta.cos().to(x.scalar_type()).view({b, l, 1, pairs, 1});
-  const auto sin = theta.sin().to(x.scalar_type()).view({b, l, 1, pairs, 1});
-  const auto xv = x.view({b, l, h, c, n});
-  const auto paired = xv.narrow(3, 0, 2 * pairs).view({b, l, h, pairs, 2, n});
-  const auto u = paired.select(4, 0), v = paired.select(4, 1);
-  auto rotated = torch::stack({u * cos - v * sin, u * sin + v * cos}, 4).view({b, l, h, 2 * pairs, n});
-  if (c % 2 == 1) rotated = torch::cat({rotated, xv.narrow(3, 2 * pairs, 1)}, 3);
-  return rotated.view({b, l, h * c * n});
+  const auto shape = isotypic ? std::vector<int64_t>{b, 1, l, 1, pairs} : std::vector<int64_t>{b, 1, l, pairs, 1};
+  const auto cos = theta.cos().to(x.scalar_type()).view(shape);
+  const auto sin = theta.sin().to(x.scalar_type()).view(shape);
+  const auto xv = isotypic ? x.view({b, h, l, n, c}) : x.view({b, h, l, c, n});
+  const auto paired = xv.narrow(axis, 0, 2 * pairs).unflatten(axis, {pairs, 2});
+  const auto u = paired.select(axis + 1, 0), v = paired.select(axis + 1, 1);
+  auto rotated = torch::stack({u * cos - v * sin, u * sin + v * cos}, axis + 1).flatten(axis, axis + 1);
+  if (c % 2 == 1) rotated = torch::cat({rotated, xv.narrow(axis, 2 * pairs, 1)}, axis);
+  return rotated.reshape({b, h, l, c * n});
 }
 
 std::tuple<torch::Tensor, torch::Tensor> RotaryAttentionImpl::run(const AttentionCall& call) {
   static const std::string name = "RotaryAttention";
   const auto d = int64_t(options.in_rep().size());
-  const auto s = detail::check_call(name, call, d, options.num_heads(), in_proj->weight_dof, true);
-  const auto qkv = detail::project(*in_proj, call, d);
-  const auto device = qkv.q.device();
+  const auto h = detail::project_heads(name, *in_proj, call, d, options.num_heads(), true);
+  const auto& s = h.shape;
+  const auto device = h.q.device();
   const auto [key_positions, key_valid] = detail::key_positions_of(call);
   const auto pq = detail::positions_or_default(call.query_positions, call.query_position_mask, s.batch, s.tgt_len, device);
   const auto pk = detail::positions_or_default(key_positions, key_valid, s.batch, s.src_len, device);
-  const auto mask = detail::additive_mask(call, s, key_valid, qkv.q.options(), causal_cache_);
-  auto [out, weights] = detail::scaled_dot_product(
-      detail::split_heads(rotate(qkv.q, pq), s), detail::split_heads(rotate(qkv.k, pk), s), detail::split_heads(qkv.v, s),
-      mask, causal_cache_, s, options.dropout(), is_training(), call.need_weights, call.average_attn_weights);
-  return {out_proj->forward(out), weights};
+  const auto mask = detail::additive_mask(call, s, key_valid, h.q.options(), causal_cache_);
+  auto [out, weights] = detail::scaled_dot_product(rotate(h.q, pq, h.isotypic), rotate(h.k, pk, h.isotypic), h.v, mask,
+                                                   causal_cache_, s, options.dropout(), is_training(), call.need_weights,
+                                                   call.average_attn_weights);
+  return {detail::project_out(*out_proj, h, out), weights};
 }
 
 std::tuple<torch::Tensor, torch::Tensor> RotaryAttentionImpl::forward(const torch::Tensor& query, const torch::Tensor& key,
@@ -104,20 +106,19 @@ void ALiBiAttentionImpl::reset_parameters() {
 std::tuple<torch::Tensor, torch::Tensor> ALiBiAttentionImpl::run(const AttentionCall& call) {
   static const std::string name = "ALiBiAttention";
   const auto d = int64_t(options.in_rep().size());
-  const auto s = detail::check_call(name, call, d, options.num_heads(), in_proj->weight_dof, true);
-  const auto qkv = detail::project(*in_proj, call, d);
-  const auto device = qkv.q.device();
+  const auto h = detail::project_heads(name, *in_proj, call, d, options.num_heads(), true);
+  const auto& s = h.shape;
+  const auto device = h.q.device();
   const auto [key_positions, key_valid] = detail::key_positions_of(call);
   const auto pq = detail::positions_or_default(call.query_positions, call.query_position_mask, s.batch, s.tgt_len, device);
   const auto pk = detail::positions_or_default(key_positions, key_valid, s.batch, s.src_len, device);
   // −slope_h |p_i − p_j|: distances in float64, then the module's dtype (slopes may be learned).
   const auto distance = (pq.view({s.batch, 1, s.tgt_len, 1}) - pk.view({s.batch, 1, 1, s.src_len})).abs().to(slopes.scalar_type());
   const auto bias = distance * slopes.neg().view({1, s.heads, 1, 1});
-  const auto mask = detail::add_masks(bias, detail::additive_mask(call, s, key_valid, qkv.q.options(), causal_cache_));
-  auto [out, weights] = detail::scaled_dot_product(detail::split_heads(qkv.q, s), detail::split_heads(qkv.k, s),
-                                                   detail::split_heads(qkv.v, s), mask, causal_cache_, s, options.dropout(), is_training(),
+  const auto mask = detail::add_masks(bias, detail::additive_mask(call, s, key_valid, h.q.options(), causal_cache_));
+  auto [out, weights] = detail::scaled_dot_product(h.q, h.k, h.v, mask, causal_cache_, s, options.dropout(), is_training(),
                                                    call.need_weights, call.average_attn_weights);
-  return {out_proj->forward(out), weights};
+  return {detail::project_out(*out_proj, h, out), weights};
 }
 
 std::tuple<torch::Tensor, torch::Tensor> ALiBiAttentionImpl::forward(const torch::Tensor& query, const torch::Tensor& key,

@@ -5,6 +5,10 @@
 
 namespace symm::nn {
 
+namespace detail {
+class IsotypicLayout;
+}
+
 struct eAffineOptions {
   eAffineOptions(Representation rep) : rep_(std::move(rep)) {}
   /// Representation of the features.
@@ -24,6 +28,8 @@ class eAffineImpl : public torch::nn::Cloneable<eAffineImpl>, public eModule {
   /// x (..., D). scale (..., num_copies) and bias (..., num_fix) override the learned values when given
   /// (FiLM); they broadcast against x's leading dimensions.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& scale = {}, const torch::Tensor& bias = {});
+  /// The learned map on z (D, N) in `layout`, the isotypic layout of the representation: a scale per row.
+  torch::Tensor forward_isotypic(const torch::Tensor& z, const detail::IsotypicLayout& layout);
   /// Number of irrep copies (scales) and the dimension of Fix(ρ) (bias coordinates).
   int64_t num_copies() const;
   int64_t num_fix() const;

@@ -33,6 +33,10 @@ struct AttentionCall {
   /// projections apply it; for self-attention it is folded into the fused in_proj weight
   /// (eLinear::forward_after), saving a D×D matmul per token.
   eAffineImpl* input_affine = nullptr;
+  /// Internal to the layers' isotypic execution (AttentionBackend::supports_isotypic): when positive, query,
+  /// key and value are features-first (D, B·L) tensors in the isotypic layout of in_rep, with B this batch
+  /// size, and so is the output.
+  int64_t isotypic_batch = 0;
 };
 
 /// What the encoder and decoder layers call. Implemented by eMultiheadAttention and by every
@@ -46,6 +50,8 @@ class AttentionBackend : public eModule {
   virtual int64_t num_heads() const = 0;
   /// Whether attend() uses token positions.
   virtual bool uses_positions() const { return false; }
+  /// Whether attend() takes calls in the isotypic layout (AttentionCall::isotypic_batch).
+  virtual bool supports_isotypic() const { return false; }
 };
 
 struct eMultiheadAttentionOptions {
@@ -79,6 +85,7 @@ class eMultiheadAttentionImpl : public torch::nn::Cloneable<eMultiheadAttentionI
   std::tuple<torch::Tensor, torch::Tensor> attend(const AttentionCall& call) override;
   std::shared_ptr<torch::nn::Module> as_module() override { return shared_from_this(); }
   int64_t num_heads() const override { return options.num_heads(); }
+  bool supports_isotypic() const override { return true; }
   void pretty_print(std::ostream& stream) const override;
   const Representation& in_rep() const override { return options.in_rep(); }
   const Representation& out_rep() const override { return options.in_rep(); }

@@ -2,12 +2,37 @@
 // eTransformerEncoderLayer: the equivariant Transformer encoder layer with the API of
 // torch.nn.TransformerEncoderLayer (and of symm_learning's eTransformerEncoderLayer). Every linear map
 // commutes with the group, so f(ρ(g)x) = ρ(g)f(x) with ρ acting on the feature axis of every token.
+#include <initializer_list>
 #include <optional>
 
 #include "symm/nn/attention.h"
 #include "symm/nn/feedforward.h"
 
 namespace symm::nn {
+
+namespace detail {
+class IsotypicLayout;
+
+/// Where a layer's features live during a forward: in the representation's basis, (B, L, D), or in the
+/// isotypic layout of isotypic execution, (D, B·L). Norms, dropouts and the feed-forward block go through it.
+struct FeatureSpace {
+  const IsotypicLayout* layout = nullptr;  // null: the representation's basis
+  int64_t batch = 0;
+
+  torch::Tensor norm(torch::nn::AnyModule& norm, const torch::Tensor& x) const;
+  /// As split_norm below; without folding (nullptr affine) unless `fold`.
+  std::pair<torch::Tensor, eAffineImpl*> split_norm(torch::nn::AnyModule& norm, const torch::Tensor& x, bool fold) const;
+  /// Dropout where the dense path applies it, in the representation's basis (a permutation basis makes it
+  /// equivariant in distribution).
+  torch::Tensor dropout(torch::nn::Dropout& dropout, const torch::Tensor& x) const;
+  torch::Tensor feedforward(eFeedForwardImpl& feedforward, const torch::Tensor& x, eAffineImpl* pre) const;
+  /// Marks an attention call as isotypic when this space is.
+  void prepare(AttentionCall& call) const { call.isotypic_batch = layout ? batch : 0; }
+};
+
+/// Whether a layer (its eLinears' execution, its attention backends) runs isotypic.
+bool runs_isotypic(const torch::nn::Module& layer, std::initializer_list<const AttentionBackend*> attention);
+}  // namespace detail
 
 struct eTransformerEncoderLayerOptions {
   eTransformerEncoderLayerOptions(Representation in_rep, std::shared_ptr<AttentionBackend> self_attn)
@@ -54,6 +79,19 @@ class eTransformerEncoderLayerImpl : public torch::nn::Cloneable<eTransformerEnc
   torch::Tensor forward(const torch::Tensor& src, const torch::Tensor& src_mask = {},
                         const torch::Tensor& src_key_padding_mask = {}, bool is_causal = false,
                         const torch::Tensor& src_positions = {}, const torch::Tensor& src_position_mask = {});
+  /// The isotypic execution of forward, for the encoder stack: z (D, B·T) in the isotypic layout of in_rep
+  /// (isotypic_layout()), B = batch; the masks and positions as in forward.
+  torch::Tensor forward_isotypic(const torch::Tensor& z, int64_t batch, const torch::Tensor& src_mask = {},
+                                 const torch::Tensor& src_key_padding_mask = {}, bool is_causal = false,
+                                 const torch::Tensor& src_positions = {}, const torch::Tensor& src_position_mask = {});
+  /// Whether forward keeps the features in isotypic coordinates from entry to exit: the attention backend
+  /// supports it and every eLinear of the layer is set to Execution::isotypic, or all are automatic and the
+  /// layer is wide enough in regular copies for the block products to win (see bench/RESULTS.md).
+  bool uses_isotypic() const;
+  const detail::IsotypicLayout& isotypic_layout() const;
+  /// Multiply-adds per token of forward on the path in use: linear maps, attention products for sequences of
+  /// seq_len, and on the isotypic path its basis changes (entry, exit, around the activation).
+  int64_t multiply_adds(int64_t seq_len) const;
   /// Checks the attention block, the feed-forward block and the whole layer on random inputs in eval mode
   /// over `samples` group elements (all of them when |G| <= samples). Throws c10::Error with the largest
   /// error and the failing element when |f(gx) − g·f(x)| > atol + rtol·|g·f(x)| anywhere.
@@ -77,6 +115,14 @@ class eTransformerEncoderLayerImpl : public torch::nn::Cloneable<eTransformerEnc
   torch::Tensor feedforward_block(const torch::Tensor& x);
 
  private:
+  torch::Tensor run(const torch::Tensor& x, const detail::FeatureSpace& space, const torch::Tensor& mask,
+                    const torch::Tensor& key_padding_mask, bool is_causal, const torch::Tensor& positions,
+                    const torch::Tensor& position_mask);
+  torch::Tensor attention_branch(const torch::Tensor& x, const detail::FeatureSpace& space, const torch::Tensor& mask,
+                                 const torch::Tensor& key_padding_mask, bool is_causal, const torch::Tensor& positions,
+                                 const torch::Tensor& position_mask);
+  torch::Tensor feedforward_branch(const torch::Tensor& x, const detail::FeatureSpace& space);
+
   bool built_ = false;  // set after the first reset(); a copy being cloned then clones self_attn too
 };
 TORCH_MODULE(eTransformerEncoderLayer);

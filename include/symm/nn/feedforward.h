@@ -28,6 +28,10 @@ class eFeedForwardImpl : public torch::nn::Cloneable<eFeedForwardImpl>, public e
   torch::Tensor forward(const torch::Tensor& x);
   /// forward(pre->forward(x)) with the learnable eAffine `pre` folded into linear1 (eLinear::forward_after).
   torch::Tensor forward_after(const torch::Tensor& x, eAffineImpl& pre);
+  /// The layers' isotypic execution: z (D, N) in linear1's input layout, `pre` (may be null) folded into
+  /// linear1. Only the activation and dropout leave the isotypic coordinates, for the permutation basis of
+  /// the hidden copies, where they commute with the group.
+  torch::Tensor forward_isotypic(const torch::Tensor& z, eAffineImpl* pre = nullptr);
   /// The hidden width actually used: whole regular copies.
   int64_t hidden_size() const { return hidden_rep_.size(); }
   void pretty_print(std::ostream& stream) const override;

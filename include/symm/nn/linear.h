@@ -1,6 +1,7 @@
 #pragma once
 // eLinear: a linear map that commutes with the group, learned through its Hom_G coefficients, and
 // InvariantBias: a learnable vector of the fixed space Fix(ρ).
+#include <atomic>
 #include <string>
 
 #include "symm/linalg/hom_basis.h"
@@ -10,14 +11,17 @@ namespace symm::nn {
 
 class eAffineImpl;
 namespace detail {
-class IsotypicLinear;
-}
+class IsotypicLayout;
+class IsotypicMap;
+}  // namespace detail
 
-/// How an eLinear computes W x. dense: the weight synthesised from the coefficients (cached in eval), one
-/// matmul; the reference. isotypic: block GEMMs on the coefficients in isotypic coordinates, per irrep of the
-/// representations (m_in·m_out·Σ d³/S multiply-adds instead of D_in·D_out, plus the basis changes, which are
-/// cheap for regular copies in the permutation basis and dense D×D products for a representation in an
-/// arbitrary basis; no dense weight, in training either). automatic: the one measured faster.
+/// How an eLinear, or a layer, computes its linear maps. dense: the weight synthesised from the coefficients
+/// (cached in eval), one matmul; the reference. isotypic: block GEMMs on the coefficients in isotypic
+/// coordinates, one bmm per group of irreps of one shape (about n_in·n_out·Σ_k d_k multiply-adds instead of
+/// D_in·D_out; no dense weight, in training either). A lone eLinear changes basis on the way in and out
+/// (cheap for regular copies in the permutation basis, a dense D×D product otherwise); the encoder and decoder
+/// layers and the encoder stack keep their features isotypic from entry to exit. automatic: what was measured
+/// faster: dense for a lone eLinear; for layers see eTransformerEncoderLayerImpl::uses_isotypic.
 enum class Execution { automatic, dense, isotypic };
 const char* to_string(Execution e);
 /// Parses "automatic", "dense" or "isotypic"; throws std::invalid_argument otherwise.
@@ -67,8 +71,19 @@ class eLinearImpl : public torch::nn::Cloneable<eLinearImpl>, public eModule {
   const symm::linalg::HomBasis& basis() const { return *basis_; }
   /// Whether forward runs the isotypic path (options.execution() resolved).
   bool uses_isotypic() const;
-  /// Multiply-adds per token of forward on the path in use (the dense path: D_out·D_in).
+  /// Multiply-adds per token of forward on the path in use (the dense path: D_out·D_in; the isotypic one
+  /// counts its basis changes).
   int64_t multiply_adds() const;
+
+  /// For the layers' isotypic execution: z (D_in, N) in the isotypic layout of in_rep → (D_out, N) in that of
+  /// out_rep. `pre`, an eAffine on in_rep applied first, folds into the coefficients. With chunk_count >= 0
+  /// only output chunks [chunk_begin, chunk_begin + chunk_count) (out_rep regular copies: whole copies).
+  torch::Tensor forward_isotypic(const torch::Tensor& z, eAffineImpl* pre = nullptr, int64_t chunk_begin = 0,
+                                 int64_t chunk_count = -1);
+  const detail::IsotypicLayout& isotypic_in() const;
+  const detail::IsotypicLayout& isotypic_out() const;
+  /// Multiply-adds per token of forward_isotypic.
+  int64_t isotypic_multiply_adds() const;
 
   eLinearOptions options;
   /// Coefficients of W in the Hom_G basis.
@@ -80,7 +95,8 @@ class eLinearImpl : public torch::nn::Cloneable<eLinearImpl>, public eModule {
   void check_input(const torch::Tensor& x) const;
   torch::Tensor synthesize_weight(const torch::Tensor& theta) const;
   bool build_tiles();
-  bool scales_fold_into_coefficients(const eAffineImpl& pre);
+  /// Whether `pre` acts on in_rep in its own basis, so that its scales fold into the coefficients.
+  bool affine_matches(const eAffineImpl& pre);
 
   std::shared_ptr<const symm::linalg::HomBasis> basis_;
   // Blocks batched by shape: for each group, Ψ (nb, S, d, d), Q_out (nb, D_out, m_out d); then
@@ -95,16 +111,23 @@ class eLinearImpl : public torch::nn::Cloneable<eLinearImpl>, public eModule {
   struct Tiles { int64_t m_out = 0, m_in = 0, s_out = 0, s_in = 0, r = 0; torch::Tensor index; bool identity = false; };
   Tiles tiles_;
   bool use_tiles_ = false;
-  Constants tile_constants_;              // E
-  mutable torch::Tensor tile_index_;      // tiles_.index on the parameters' device
+  Constants tile_constants_;              // E, tiles_.index
   Constants fix_;                         // Fix(ρ_out) basis (D_out, n_fix)
   // For forward_after: index (dof) of the eAffine scale acting on each coefficient's input irrep copy.
-  torch::Tensor alpha_index_;
-  mutable torch::Tensor alpha_index_dev_;
-  const eAffineImpl* checked_affine_ = nullptr;  // the last eAffine checked by scales_fold_into_coefficients
-  bool folds_scales_ = false;
+  Constants alpha_index_;
+  // The last eAffine checked by affine_matches and the answer; atomics, since concurrent eval
+  // forwards may check at once (a copy starts unchecked).
+  struct AffineCheck {
+    AffineCheck() = default;
+    AffineCheck(const AffineCheck&) {}
+    AffineCheck& operator=(const AffineCheck&) { pre = nullptr; return *this; }
+    std::atomic<const eAffineImpl*> pre{nullptr};
+    std::atomic<bool> folds{false};
+  } affine_check_;
   EvalCache weight_cache_, bias_cache_, folded_weight_cache_, folded_bias_cache_;
-  std::shared_ptr<const detail::IsotypicLinear> isotypic_;  // shared by clones: it holds constants only
+  // Shared by clones: they hold constants only.
+  std::shared_ptr<const detail::IsotypicLayout> isotypic_in_, isotypic_out_;
+  std::shared_ptr<const detail::IsotypicMap> isotypic_;
 };
 TORCH_MODULE(eLinear);
 

@@ -21,7 +21,8 @@ class eModule {
   virtual const Representation& out_rep() const = 0;
 };
 
-/// Double-precision constants, materialised once per (device, dtype). They are derived from the
+/// Double-precision constants (and integer index tensors, which keep their dtype), materialised once per
+/// (device, dtype). They are derived from the
 /// representations, so they stay out of the state dict and keep full precision whatever the module's dtype.
 /// get() may be called from several threads at once; a copy carries the masters, not the materialisations.
 class Constants {

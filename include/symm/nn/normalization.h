@@ -5,6 +5,10 @@
 
 namespace symm::nn {
 
+namespace detail {
+class IsotypicLayout;
+}
+
 struct eRMSNormOptions {
   eRMSNormOptions(Representation in_rep) : in_rep_(std::move(in_rep)) {}
   TORCH_ARG(Representation, in_rep);
@@ -24,6 +28,9 @@ class eRMSNormImpl : public torch::nn::Cloneable<eRMSNormImpl>, public eModule {
   torch::Tensor forward(const torch::Tensor& x);
   /// The normalisation alone, before the affine map: forward(x) = affine->forward(normalise(x)).
   torch::Tensor normalise(const torch::Tensor& x);
+  /// The same on z (D, N) in `layout`, the isotypic layout of in_rep (the layers' isotypic execution).
+  torch::Tensor normalise_isotypic(const torch::Tensor& z, const detail::IsotypicLayout& layout);
+  torch::Tensor forward_isotypic(const torch::Tensor& z, const detail::IsotypicLayout& layout);
   void pretty_print(std::ostream& stream) const override;
   const Representation& in_rep() const override { return options.in_rep(); }
   const Representation& out_rep() const override { return options.in_rep(); }
@@ -55,6 +62,9 @@ class eLayerNormImpl : public torch::nn::Cloneable<eLayerNormImpl>, public eModu
   torch::Tensor forward(const torch::Tensor& x);
   /// The normalisation alone, before the affine map: forward(x) = affine->forward(normalise(x)).
   torch::Tensor normalise(const torch::Tensor& x);
+  /// The same on z (D, N) in `layout`, the isotypic layout of in_rep (the layers' isotypic execution).
+  torch::Tensor normalise_isotypic(const torch::Tensor& z, const detail::IsotypicLayout& layout);
+  torch::Tensor forward_isotypic(const torch::Tensor& z, const detail::IsotypicLayout& layout);
   void pretty_print(std::ostream& stream) const override;
   const Representation& in_rep() const override { return options.in_rep(); }
   const Representation& out_rep() const override { return options.in_rep(); }

@@ -44,6 +44,7 @@ class RotaryAttentionImpl : public torch::nn::Cloneable<RotaryAttentionImpl>, pu
   std::tuple<torch::Tensor, torch::Tensor> attend(const AttentionCall& call) override;
   std::shared_ptr<torch::nn::Module> as_module() override { return shared_from_this(); }
   int64_t num_heads() const override { return options.num_heads(); }
+  bool supports_isotypic() const override { return true; }
   void pretty_print(std::ostream& stream) const override;
   const Representation& in_rep() const override { return options.in_rep(); }
   const Representation& out_rep() const override { return options.in_rep(); }
@@ -53,7 +54,8 @@ class RotaryAttentionImpl : public torch::nn::Cloneable<RotaryAttentionImpl>, pu
 
  private:
   std::tuple<torch::Tensor, torch::Tensor> run(const AttentionCall& call);
-  torch::Tensor rotate(const torch::Tensor& x, const torch::Tensor& positions) const;
+  /// x (B, H, L, head_dim), a head's copies laid out (copy, component), or (component, copy) when isotypic.
+  torch::Tensor rotate(const torch::Tensor& x, const torch::Tensor& positions, bool isotypic) const;
 
   int64_t copies_ = 0;          // m
   Constants constants_;         // ω_j (pairs,)
@@ -90,6 +92,7 @@ class ALiBiAttentionImpl : public torch::nn::Cloneable<ALiBiAttentionImpl>, publ
   std::tuple<torch::Tensor, torch::Tensor> attend(const AttentionCall& call) override;
   std::shared_ptr<torch::nn::Module> as_module() override { return shared_from_this(); }
   int64_t num_heads() const override { return options.num_heads(); }
+  bool supports_isotypic() const override { return true; }
   void pretty_print(std::ostream& stream) const override;
   const Representation& in_rep() const override { return options.in_rep(); }
   const Representation& out_rep() const override { return options.in_rep(); }
