@@ -20,6 +20,10 @@
 
 #include "commands.h"
 #include "distributed.h"
+#include "job_checkpoint.h"
+#include "job_options.h"
+#include "schedule.h"
+#include "seeds.h"
 #include "symm/nn/checkpoint.h"
 #include "symm/nn/encoder.h"
 #include "symm/nn/equivariance.h"
@@ -148,46 +152,9 @@ std::shared_ptr<SequenceModel> make_model(const Job& job, int64_t run) {
 }
 
 // Seeds of run r: one for the parameter initialisation, one (+1) for the batch sampler.
-uint64_t run_seed(const Job& job, int64_t run) {
-  uint64_t z = job.opt.seed * 0x9E3779B97F4A7C15ULL + static_cast<uint64_t>(run + 1) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 30)) * 0x94D049BB133111EBULL;
-  return (z ^ (z >> 31)) & ((1ULL << 62) - 1);
-}
-
-// Warm-up over the first 5% of the steps, then a cosine decay to 5% of the peak.
-double learning_rate(const Job& job, int64_t step) {
-  const int64_t total = job.opt.steps, warmup = std::max<int64_t>(1, total / 20);
-  if (step < warmup) return job.opt.lr * static_cast<double>(step + 1) / static_cast<double>(warmup);
-  const double progress = static_cast<double>(step - warmup) / static_cast<double>(std::max<int64_t>(1, total - warmup));
-  return job.opt.lr * (0.05 + 0.95 * 0.5 * (1 + std::cos(M_PI * progress)));
-}
+uint64_t run_seed(const Job& job, int64_t run) { return mix_seed(job.opt.seed, static_cast<uint64_t>(run)); }
 
 // --- options ----------------------------------------------------------------------------------------------
-
-std::vector<int64_t> parse_sizes(const std::string& text) {
-  std::vector<int64_t> sizes;
-  std::stringstream ss(text);
-  std::string item;
-  auto bad = [&] {
-    return std::invalid_argument("--train-size '" + text + "': expected a positive integer or a comma list of them (e.g. 8,32,128)");
-  };
-  while (std::getline(ss, item, ',')) {
-    size_t used = 0;
-    long long v = 0;
-    try {
-      v = std::stoll(item, &used);
-    } catch (const std::exception&) {
-      throw bad();
-    }
-    if (used != item.size() || v < 1) throw bad();
-    if (v > 100000) throw std::invalid_argument("--train-size " + item + ": at most 100000 sequences");
-    sizes.push_back(v);
-  }
-  if (sizes.empty() || text.back() == ',') throw bad();
-  std::sort(sizes.begin(), sizes.end());
-  sizes.erase(std::unique(sizes.begin(), sizes.end()), sizes.end());
-  return sizes;
-}
 
 Job make_job(const TrainOptions& opt) {
   Job job;
@@ -209,7 +176,7 @@ Job make_job(const TrainOptions& opt) {
     throw std::invalid_argument("--nproc " + std::to_string(opt.nproc) + " is more than --batch-size " +
                                 std::to_string(opt.batch_size) + ": every process needs at least one sequence of each batch");
   if (!(opt.timeout >= 1) || !std::isfinite(opt.timeout)) throw std::invalid_argument("--timeout must be at least 1 second");
-  job.sizes = parse_sizes(opt.train_sizes);
+  job.sizes = parse_count_list("--train-size", opt.train_sizes, 100000, "sequences");
   job.system.nodes = opt.nodes;
   job.group = ring_group(opt.group.empty() ? "D" + std::to_string(opt.nodes) : opt.group, opt.nodes);
   job.data_rep = ring_representation(job.group, job.system);
@@ -224,13 +191,7 @@ Job make_job(const TrainOptions& opt) {
                                 " regular copies of " + job.group->name() + ", which --heads " + std::to_string(opt.heads) +
                                 " does not divide: each head must own whole copies");
   job.dim_feedforward = 2 * job.width;
-  if (opt.device == "cuda") {
-    if (!torch::cuda::is_available())
-      throw std::invalid_argument("--device cuda: CUDA is not available (this LibTorch has no CUDA or no GPU is visible)");
-    job.device = torch::Device(torch::kCUDA);
-  } else if (opt.device != "cpu") {
-    throw std::invalid_argument("--device " + opt.device + ": expected cpu or cuda");
-  }
+  job.device = parse_device(opt.device);
   if (opt.amp != "off" && symm::nn::parse_dtype("--amp", opt.amp) != torch::kBFloat16)
     throw std::invalid_argument("--amp " + opt.amp + ": expected bf16 or off (float16 would need loss scaling)");
   job.amp = opt.amp != "off";
@@ -259,16 +220,13 @@ Job make_job(const TrainOptions& opt) {
 // --- job state and checkpoints -------------------------------------------------------------------------
 
 /// Everything needed to continue a job bit for bit: finished runs, the CSV so far, and the run in progress.
-struct JobState {
+/// The run in progress is 2 per size: equivariant, then baseline; mid-run the archive also holds its best
+/// parameters.
+struct JobState : SweepPosition {
+  JobState() { csv = "model,train_size,step,train_loss,val_loss,lr\n"; }
   std::vector<RunResult> results;
-  std::string csv = "model,train_size,step,train_loss,val_loss,lr\n";
-  int64_t run = 0;   // run in progress (2 per size: equivariant, then baseline)
-  int64_t step = 0;  // its steps done
   double best_val = INFINITY;
   int64_t best_step = 0, bad_evals = 0;
-  double seconds = 0;  // time spent in the run so far
-  // Mid-run only (step > 0): model, optimizer, sampler state, best parameters.
-  std::shared_ptr<torch::serialize::InputArchive> archive;
 };
 
 nlohmann::json to_json(const RunResult& r) {
@@ -306,82 +264,42 @@ struct Training {  // the run in progress
 
 void save_checkpoint(const std::string& path, const Job& job, const JobState& st, const Training* tr) {
   torch::serialize::OutputArchive root;
-  root.write("format", c10::IValue(std::string(kCheckpointFormat)));
-  root.write("config", c10::IValue(job.config.dump()));
+  write_checkpoint_header(root, kCheckpointFormat, job.config);
   nlohmann::json results = nlohmann::json::array();
   for (const auto& r : st.results) results.push_back(to_json(r));
-  root.write("results", c10::IValue(results.dump()));
-  root.write("csv", c10::IValue(st.csv));
-  root.write("run", c10::IValue(st.run));
-  root.write("step", c10::IValue(st.step));
+  write_sweep_position(root, st, results);
   root.write("best_val", c10::IValue(st.best_val));
   root.write("best_step", c10::IValue(st.best_step));
   root.write("bad_evals", c10::IValue(st.bad_evals));
-  root.write("seconds", c10::IValue(st.seconds));
   if (tr && st.step > 0) {
-    torch::serialize::OutputArchive model, optimizer, best;
-    tr->model->save(model);
-    tr->optimizer->save(optimizer);
+    write_run_state(root, *tr->model, *tr->optimizer, tr->sampler);
+    torch::serialize::OutputArchive best;
     for (size_t i = 0; i < tr->best.size(); ++i) best.write("p" + std::to_string(i), tr->best[i]);
-    root.write("model", model);
-    root.write("optimizer", optimizer);
     root.write("best", best);
     root.write("best_count", c10::IValue(static_cast<int64_t>(tr->best.size())));
-    root.write("sampler", tr->sampler.get_state());
   }
-  const std::string tmp = path + ".tmp";
-  root.save_to(tmp);
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) throw std::runtime_error("cannot write checkpoint " + path + ": " + ec.message());
+  save_checkpoint_file(root, path);
 }
 
 /// Reads and checks a checkpoint against the job; throws std::invalid_argument with one clear line.
 JobState load_checkpoint(const std::string& path, const Job& job) {
-  if (!fs::is_regular_file(path)) throw std::invalid_argument("--resume " + path + ": no such file");
-  auto root = std::make_shared<torch::serialize::InputArchive>();
-  c10::IValue v;
-  try {
-    root->load_from(path);
-    if (!root->try_read("format", v) || !v.isString() || v.toStringRef() != kCheckpointFormat) throw std::runtime_error("");
-  } catch (const std::exception&) {
-    throw std::invalid_argument("--resume " + path + ": not a symm train checkpoint");
-  }
-  root->read("config", v);
-  const auto saved = nlohmann::json::parse(v.toStringRef());
-  std::string diff;
-  for (const auto& [key, value] : job.config.items()) {
-    const auto it = saved.find(key);
-    if (it == saved.end() || *it != value)
-      diff += (diff.empty() ? "" : ", ") + key + " " + (it == saved.end() ? "(absent)" : it->dump()) + " vs " + value.dump();
-  }
-  if (!diff.empty())
-    throw std::invalid_argument("--resume " + path + ": the checkpoint is of another configuration (checkpoint vs now: " + diff + ")");
+  const auto root = open_checkpoint(path, kCheckpointFormat, "symm train", job.config);
   JobState st;
-  root->read("results", v);
-  for (const auto& r : nlohmann::json::parse(v.toStringRef())) st.results.push_back(result_from_json(r));
-  root->read("csv", v), st.csv = v.toStringRef();
-  root->read("run", v), st.run = v.toInt();
-  root->read("step", v), st.step = v.toInt();
+  for (const auto& r : read_sweep_position(root, path, 2 * static_cast<int64_t>(job.sizes.size()), job.opt.steps, st))
+    st.results.push_back(result_from_json(r));
+  c10::IValue v;
   root->read("best_val", v), st.best_val = v.toDouble();
   root->read("best_step", v), st.best_step = v.toInt();
   root->read("bad_evals", v), st.bad_evals = v.toInt();
-  root->read("seconds", v), st.seconds = v.toDouble();
-  if (st.run < 0 || st.run > 2 * static_cast<int64_t>(job.sizes.size()) || st.step < 0 || st.step > job.opt.steps)
-    throw std::invalid_argument("--resume " + path + ": damaged checkpoint (run " + std::to_string(st.run) + ", step " +
-                                std::to_string(st.step) + ")");
-  st.archive = root;
   return st;
 }
 
+/// The run's model, optimizer and sampler, and its best parameters so far.
 void restore_training(const JobState& st, Training& tr) {
   auto& root = *st.archive;
-  torch::serialize::InputArchive model, optimizer, best;
-  root.read("model", model);
-  tr.model->load(model);
-  root.read("optimizer", optimizer);
-  tr.optimizer->load(optimizer);
+  read_run_state(root, *tr.model, *tr.optimizer, tr.sampler);
   c10::IValue v;
+  torch::serialize::InputArchive best;
   root.read("best_count", v);
   root.read("best", best);
   tr.best.clear();
@@ -390,9 +308,6 @@ void restore_training(const JobState& st, Training& tr) {
     best.read("p" + std::to_string(i), t);
     tr.best.push_back(t);
   }
-  torch::Tensor state;
-  root.read("sampler", state);
-  tr.sampler.set_state(state);
 }
 
 // --- training ----------------------------------------------------------------------------------------
@@ -453,7 +368,7 @@ bool train_run(const Job& job, const Data& data, DataParallel& dp, JobState& st,
 
   bool stopped = false;
   while (st.step < job.opt.steps && !stopped) {
-    const double lr = learning_rate(job, st.step);
+    const double lr = warmup_cosine_lr(job.opt.lr, st.step, job.opt.steps);
     for (auto& group : tr.optimizer->param_groups()) static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
     // Every rank draws the same global batch and takes its shard; its loss is its share of the global mean,
     // so the gradients summed over the ranks are those of the whole batch.
