@@ -16,8 +16,12 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "job_checkpoint.h"
+#include "job_options.h"
 #include "policy_report.h"
 #include "policy_task.h"
+#include "schedule.h"
+#include "seeds.h"
 #include "symm/nn/cond_regressor.h"
 #include "train_report.h"
 
@@ -36,19 +40,20 @@ constexpr int64_t kEquivarianceDraws = 8;  // draws whose rollouts are compared 
 constexpr const char* kCheckpointFormat = "symm-policy-checkpoint-1";
 
 struct PolicyOptions {
-  std::string demos = "4,32";
+  std::string demos = "2,8,32";
   int layers = 2;
   int width = 64;
   int heads = 2;
-  int steps = 300;
+  int steps = 1000;
   int batch_size = 64;
   double lr = 1e-3;
   int horizon = 8;     // actions predicted per plan
   int execute = 4;     // actions executed before planning again
   int obs = 2;         // observations in the condition
   int flow_steps = 10; // Euler steps of the sampler
-  int eval = 32;       // held-out draws
+  int eval = 64;       // held-out draws
   std::string device = "cpu";
+  int threads = 0;  // torch intra-op threads; 0: LibTorch's default (the machine's cores)
   uint64_t seed = 0;
   std::string out = "out/policy";
   std::string resume;
@@ -101,43 +106,7 @@ class BaselineFlow : public FlowModel {
 
 const char* model_name(int64_t run) { return run % 2 == 0 ? "equivariant" : "baseline"; }
 
-uint64_t mix(uint64_t a, uint64_t b) {
-  uint64_t z = a * 0x9E3779B97F4A7C15ULL + (b + 1) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 30)) * 0x94D049BB133111EBULL;
-  return (z ^ (z >> 31)) & ((1ULL << 62) - 1);
-}
-
-double learning_rate(const Job& job, int64_t step) {
-  const int64_t total = job.opt.steps, warmup = std::max<int64_t>(1, total / 20);
-  if (step < warmup) return job.opt.lr * static_cast<double>(step + 1) / static_cast<double>(warmup);
-  const double progress = static_cast<double>(step - warmup) / static_cast<double>(std::max<int64_t>(1, total - warmup));
-  return job.opt.lr * (0.05 + 0.95 * 0.5 * (1 + std::cos(M_PI * progress)));
-}
-
 // --- options ----------------------------------------------------------------------------------------------
-
-std::vector<int64_t> parse_demos(const std::string& text) {
-  std::vector<int64_t> out;
-  std::stringstream ss(text);
-  std::string item;
-  auto bad = [&] { return std::invalid_argument("--demos '" + text + "': expected a positive integer or a comma list of them (e.g. 4,16,64)"); };
-  while (std::getline(ss, item, ',')) {
-    size_t used = 0;
-    long long v = 0;
-    try {
-      v = std::stoll(item, &used);
-    } catch (const std::exception&) {
-      throw bad();
-    }
-    if (used != item.size() || v < 1) throw bad();
-    if (v > 10000) throw std::invalid_argument("--demos " + item + ": at most 10000 demonstrations");
-    out.push_back(v);
-  }
-  if (out.empty() || text.back() == ',') throw bad();
-  std::sort(out.begin(), out.end());
-  out.erase(std::unique(out.begin(), out.end()), out.end());
-  return out;
-}
 
 Job make_job(const PolicyOptions& opt) {
   Job job;
@@ -156,23 +125,18 @@ Job make_job(const PolicyOptions& opt) {
   in_range("--obs", opt.obs, 1, 16);
   in_range("--flow-steps", opt.flow_steps, 1, 1000);
   in_range("--eval", opt.eval, 1, 100000);
+  in_range("--threads", opt.threads, 0, 1024);
   if (!(opt.lr > 0) || !std::isfinite(opt.lr)) throw std::invalid_argument("--lr must be positive");
   if (opt.halt_after < 0) throw std::invalid_argument("--halt-after must be >= 0");
-  job.demos = parse_demos(opt.demos);
+  job.demos = parse_count_list("--demos", opt.demos, 10000, "demonstrations");
   if (opt.width < 8 || opt.width % 8 != 0)
     throw std::invalid_argument("--width " + std::to_string(opt.width) + ": must be a positive multiple of |D4| = 8 (whole regular copies)");
   if ((opt.width / 8) % opt.heads != 0)
     throw std::invalid_argument("--width " + std::to_string(opt.width) + " gives " + std::to_string(opt.width / 8) +
                                 " regular copies of D4, which --heads " + std::to_string(opt.heads) + " does not divide");
-  if (opt.device == "cuda") {
-    if (!torch::cuda::is_available())
-      throw std::invalid_argument("--device cuda: CUDA is not available (this LibTorch has no CUDA or no GPU is visible)");
-    job.device = torch::Device(torch::kCUDA);
-  } else if (opt.device != "cpu") {
-    throw std::invalid_argument("--device " + opt.device + ": expected cpu or cuda");
-  }
+  job.device = parse_device(opt.device);
   job.plane = d4_plane(job.task);
-  job.cond_rep = symm::group::direct_sum(job.plane, job.plane);  // (position, goal) per observation
+  job.cond_rep = symm::group::direct_sum(job.plane, job.plane);  // (position, goal − position) per observation
   const auto& t = job.task;
   job.config = {{"demos", job.demos},          {"layers", opt.layers},        {"width", opt.width},
                 {"heads", opt.heads},          {"steps", opt.steps},          {"batch_size", opt.batch_size},
@@ -186,12 +150,15 @@ Job make_job(const PolicyOptions& opt) {
 
 // --- data ----------------------------------------------------------------------------------------------
 
-/// Observation tokens (To, 4) at step t of a state history: (position, goal) for steps t−To+1..t (clamped at 0).
+/// Observation tokens (To, 4) at step t of a state history: (position, goal − position) for steps t−To+1..t
+/// (clamped at 0). The expert's command depends on the offset to the goal and on the position among the fixed
+/// obstacles; handing both models the offset spares them learning a subtraction. Both parts are vectors of the
+/// plane, so D4 acts on the token as on (position, goal).
 void observation(const std::vector<Vec2>& states, int64_t t, const Vec2& goal, int obs, float* out) {
   for (int j = 0; j < obs; ++j) {
     const auto& p = states[static_cast<size_t>(std::max<int64_t>(0, t - obs + 1 + j))];
     out[4 * j + 0] = static_cast<float>(p[0]), out[4 * j + 1] = static_cast<float>(p[1]);
-    out[4 * j + 2] = static_cast<float>(goal[0]), out[4 * j + 3] = static_cast<float>(goal[1]);
+    out[4 * j + 2] = static_cast<float>(goal[0] - p[0]), out[4 * j + 3] = static_cast<float>(goal[1] - p[1]);
   }
 }
 
@@ -317,13 +284,10 @@ double policy_equivariance(const Job& job, FlowModel& model, const std::vector<D
 
 // --- job state and checkpoints -------------------------------------------------------------------------
 
-struct JobState {
+struct JobState : SweepPosition {
+  JobState() { csv = "model,demos,step,loss,lr\n"; }
   std::vector<PolicyResult> results;
-  std::string csv = "model,demos,step,loss,lr\n";
-  int64_t run = 0, step = 0;
   double loss_average = 0;  // running mean of the training loss (last ~100 steps)
-  double seconds = 0;
-  std::shared_ptr<torch::serialize::InputArchive> archive;  // mid-run: model, optimizer, sampler
 };
 
 nlohmann::json to_json(const PolicyResult& r) {
@@ -367,76 +331,23 @@ struct Training {
 
 void save_checkpoint(const std::string& path, const Job& job, const JobState& st, const Training* tr) {
   torch::serialize::OutputArchive root;
-  root.write("format", c10::IValue(std::string(kCheckpointFormat)));
-  root.write("config", c10::IValue(job.config.dump()));
+  write_checkpoint_header(root, kCheckpointFormat, job.config);
   nlohmann::json results = nlohmann::json::array();
   for (const auto& r : st.results) results.push_back(to_json(r));
-  root.write("results", c10::IValue(results.dump()));
-  root.write("csv", c10::IValue(st.csv));
-  root.write("run", c10::IValue(st.run));
-  root.write("step", c10::IValue(st.step));
+  write_sweep_position(root, st, results);
   root.write("loss_average", c10::IValue(st.loss_average));
-  root.write("seconds", c10::IValue(st.seconds));
-  if (tr && st.step > 0) {
-    torch::serialize::OutputArchive model, optimizer;
-    tr->model->save(model);
-    tr->optimizer->save(optimizer);
-    root.write("model", model);
-    root.write("optimizer", optimizer);
-    root.write("sampler", tr->sampler.get_state());
-  }
-  const std::string tmp = path + ".tmp";
-  root.save_to(tmp);
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) throw std::runtime_error("cannot write checkpoint " + path + ": " + ec.message());
+  if (tr && st.step > 0) write_run_state(root, *tr->model, *tr->optimizer, tr->sampler);
+  save_checkpoint_file(root, path);
 }
 
 JobState load_checkpoint(const std::string& path, const Job& job) {
-  if (!fs::is_regular_file(path)) throw std::invalid_argument("--resume " + path + ": no such file");
-  auto root = std::make_shared<torch::serialize::InputArchive>();
-  c10::IValue v;
-  try {
-    root->load_from(path);
-    if (!root->try_read("format", v) || !v.isString() || v.toStringRef() != kCheckpointFormat) throw std::runtime_error("");
-  } catch (const std::exception&) {
-    throw std::invalid_argument("--resume " + path + ": not a symm policy checkpoint");
-  }
-  root->read("config", v);
-  const auto saved = nlohmann::json::parse(v.toStringRef());
-  std::string diff;
-  for (const auto& [key, value] : job.config.items()) {
-    const auto it = saved.find(key);
-    if (it == saved.end() || *it != value)
-      diff += (diff.empty() ? "" : ", ") + key + " " + (it == saved.end() ? "(absent)" : it->dump()) + " vs " + value.dump();
-  }
-  if (!diff.empty())
-    throw std::invalid_argument("--resume " + path + ": the checkpoint is of another configuration (checkpoint vs now: " + diff + ")");
+  const auto root = open_checkpoint(path, kCheckpointFormat, "symm policy", job.config);
   JobState st;
-  root->read("results", v);
-  for (const auto& r : nlohmann::json::parse(v.toStringRef())) st.results.push_back(result_from_json(r));
-  root->read("csv", v), st.csv = v.toStringRef();
-  root->read("run", v), st.run = v.toInt();
-  root->read("step", v), st.step = v.toInt();
+  for (const auto& r : read_sweep_position(root, path, 2 * static_cast<int64_t>(job.demos.size()), job.opt.steps, st))
+    st.results.push_back(result_from_json(r));
+  c10::IValue v;
   root->read("loss_average", v), st.loss_average = v.toDouble();
-  root->read("seconds", v), st.seconds = v.toDouble();
-  if (st.run < 0 || st.run > 2 * static_cast<int64_t>(job.demos.size()) || st.step < 0 || st.step > job.opt.steps)
-    throw std::invalid_argument("--resume " + path + ": damaged checkpoint (run " + std::to_string(st.run) + ", step " +
-                                std::to_string(st.step) + ")");
-  st.archive = root;
   return st;
-}
-
-void restore_training(const JobState& st, Training& tr) {
-  auto& root = *st.archive;
-  torch::serialize::InputArchive model, optimizer;
-  root.read("model", model);
-  tr.model->load(model);
-  root.read("optimizer", optimizer);
-  tr.optimizer->load(optimizer);
-  torch::Tensor state;
-  root.read("sampler", state);
-  tr.sampler.set_state(state);
 }
 
 // --- training and evaluation --------------------------------------------------------------------------
@@ -452,7 +363,7 @@ bool train_run(const Job& job, const Data& data, JobState& st, int64_t& halt_bud
   const auto& o = job.opt;
   const int64_t run = st.run, demos = job.demos[static_cast<size_t>(run / 2)];
   const std::string name = model_name(run);
-  const auto seed = mix(o.seed, static_cast<uint64_t>(run));
+  const auto seed = mix_seed(o.seed, static_cast<uint64_t>(run));
   torch::manual_seed(seed);
   Training tr;
   if (run % 2 == 0) tr.model = std::make_shared<EquivariantFlow>(job);
@@ -460,7 +371,7 @@ bool train_run(const Job& job, const Data& data, JobState& st, int64_t& halt_bud
   tr.model->to(job.device);
   tr.optimizer = std::make_unique<torch::optim::Adam>(tr.model->parameters(), torch::optim::AdamOptions(o.lr));
   tr.sampler = at::detail::createCPUGenerator(seed + 1);
-  if (st.step > 0) restore_training(st, tr);
+  if (st.step > 0) read_run_state(*st.archive, *tr.model, *tr.optimizer, tr.sampler);
   st.archive.reset();
   const auto params = tr.model->parameters();
   int64_t n_params = 0;
@@ -475,7 +386,7 @@ bool train_run(const Job& job, const Data& data, JobState& st, int64_t& halt_bud
   auto elapsed = [&] { return seconds_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
 
   while (st.step < o.steps) {
-    const double lr = learning_rate(job, st.step);
+    const double lr = warmup_cosine_lr(o.lr, st.step, o.steps);
     for (auto& group : tr.optimizer->param_groups()) static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
     // Rectified flow: x_t = (1 − t) ε + t a on the straight line from noise to the expert's commands; the
     // model regresses its velocity a − ε.
@@ -513,13 +424,13 @@ bool train_run(const Job& job, const Data& data, JobState& st, int64_t& halt_bud
   r.demos = demos;
   std::vector<int64_t> base(data.eval.size());
   std::iota(base.begin(), base.end(), 0);
-  const auto eval = rollout(job, *tr.model, data.eval, base, std::vector<int>(base.size(), 0), mix(o.seed, 1000));
+  const auto eval = rollout(job, *tr.model, data.eval, base, std::vector<int>(base.size(), 0), mix_seed(o.seed, 1000));
   for (size_t i = 0; i < base.size(); ++i) r.success += eval.success[i], r.final_distance += eval.final_distance[i];
   r.success /= static_cast<double>(base.size());
   r.final_distance /= static_cast<double>(base.size());
   for (size_t i = 0; i < base.size() && static_cast<int64_t>(i) < kPlotted; ++i) r.rollouts.push_back(eval.paths[i]);
   const std::vector<Draw> few(data.eval.begin(), data.eval.begin() + std::min<int64_t>(kEquivarianceDraws, data.eval.size()));
-  r.policy_equivariance = policy_equivariance(job, *tr.model, few, mix(o.seed, 2000));
+  r.policy_equivariance = policy_equivariance(job, *tr.model, few, mix_seed(o.seed, 2000));
   if (auto* eq = dynamic_cast<EquivariantFlow*>(tr.model.get())) r.model_equivariance = eq->net->check_equivariance(8, 0, 0, 64, 1.0, 1.0).max_relative;
   r.train_loss = st.loss_average;
   r.steps = st.step;
@@ -545,10 +456,11 @@ int run_policy(const PolicyOptions& opt) {
   JobState st;
   if (!opt.resume.empty()) st = load_checkpoint(opt.resume, job);
   ensure_writable_directory(opt.out, "--out");
+  if (opt.threads > 0) torch::set_num_threads(opt.threads);
 
   Data data;
-  const auto train_draws = draw_tasks(job.task, job.demos.back(), mix(opt.seed, 1));
-  data.eval = draw_tasks(job.task, opt.eval, mix(opt.seed, 2));
+  const auto train_draws = draw_tasks(job.task, job.demos.back(), mix_seed(opt.seed, 1));
+  data.eval = draw_tasks(job.task, opt.eval, mix_seed(opt.seed, 2));
   data.demos = make_demonstrations(job, train_draws);
   data.cond = data.demos.cond.to(job.device);
   data.actions = data.demos.actions.to(job.device);
@@ -633,10 +545,11 @@ void add_policy_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--lr", opt->lr, "peak learning rate of Adam")->capture_default_str();
   cmd->add_option("--horizon", opt->horizon, "velocity commands predicted per plan")->capture_default_str();
   cmd->add_option("--execute", opt->execute, "commands executed before planning again")->capture_default_str();
-  cmd->add_option("--obs", opt->obs, "observations (position, goal) the policy sees")->capture_default_str();
+  cmd->add_option("--obs", opt->obs, "observations (position, offset to the goal) the policy sees")->capture_default_str();
   cmd->add_option("--flow-steps", opt->flow_steps, "Euler steps of the sampler")->capture_default_str();
   cmd->add_option("--eval", opt->eval, "held-out draws for the closed-loop evaluation")->capture_default_str();
   cmd->add_option("--device", opt->device, "cpu or cuda")->capture_default_str();
+  cmd->add_option("--threads", opt->threads, "torch intra-op threads (0: the machine's cores)")->capture_default_str();
   cmd->add_option("--seed", opt->seed, "seed of the draws and of the models")->capture_default_str();
   cmd->add_option("--out", opt->out, "output directory")->capture_default_str();
   cmd->add_option("--resume", opt->resume, "continue from a checkpoint.pt of the same configuration");

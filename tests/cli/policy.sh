@@ -66,9 +66,19 @@ expect2 "bad demos" --demos 4,x --out "$tmp/x"
 expect2 "zero demos" --demos 0 --out "$tmp/x"
 expect2 "execute beyond horizon" --horizon 4 --execute 5 --out "$tmp/x"
 expect2 "bad device" --device tpu --out "$tmp/x"
+expect2 "negative threads" --threads -1 --out "$tmp/x"
 [ -e "$tmp/x" ] && fail "a rejected run created its output directory"
 expect2 "unwritable --out (a file)" --steps 1 --out "$tmp/a/metrics.csv"
 expect2 "resume from another configuration" "${small[@]}" --layers 1 --out "$tmp/y" --resume "$tmp/b/checkpoint.pt"
 expect2 "resume from a file that is no checkpoint" "${small[@]}" --out "$tmp/y" --resume "$tmp/a/summary.json"
 [ -e "$tmp/y" ] && fail "a rejected resume created its output directory"
+
+# --device cuda: a tiny run where a GPU is; elsewhere exit 2, one line naming CUDA, nothing written.
+msg=$("$symm" policy --device cuda --demos 2 --steps 5 --eval 4 --out "$tmp/gpu" 2>&1 >/dev/null); rc=$?
+if [ "$rc" -ne 0 ]; then
+  [ "$rc" -eq 2 ] || fail "symm policy --device cuda exited $rc, expected 0 (GPU) or 2 (none): $msg"
+  [ "$(printf '%s\n' "$msg" | wc -l)" -eq 1 ] && [[ "$msg" == *"CUDA is not available"* ]] ||
+    fail "symm policy --device cuda without a GPU said: $msg"
+  [ -e "$tmp/gpu" ] && fail "a refused --device cuda run created its output directory"
+fi
 echo "ok"
