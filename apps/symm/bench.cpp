@@ -219,6 +219,7 @@ BenchResult run_config(const BenchConfig& c, const torch::Device& device, const 
   ours->eval();
   theirs->eval();
   best->eval();
+  const bool isotypic_eval = ours->uses_isotypic();
   std::vector<double> eval;
   {
     torch::NoGradGuard no_grad;
@@ -233,9 +234,11 @@ BenchResult run_config(const BenchConfig& c, const torch::Device& device, const 
 
   if (breakdown) print_breakdown(ours, theirs, x_ours, x_theirs, cuda, reps.min_reps);
   const BenchResult r{eval[0] / eval[1], train[0] / train[1]};
+  auto path = [](bool isotypic) { return isotypic ? "isotypic" : "dense"; };
   const double flops_ratio = double(ours->multiply_adds(c.seq)) / double(dense_multiply_adds(d_model, ff, c.seq));
   std::cout << c.group << " m=" << c.copies << " d_model=" << d_model << " heads=" << c.heads << " ff=" << ff
-            << " dtype=" << c.dtype << " B=" << c.batch << " T=" << c.seq << " params_ours=" << count_parameters(*ours)
+            << " dtype=" << c.dtype << " B=" << c.batch << " T=" << c.seq << " path_eval=" << path(isotypic_eval)
+            << " path_train=" << path(ours->uses_isotypic()) << " params_ours=" << count_parameters(*ours)
             << " params_torch=" << count_parameters(*theirs) << " flops_ratio=" << fixed(flops_ratio, 3)
             << " eval_ours_ms=" << fixed(eval[0], 3) << " eval_torch_ms=" << fixed(eval[1], 3)
             << " eval_best_ms=" << fixed(eval[2], 3) << " train_ours_ms=" << fixed(train[0], 3)
@@ -312,7 +315,7 @@ int run_bench(const BenchOptions& o) {
             << o.execution << ") vs torch::nn::TransformerEncoderLayer and a dense layer of the fastest ops; device="
             << o.device << " threads=" << threads << " allocator=\"" << symm::allocator_setting()
             << "\" libtorch=" << TORCH_VERSION << (o.quick ? " quick" : "")
-            << "; times are medians in ms, ratio = ours/torch, flops_ratio = our multiply-adds per token / dense" << std::endl;
+            << "; times are medians in ms, ratio = ours/torch, flops_ratio = our multiply-adds per token (on the training path) / dense" << std::endl;
   double worst_eval = 0, worst_train = 0;
   for (const auto& c : configs) {
     const auto r = run_config(c, device, reps, o.breakdown, execution);

@@ -64,13 +64,26 @@ bool runs_isotypic(const torch::nn::Module& layer, std::initializer_list<const A
   for (const auto* a : attention)
     if (!a->supports_isotypic()) return false;
   bool all_isotypic = true, all_automatic = true;
+  int64_t dense = 0, isotypic = 0;  // multiply-adds per token of the linear maps and basis changes
   for (const auto& m : layer.modules(/*include_self=*/false)) {
     if (const auto* lin = dynamic_cast<const eLinearImpl*>(m.get())) {
       all_isotypic = all_isotypic && lin->options.execution() == Execution::isotypic;
       all_automatic = all_automatic && lin->options.execution() == Execution::automatic;
+      dense += int64_t(lin->options.in_rep().size()) * lin->options.out_rep().size();
+      isotypic += lin->isotypic_multiply_adds();
+    }
+    if (const auto* ff = dynamic_cast<const eFeedForwardImpl*>(m.get())) {
+      const auto& in = ff->linear1->isotypic_in();
+      const auto& hidden = ff->linear1->isotypic_out();
+      isotypic += 2 * in.chunk_size() * in.size() + 2 * hidden.chunk_size() * hidden.size();
     }
   }
-  return all_isotypic || (all_automatic && false);
+  if (all_isotypic || !all_automatic) return all_isotypic;
+  // Measured on the CPU (bench/RESULTS.md, `symm bench --execution dense|isotypic`): the block products
+  // win in training from about a third of the dense multiply-adds, where the dense path synthesises and
+  // differentiates D×D weights each step; in eval, where the dense weights are cached and each map is one
+  // large GEMM, only from about a fifth.
+  return double(isotypic) <= (layer.is_training() ? 0.35 : 0.2) * double(dense);
 }
 
 }  // namespace detail

@@ -118,9 +118,16 @@ torch::Tensor IsotypicMap::forward(const torch::Tensor& z, const torch::Tensor& 
   const auto& c = constants_.get(theta);
   const int64_t n = z.size(1), m = out_->chunks();
   const int64_t kept = chunk_count < 0 ? m : chunk_count;
+  // Without autograd every group writes its rows of one output in place; with it, the groups are
+  // concatenated (whose backward is a free split).
+  const bool in_place = !torch::GradMode::is_enabled() || !(z.requires_grad() || theta.requires_grad() || (bias.defined() && bias.requires_grad()));
+  torch::Tensor y = in_place ? torch::empty({out_->chunk_size() * kept, n}, z.options()) : torch::Tensor();
+  int64_t row = 0;
   std::vector<torch::Tensor> parts;
   for (const auto& gr : groups_) {
     const int64_t mu = gr.n_out / m, n_out = mu * kept, rows = gr.count * gr.dim * n_out;
+    const auto out = in_place ? y.narrow(0, row, rows) : torch::Tensor();
+    row += rows;
     const int64_t batch = gr.endo == 1 ? gr.count * gr.dim : gr.count;
     torch::Tensor b;  // (batch, rows / batch, 1), the bias of the kept chunks
     if (bias.defined()) {
@@ -128,8 +135,9 @@ torch::Tensor IsotypicMap::forward(const torch::Tensor& z, const torch::Tensor& 
       b = b.reshape({batch, rows / batch, 1});
     }
     if (gr.zero) {
-      auto y = torch::zeros({rows, n}, z.options());
-      parts.push_back(b.defined() ? y + b.view({rows, 1}) : y);
+      const auto b_rows = b.defined() ? b.view({rows, 1}) : torch::zeros({rows, 1}, z.options());
+      if (in_place) out.copy_(b_rows.expand({rows, n}));
+      else parts.push_back(b_rows.expand({rows, n}).contiguous());
       continue;
     }
     auto index = c[gr.constant];  // (count, S, n_out, n_in)
@@ -145,8 +153,15 @@ torch::Tensor IsotypicMap::forward(const torch::Tensor& z, const torch::Tensor& 
       w = torch::einsum("ksoi,ksab->kaobi", {w, c[gr.constant + 1]}).reshape({batch, gr.dim * n_out, gr.dim * gr.n_in});
     }
     const auto x = input.view({batch, w.size(2), n});
-    parts.push_back((b.defined() ? torch::baddbmm(b, w, x) : torch::bmm(w, x)).view({rows, n}));
+    if (in_place) {
+      auto o = out.view({batch, w.size(1), n});
+      if (b.defined()) torch::baddbmm_out(o, b, w, x);
+      else torch::bmm_out(o, w, x);
+    } else {
+      parts.push_back((b.defined() ? torch::baddbmm(b, w, x) : torch::bmm(w, x)).view({rows, n}));
+    }
   }
+  if (in_place) return y;
   return parts.size() == 1 ? parts[0] : torch::cat(parts, 0);
 }
 

@@ -86,7 +86,8 @@ class eTransformerEncoderLayerImpl : public torch::nn::Cloneable<eTransformerEnc
                                  const torch::Tensor& src_positions = {}, const torch::Tensor& src_position_mask = {});
   /// Whether forward keeps the features in isotypic coordinates from entry to exit: the attention backend
   /// supports it and every eLinear of the layer is set to Execution::isotypic, or all are automatic and the
-  /// layer is wide enough in regular copies for the block products to win (see bench/RESULTS.md).
+  /// block products need few enough multiply-adds to win: at most 0.35 of the dense ones in training, 0.2 in
+  /// eval (measured on the CPU, bench/RESULTS.md). So automatic may differ between train() and eval().
   bool uses_isotypic() const;
   const detail::IsotypicLayout& isotypic_layout() const;
   /// Multiply-adds per token of forward on the path in use: linear maps, attention products for sequences of
