@@ -4,10 +4,12 @@
 #include <cstdio>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <sstream>
 
 #include <unistd.h>
 
+#include "checkpoint_archive.h"
 #include "symm/nn/affine.h"
 #include "symm/nn/linear.h"
 
@@ -84,11 +86,12 @@ std::vector<std::pair<std::string, torch::Tensor>> dense_entries(const std::stri
 }
 
 // The module's own tensors to overwrite, with the values computed from the checkpoint's dense entries.
-void stage(const std::string& prefix, torch::nn::Module& m, torch::serialize::InputArchive& archive,
+void stage(const std::string& prefix, torch::nn::Module& m, const std::map<std::string, c10::IValue>& entries,
            std::vector<std::pair<torch::Tensor, torch::Tensor>>& updates) {
   auto read = [&](const std::string& key, const torch::Tensor& like) {
-    torch::Tensor t;
-    TORCH_CHECK(archive.try_read(key, t), "symm::load: the checkpoint has no entry '", key, "'");
+    const auto it = entries.find(key);
+    TORCH_CHECK(it != entries.end() && it->second.isTensor(), "symm::load: the checkpoint has no tensor entry '", key, "'");
+    const torch::Tensor& t = it->second.toTensor();
     TORCH_CHECK(t.sizes().equals(like.sizes()), "symm::load: entry '", key, "' has shape ", t.sizes(), ", expected ", like.sizes());
     TORCH_CHECK(torch::isfinite(t).all().item<bool>(), "symm::load: entry '", key, "' has non-finite values");
     return t;
@@ -203,22 +206,23 @@ void load_bytes(const std::shared_ptr<torch::nn::Module>& module, const std::str
   TORCH_CHECK(size == bytes.size() - kHeaderSize, "symm::load: ", source, " is truncated or damaged: its header announces ",
               size, " bytes of data, it holds ", bytes.size() - kHeaderSize);
   TORCH_CHECK(hash == fnv1a(payload, size), "symm::load: ", source, " is damaged: its checksum does not match its contents");
-  torch::serialize::InputArchive archive;
+  // Read by our own bounded reader, not LibTorch's importer, which trusts the archive's length fields.
+  std::map<std::string, c10::IValue> entries;
   try {
-    archive.load_from(payload, size);
+    entries = detail::read_archive(payload, size);
   } catch (const c10::Error& e) {
     TORCH_CHECK(false, "symm::load: ", source, " is not a readable symm checkpoint (", e.what_without_backtrace(), ")");
-  } catch (const std::exception& e) {  // LibTorch's TorchScript importer throws std::runtime_error too
-    TORCH_CHECK(false, "symm::load: ", source, " is not a readable symm checkpoint (", e.what(), ")");
   }
-  c10::IValue format, arch;
-  TORCH_CHECK(archive.try_read("symm.format", format) && format.isInt(), "symm::load: ", source, " is not a symm checkpoint");
-  TORCH_CHECK(format.toInt() == kFormat, "symm::load: checkpoint format ", format.toInt(), ", expected ", kFormat);
-  TORCH_CHECK(archive.try_read("symm.architecture", arch) && arch.isString(), "symm::load: ", source, " has no architecture");
-  const std::string diff = first_difference(arch.toStringRef(), architecture(*module));
+  const auto format = entries.find("symm.format"), arch = entries.find("symm.architecture");
+  TORCH_CHECK(format != entries.end() && format->second.isInt(), "symm::load: ", source,
+              " is not a symm checkpoint (expected an integer entry 'symm.format')");
+  TORCH_CHECK(format->second.toInt() == kFormat, "symm::load: checkpoint format ", format->second.toInt(), ", expected ", kFormat);
+  TORCH_CHECK(arch != entries.end() && arch->second.isString(), "symm::load: ", source,
+              " has no architecture (expected a string entry 'symm.architecture')");
+  const std::string diff = first_difference(arch->second.toStringRef(), architecture(*module));
   TORCH_CHECK(diff.empty(), "symm::load: ", source, " was saved from a different architecture or group: ", diff);
   std::vector<std::pair<torch::Tensor, torch::Tensor>> updates;
-  for (const auto& item : module->named_modules("", /*include_self=*/true)) stage(item.key(), *item.value(), archive, updates);
+  for (const auto& item : module->named_modules("", /*include_self=*/true)) stage(item.key(), *item.value(), entries, updates);
   torch::NoGradGuard no_grad;
   for (auto& [target, value] : updates) target.copy_(value.to(target.device(), target.scalar_type()));
 }

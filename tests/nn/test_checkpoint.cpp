@@ -1,5 +1,7 @@
 // Checkpoints under damage and concurrent writers: every truncation and every flipped byte of a small
-// checkpoint is refused with the module unchanged, and two processes saving to one path leave one complete file.
+// checkpoint is refused with the module unchanged, hostile archives behind a valid header are refused by
+// the bounded reader, and two processes saving to one path leave one complete file.
+#include <cstdint>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -10,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <caffe2/serialize/inline_container.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -27,6 +30,10 @@ using namespace symm::nn;
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+std::string test_data(const std::string& name) {
+  return read_file(std::string(__FILE__).substr(0, std::string(__FILE__).rfind('/')) + "/data/" + name);
 }
 
 std::vector<torch::Tensor> snapshot(const torch::nn::Module& m) {
@@ -107,8 +114,7 @@ TEST(CheckpointDamage, DamagedArchivesBehindAValidHeaderAreRefusedWithTheModuleU
   symm::save(small_module(1), path);
   const std::string payload = read_file(path).substr(32);
   // fuzz_checkpoint's finding: a TorchScript type name that does not parse (std::runtime_error in LibTorch).
-  const std::string finding = read_file(std::string(__FILE__).substr(0, std::string(__FILE__).rfind('/')) +
-                                        "/data/checkpoint_torchscript_error.bin");
+  const std::string finding = test_data("checkpoint_torchscript_error.bin");
   ASSERT_FALSE(finding.empty());
   std::vector<std::string> inputs{finding[0] % 2 ? framed(finding.substr(1)) : finding.substr(1)};
   for (size_t i = 0; i < payload.size(); i += 13) {
@@ -130,6 +136,127 @@ TEST(CheckpointDamage, DamagedArchivesBehindAValidHeaderAreRefusedWithTheModuleU
       ADD_FAILURE() << "input " << k << ": not a c10::Error: " << e.what();
     }
   }
+}
+
+// Loads `bytes` into `target`, which must refuse with a c10::Error whose message contains `expected` and
+// leave every parameter as it was.
+void expect_refused(torch::nn::Sequential& target, const std::string& bytes, const std::string& expected) {
+  const auto before = snapshot(*target);
+  std::istringstream in(bytes);
+  try {
+    symm::load(target, in);
+    ADD_FAILURE() << "loaded; expected a refusal naming '" << expected << "'";
+  } catch (const c10::Error& e) {
+    const std::string message = e.what_without_backtrace();
+    EXPECT_NE(message.find(expected), std::string::npos) << message;
+  }
+  EXPECT_TRUE(same(before, snapshot(*target))) << "a refused load changed the module";
+}
+
+// fuzz_checkpoint's finding (fuzz/findings/checkpoint-oom-unpickler): data.pkl's BINUNICODE length field
+// claims 1.85 GB behind a valid header; LibTorch's unpickler reserved it and ran out of memory.
+TEST(CheckpointHostile, FuzzFindingOutOfMemoryUnpicklerIsRefused) {
+  const std::string finding = test_data("checkpoint_oom_unpickler.bin");
+  ASSERT_FALSE(finding.empty());
+  auto target = small_module(2);
+  expect_refused(target, finding[0] % 2 ? framed(finding.substr(1)) : finding.substr(1),
+                 "BINUNICODE's string needs 1852386926 bytes");
+}
+
+// The payload of a checkpoint of `m` with data.pkl replaced, written by LibTorch's own zip writer.
+std::string with_pickle(const std::string& payload, const std::string& pkl) {
+  std::istringstream in(payload);
+  caffe2::serialize::PyTorchStreamReader reader(&in);
+  std::string out;
+  caffe2::serialize::PyTorchStreamWriter writer([&](const void* p, size_t n) {
+    out.append(static_cast<const char*>(p), n);
+    return n;
+  });
+  writer.writeRecord("data.pkl", pkl.data(), pkl.size());
+  for (const auto& name : reader.getAllRecords())
+    if (name.rfind("data/", 0) == 0) {
+      auto record = reader.getRecord(name);
+      writer.writeRecord(name, std::get<0>(record).get(), std::get<1>(record));
+    }
+  writer.writeEndOfFile();
+  return out;
+}
+
+std::string data_pkl(const std::string& payload) {
+  std::istringstream in(payload);
+  caffe2::serialize::PyTorchStreamReader reader(&in);
+  auto record = reader.getRecord("data.pkl");
+  return std::string(static_cast<const char*>(std::get<0>(record).get()), std::get<1>(record));
+}
+
+// Protocol-2 pickle opcodes, as LibTorch's pickler writes them.
+struct Pickle {
+  std::string bytes = "\x80\x02";
+  Pickle& op(char c) { bytes += c; return *this; }
+  Pickle& u32(uint32_t v) {
+    for (int i = 0; i < 4; ++i) bytes += static_cast<char>(v >> (8 * i));
+    return *this;
+  }
+  Pickle& str(const std::string& s) { op('X').u32(static_cast<uint32_t>(s.size())); bytes += s; return *this; }
+  Pickle& integer(int32_t v) { return op('J').u32(static_cast<uint32_t>(v)); }
+  Pickle& global(const std::string& module, const std::string& name) { bytes += "c" + module + "\n" + name + "\n"; return *this; }
+  Pickle& ints(const std::vector<int32_t>& v) {
+    op('(');
+    for (auto x : v) integer(x);
+    return op('t');
+  }
+  // _rebuild_tensor_v2(('storage', torch.DoubleStorage, key, 'cpu', numel), offset, sizes, strides, False, OrderedDict())
+  Pickle& tensor(const std::string& key, int32_t numel, int32_t offset, const std::vector<int32_t>& sizes,
+                 const std::vector<int32_t>& strides) {
+    global("torch._utils", "_rebuild_tensor_v2").op('(').op('(').str("storage").global("torch", "DoubleStorage");
+    str(key).str("cpu").integer(numel).op('t').op('Q').integer(offset).ints(sizes).ints(strides).op('\x89');
+    return global("collections", "OrderedDict").op(')').op('R').op('t').op('R');
+  }
+  Pickle& module() { return global("__torch__", "Module").op(')').op('\x81').op('}').op('('); }  // then attributes
+  std::string end() { return op('u').op('b').op('.').bytes; }
+};
+
+TEST(CheckpointHostile, ArchivesThatClaimMoreThanTheyHoldAreRefusedWithTheModuleUnchanged) {
+  const std::string path = ::testing::TempDir() + "hostile.symm";
+  symm::save(small_module(1), path);
+  const std::string payload = read_file(path).substr(32);
+  auto target = small_module(2);
+  // The rewriting itself keeps a checkpoint loadable.
+  {
+    std::istringstream in(framed(with_pickle(payload, data_pkl(payload))));
+    symm::load(target, in);
+    EXPECT_TRUE(same(snapshot(*small_module(1)), snapshot(*target)));
+    target = small_module(2);
+  }
+  auto hostile = [&](const std::string& pkl, const std::string& expected) {
+    SCOPED_TRACE(expected);
+    expect_refused(target, framed(with_pickle(payload, pkl)), expected);
+  };
+  // Lengths beyond the bytes present: a string, and an unterminated GLOBAL.
+  hostile(Pickle().op('X').u32(0x7fffffff).bytes, "BINUNICODE's string needs 2147483647 bytes, 0 remain");
+  hostile(Pickle().bytes + "ctorch", "GLOBAL's module is not a line");
+  // A memo index of 2^32 - 1 (LibTorch reserves twice that many slots), then a read of one never set.
+  hostile(Pickle().op('N').op('r').u32(0xffffffff).op('j').u32(7).bytes, "memo 7 is read but was never set");
+  // A storage of 2^30 doubles whose record holds 9, a view past its storage, a broadcast view of 2^30
+  // elements over one, a negative stride.
+  hostile(Pickle().module().str("w").tensor("0", 1 << 30, 0, {1 << 30}, {1}).end(), "claims 1073741824 elements");
+  hostile(Pickle().module().str("w").tensor("0", 9, 0, {4, 4}, {4, 1}).end(), "exceeds its storage of 9 elements");
+  hostile(Pickle().module().str("w").tensor("0", 9, 8, {2}, {1}).end(), "reaches element 9 of a storage of 9");
+  hostile(Pickle().module().str("w").tensor("0", 9, 0, {1 << 30}, {0}).end(), "exceeds its storage of 9 elements");
+  hostile(Pickle().module().str("w").tensor("0", 9, 0, {3}, {-1}).end(), "expected integers >= 0");
+  hostile(Pickle().module().str("w").tensor("missing", 9, 0, {3}, {1}).end(), "has no record archive/data/missing");
+  // Calls and opcodes LibTorch's pickler never writes; a million nested marks and lists stay iterative.
+  hostile(Pickle().global("os", "system").str("true").op('\x85').op('R').op('.').bytes, "a call of 'os.system'");
+  hostile(Pickle().op('I').bytes + "1\n.", "opcode 73 ('I') is not one LibTorch's pickler writes");
+  hostile(Pickle().bytes + std::string(1000000, '(') + std::string(1000000, ']') + ".", "1000000 marks");
+  hostile(Pickle().module().str("w").op(']').end(), "attribute 'w' is a list");
+  hostile(Pickle().module().str("symm.format").integer(2).str("symm.format").integer(3).end(), "'symm.format' appears twice");
+  // The zip's central directory claiming a record larger than the archive.
+  std::string zip = payload;
+  const size_t entry = zip.find(std::string("PK\x01\x02", 4));
+  ASSERT_NE(entry, std::string::npos);
+  for (int i = 0; i < 4; ++i) zip[entry + 20 + i] = static_cast<char>(0x7fffffff >> (8 * i));
+  expect_refused(target, framed(zip), "claims 2147483647 bytes");
 }
 
 TEST(CheckpointDamage, TwoProcessesSavingToOnePathLeaveOneCompleteFile) {

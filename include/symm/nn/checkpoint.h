@@ -6,7 +6,9 @@
 //
 // File layout: a 32-byte header ("symm-checkpoint\n", the payload's length and its FNV-1a 64-bit hash, both
 // little-endian uint64) and a LibTorch archive as payload. The hash covers every payload byte, so a truncated
-// file or any changed byte is refused before the archive is parsed.
+// file or any changed byte is refused before the archive is parsed. Loading reads the archive with symm's own
+// reader, not LibTorch's importer: every length, index and tensor extent is checked against the bytes present,
+// so a hostile file behind a valid header is refused in time and memory linear in its size.
 #include <iosfwd>
 #include <memory>
 #include <string>
