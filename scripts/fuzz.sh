@@ -3,8 +3,10 @@
 #   scripts/fuzz.sh TARGET|all SECONDS [BUILD_DIR]     targets: group_spec group_json rep_spec checkpoint
 # Each starts from its seed corpus fuzz/corpus/TARGET (left untouched; new inputs go to BUILD_DIR/fuzz-corpus).
 # Fails on a crash, a sanitizer report, a leak, an input slower than 1 s or one needing more than 2 GB; the
-# input is kept as BUILD_DIR/fuzz-findings/TARGET-*. Turn each finding into a regression test.
+# input is kept as BUILD_DIR/fuzz-findings/TARGET-*. Turn each finding into a regression test and keep the
+# input as fuzz/findings/TARGET-<what>: every run replays those first.
 # FUZZ_TIMEOUT (seconds, default 1) is wall-clock: raise it only on a machine shared with other work.
+# FUZZ_RUNS=N stops a target after N executions, if that comes before SECONDS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target=${1:?usage: scripts/fuzz.sh TARGET|all SECONDS [BUILD_DIR]}
@@ -22,7 +24,13 @@ for t in "${targets[@]}"; do
   mkdir -p "$scratch" "$findings"
   dict=(); [ -f "fuzz/$t.dict" ] && dict=(-dict="fuzz/$t.dict")
   log="$build/fuzz-$t.log"
-  if ! "$bin" -max_total_time="$seconds" -timeout="${FUZZ_TIMEOUT:-1}" -rss_limit_mb=2048 -print_final_stats=1 "${dict[@]}" \
+  # Past findings (fuzz/findings/TARGET-*) first: each must now run clean.
+  for f in fuzz/findings/"$t"-*; do
+    [ -e "$f" ] || continue
+    "$bin" -timeout="${FUZZ_TIMEOUT:-1}" -rss_limit_mb=2048 "$f" > "$log" 2>&1 || {
+      tail -n 30 "$log"; echo "fuzz $t: the regression input $f fails again"; exit 1; }
+  done
+  if ! "$bin" -max_total_time="$seconds" -timeout="${FUZZ_TIMEOUT:-1}" -rss_limit_mb=2048 -print_final_stats=1 -runs="${FUZZ_RUNS:--1}" "${dict[@]}" \
        -artifact_prefix="$findings/$t-" "$scratch" "fuzz/corpus/$t" > "$log" 2>&1; then
     tail -n 60 "$log"
     echo "fuzz $t: FINDING (input in $findings/, log $log)"
@@ -30,5 +38,6 @@ for t in "${targets[@]}"; do
   fi
   runs=$(awk '/stat::number_of_executed_units/ {print $2}' "$log")
   slowest=$(awk '/stat::slowest_unit_time_sec/ {print $2}' "$log")
-  echo "fuzz $t: $runs executions in $seconds s (slowest input ${slowest} s), no crash, leak or slow input"
+  took=$(awk '/^Done [0-9]+ runs in/ {print $5}' "$log")
+  echo "fuzz $t: $runs executions in ${took:-$seconds} s (slowest input ${slowest} s), no crash, leak or slow input"
 done

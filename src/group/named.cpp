@@ -245,6 +245,12 @@ GroupSpec parse_group_spec(const std::string& spec, int max_order) {
   for (size_t start = 0;;) {
     const size_t x = spec.find('x', start);
     const Factor f = parse_factor(spec.substr(start, x == std::string::npos ? std::string::npos : x - start));
+    // Every factor of a product costs a numerical irrep computation of the product so far: trivial factors
+    // would let a long spec repeat the most expensive one without bound. The others number at most 10.
+    if (f.order == 1 && (start > 0 || x != std::string::npos)) {
+      throw std::invalid_argument("group '" + spec + "': factor '" + f.spec +
+                                  "' is the trivial group, which a product does not take (leave it out)");
+    }
     out.factors.push_back(f.spec);
     out.order *= f.order;  // each factor is below 10^7, and the product is checked at every step
     // Products and every group but C<n> and D<n> get their irreps numerically.

@@ -28,6 +28,13 @@ TEST(Limits, SpecsAskingForHugeGroupsAreRefusedBeforeBuilding) {
   expect_refused([] { parse_group("C40xC40"); }, "kMaxNumericalOrder");
   expect_refused([] { parse_group("S7"); }, "at most S6");
   expect_refused([] { parse_group("C8", 4); }, "exceeds the limit of 4");
+  // fuzz_group_spec's finding: trivial factors repeat the numerical irreps of the product so far, each
+  // C1024xC1 costing 10 s (fuzz/findings/group_spec-slow-trivial-factors).
+  std::string padded = "C1024";
+  for (int i = 0; i < 40; ++i) padded += "xC1";
+  expect_refused([&] { parse_group(padded); }, "factor 'C1' is the trivial group");
+  expect_refused([] { parse_group("S1xC2"); }, "factor 'S1' is the trivial group");
+  EXPECT_EQ(parse_group("C1")->order(), 1);
   // The largest closed-form groups are accepted.
   EXPECT_EQ(parse_group("D" + std::to_string(kMaxOrder / 2))->order(), kMaxOrder);
 }
