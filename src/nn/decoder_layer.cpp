@@ -59,14 +59,7 @@ torch::Tensor eTransformerDecoderLayerImpl::forward(const torch::Tensor& tgt, co
   // With norm_first, norm1's affine folds into the self-attention's in_proj and norm3's into linear1, as in
   // the encoder layer; norm2's cannot, since the cross-attention's keys and values come unnormalised.
   auto self_block = [&](const torch::Tensor& x) {
-    AttentionCall call;
-    space.prepare(call);
-    if (options.norm_first()) {
-      std::tie(call.query, call.input_affine) = space.split_norm(norm1, x, folds_input_affine(*self_attn));
-    } else {
-      call.query = x;
-    }
-    call.key = call.value = call.query;
+    auto call = space.self_attention(*self_attn, options.norm_first() ? &norm1 : nullptr, x);
     call.attn_mask = tgt_mask;
     call.key_padding_mask = tgt_key_padding_mask;
     call.is_causal = tgt_is_causal;

@@ -60,6 +60,18 @@ torch::Tensor FeatureSpace::feedforward(eFeedForwardImpl& feedforward, const tor
   return pre ? feedforward.forward_after(x, *pre) : feedforward.forward(x);
 }
 
+AttentionCall FeatureSpace::self_attention(AttentionBackend& attn, torch::nn::AnyModule* pre_norm, const torch::Tensor& x) const {
+  AttentionCall call;
+  prepare(call);
+  if (pre_norm) {
+    std::tie(call.query, call.input_affine) = split_norm(*pre_norm, x, folds_input_affine(attn));
+  } else {
+    call.query = x;
+  }
+  call.key = call.value = call.query;
+  return call;
+}
+
 bool runs_isotypic(const torch::nn::Module& layer, std::initializer_list<const AttentionBackend*> attention) {
   for (const auto* a : attention)
     if (!a->supports_isotypic()) return false;
@@ -145,16 +157,7 @@ torch::Tensor eTransformerEncoderLayerImpl::attention_branch(const torch::Tensor
                                                              const torch::Tensor& mask, const torch::Tensor& key_padding_mask,
                                                              bool is_causal, const torch::Tensor& positions,
                                                              const torch::Tensor& position_mask) {
-  AttentionCall call;
-  space.prepare(call);
-  // With norm_first the norm's affine map is folded into the attention's in_proj by the backends of this
-  // library, which honour AttentionCall::input_affine; another backend gets the norm's full output.
-  if (options.norm_first()) {
-    std::tie(call.query, call.input_affine) = space.split_norm(norm1, x, folds_input_affine(*self_attn));
-  } else {
-    call.query = x;
-  }
-  call.key = call.value = call.query;
+  auto call = space.self_attention(*self_attn, options.norm_first() ? &norm1 : nullptr, x);
   call.attn_mask = mask;
   call.key_padding_mask = key_padding_mask;
   call.is_causal = is_causal;

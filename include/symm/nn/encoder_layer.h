@@ -28,6 +28,9 @@ struct FeatureSpace {
   torch::Tensor feedforward(eFeedForwardImpl& feedforward, const torch::Tensor& x, eAffineImpl* pre) const;
   /// Marks an attention call as isotypic when this space is.
   void prepare(AttentionCall& call) const { call.isotypic_batch = layout ? batch : 0; }
+  /// A self-attention call on x: through `pre_norm` first when given, whose affine map folds into the
+  /// attention's in_proj when the backend honours AttentionCall::input_affine (this library's do).
+  AttentionCall self_attention(AttentionBackend& attn, torch::nn::AnyModule* pre_norm, const torch::Tensor& x) const;
 };
 
 /// Whether a layer (its eLinears' execution, its attention backends) runs isotypic.
