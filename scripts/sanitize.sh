@@ -1,24 +1,26 @@
 #!/usr/bin/env bash
-# A clang build under AddressSanitizer and UndefinedBehaviorSanitizer (LibTorch itself is not instrumented)
-# with the libFuzzer targets; runs its tests, then the parser fuzz targets for FUZZ_SECONDS (default 60).
+# AddressSanitizer and UndefinedBehaviorSanitizer (clang-14; LibTorch itself is not instrumented) over the
+# whole test suite, then each libFuzzer target for FUZZ_SECONDS (default 60).
 #   scripts/sanitize.sh [BUILD_DIR]     (default build-sanitize)
-#   SYMM_SANITIZE_SCOPE=group (default, what CI runs): the torch-free group engine, its tests and the parser
-#                            fuzz targets
-#   SYMM_SANITIZE_SCOPE=all  everything: library, nn and CLI tests, the symm program and the checkpoint fuzz
-#                            target (about 15 CPU-minutes of clang builds before the tests)
-# Suppressions, each with its reason, live in scripts/sanitizers/.
+#   SYMM_SANITIZE_SCOPE=all (default, what CI runs): the library, the group, nn and CLI tests, the symm
+#                          program, and all four fuzz targets (group_spec, group_json, rep_spec, checkpoint)
+#   SYMM_SANITIZE_SCOPE=group  the torch-free group engine, its tests and the three parser targets
+# Only what the tests and fuzz targets need is built (no benchmarks, no install). Suppressions, each with its
+# reason, live in scripts/sanitizers/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build-sanitize}
-scope=${SYMM_SANITIZE_SCOPE:-group}
+scope=${SYMM_SANITIZE_SCOPE:-all}
 case "$scope" in
-  group) group_only=ON ;;
-  all) group_only=OFF ;;
+  group) group_only=ON targets=(group_spec group_json rep_spec) ;;
+  all) group_only=OFF targets=(group_spec group_json rep_spec checkpoint) ;;
   *) echo "SYMM_SANITIZE_SCOPE must be group or all, got '$scope'" >&2; exit 2 ;;
 esac
 jobs=$(nproc)
 sup="$PWD/scripts/sanitizers"
-export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=0
+# Leaks are checked at exit; a shallow malloc stack and a smaller quarantine keep LibTorch's many small
+# allocations cheap (the reports stay readable: the frames that matter are ours, near the top).
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=0:malloc_context_size=8:quarantine_size_mb=64
 export LSAN_OPTIONS="suppressions=$sup/lsan.supp"
 export UBSAN_OPTIONS="print_stacktrace=1:suppressions=$sup/ubsan.supp"
 
@@ -31,14 +33,21 @@ cmake --build "$build" --parallel "$jobs"
 built=$(date +%s)
 echo "sanitize ($scope): built in $((built - start)) s"
 
-ctest --test-dir "$build" --output-on-failure -j "$jobs"
+# Left out under the sanitizers, to fit CI's time (SYMM_SANITIZE_SKIP= runs everything): numerics at scale
+# whose code the other tests run at smaller sizes -- 500 Adam steps through twelve layers (305 s under ASan),
+# deep residual stacks trained to stability (81 s), and the icosahedral group's parameterised layer tests
+# (about 450 s; the same code runs for C2, D8, C2xD3 and the rest).
+skip=${SYMM_SANITIZE_SKIP-'TwelveLayersStayFiniteThrough500AdamSteps|DeepResidualStack.*TrainsStably|/I_(f32|f64|layernorm|rmsnorm)'}
+ctest --test-dir "$build" --output-on-failure -j "$jobs" --timeout 900 ${skip:+-E "$skip"}
 tested=$(date +%s)
 echo "sanitize ($scope): tests passed in $((tested - built)) s"
 
-# The parser targets. fuzz_checkpoint is left out: it finds an open out-of-memory input (a damaged data.pkl
-# behind a valid header makes LibTorch's unpickler allocate what a length field claims), kept in
-# fuzz/findings/ until the loader bounds it; run it by hand (scope all) with scripts/fuzz.sh checkpoint SECONDS.
-for target in group_spec group_json rep_spec; do
-  bash scripts/fuzz.sh "$target" "${FUZZ_SECONDS:-60}" "$build"
+# Two fuzz targets at a time, one per core; each replays its past findings (fuzz/findings) first.
+pids=()
+for target in "${targets[@]}"; do
+  bash scripts/fuzz.sh "$target" "${FUZZ_SECONDS:-60}" "$build" &
+  pids+=($!)
+  if [ ${#pids[@]} -ge "$jobs" ]; then wait "${pids[0]}"; pids=("${pids[@]:1}"); fi
 done
-echo "sanitize ($scope): fuzzing took $(($(date +%s) - tested)) s"
+for pid in "${pids[@]}"; do wait "$pid"; done
+echo "sanitize ($scope): fuzzing took $(($(date +%s) - tested)) s; stage took $(($(date +%s) - start)) s"

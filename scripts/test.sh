@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test against both LibTorch builds: Debian's 1.13 (CPU,
 # build/) and the torch wheel's 2.x (a CUDA build, build-torch2/; its CUDA tests run where a GPU is and skip
-# elsewhere); an installed-package consumer (examples/minimal) and the README's C++ blocks; then the group
-# engine again under the sanitizers, and the parser fuzz targets (scripts/sanitize.sh).
+# elsewhere); an installed-package consumer (examples/minimal) and the README's C++ blocks; then the whole
+# suite again under the sanitizers, and the fuzz targets (scripts/sanitize.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
@@ -30,7 +30,7 @@ echo "== Python package (python/, tests/python) against the LibTorch 2.x build"
 bash scripts/test-python.sh build-torch2
 # ---- end of the Python stage ----
 
-# ---- reliability: the group engine under ASan + UBSan (clang), then each parser fuzz target for 60 s ----
-echo "== sanitizers (ASan + UBSan over the group engine and its tests) and fuzzing"
+# ---- reliability: the whole suite under ASan + UBSan (clang), then each fuzz target for 60 s ----
+echo "== sanitizers (ASan + UBSan over the library, the group, nn and CLI tests) and fuzzing"
 bash scripts/sanitize.sh build-sanitize
 # ---- end of the reliability stage ----
