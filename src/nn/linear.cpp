@@ -252,26 +252,33 @@ const detail::IsotypicLayout& eLinearImpl::isotypic_out() const { return *isotyp
 torch::Tensor eLinearImpl::forward(const torch::Tensor& x) {
   check_input(x);
   if (!uses_isotypic()) return torch::nn::functional::linear(x, weight(), bias());
+  return forward_through_isotypic(x, nullptr);
+}
+
+torch::Tensor eLinearImpl::forward_through_isotypic(const torch::Tensor& x, eAffineImpl* pre) {
   auto sizes = x.sizes().vec();
   sizes.back() = options.out_rep().size();
-  return isotypic_out_->from_isotypic(forward_isotypic(isotypic_in_->to_isotypic(x)), sizes);
+  return isotypic_out_->from_isotypic(forward_isotypic(isotypic_in_->to_isotypic(x), pre), sizes);
+}
+
+torch::Tensor eLinearImpl::scaled_coefficients(const eAffineImpl& pre) const {
+  return weight_dof * pre.scale_dof.index_select(0, alpha_index_.get(weight_dof)[0]);
 }
 
 torch::Tensor eLinearImpl::forward_isotypic(const torch::Tensor& z, eAffineImpl* pre, int64_t chunk_begin, int64_t chunk_count) {
   TORCH_CHECK(z.dim() == 2 && z.size(0) == options.in_rep().size(), "eLinear::forward_isotypic: expected (",
               options.in_rep().size(), ", tokens) features-first, got ", z.sizes());
   check_device_and_dtype("eLinear", z, weight_dof);
-  const auto bias_of = [&](const torch::Tensor& dof) { return isotypic_out_->invariant(dof); };
-  if (!pre) return isotypic_->forward(z, weight_dof, bias_of(bias_dof), chunk_begin, chunk_count);
-  if (!affine_matches(*pre)) return isotypic_->forward(pre->forward_isotypic(z, *isotypic_in_), weight_dof, bias_of(bias_dof), chunk_begin, chunk_count);
+  auto b = isotypic_out_->invariant(bias_dof);
+  if (!pre || !affine_matches(*pre)) {
+    return isotypic_->forward(pre ? pre->forward_isotypic(z, *isotypic_in_) : z, weight_dof, b, chunk_begin, chunk_count);
+  }
   // W (S z + b_pre) + b: W·S is the map of the scaled coefficients, W b_pre goes through the blocks.
-  auto b = bias_of(bias_dof);
   if (const auto b_pre = isotypic_in_->invariant(pre->bias_dof); b_pre.defined()) {
     const auto wb = isotypic_->forward(b_pre.unsqueeze(1), weight_dof, {}).squeeze(1);
     b = b.defined() ? b + wb : wb;
   }
-  const auto theta = weight_dof * pre->scale_dof.index_select(0, alpha_index_.get(weight_dof)[0]);
-  return isotypic_->forward(z, theta, b, chunk_begin, chunk_count);
+  return isotypic_->forward(z, scaled_coefficients(*pre), b, chunk_begin, chunk_count);
 }
 
 bool eLinearImpl::affine_matches(const eAffineImpl& pre) {
@@ -291,18 +298,14 @@ torch::Tensor eLinearImpl::forward_after(const torch::Tensor& x, eAffineImpl& pr
   TORCH_CHECK(pre.options.learnable(), "eLinear::forward_after: the eAffine must be learnable (FiLM scales change per call)");
   TORCH_CHECK(pre.options.rep().size() == options.in_rep().size(), "eLinear::forward_after: the eAffine acts on ",
               pre.options.rep().size(), " features but this map's input has ", options.in_rep().size());
-  if (uses_isotypic()) {
-    auto sizes = x.sizes().vec();
-    sizes.back() = options.out_rep().size();
-    return isotypic_out_->from_isotypic(forward_isotypic(isotypic_in_->to_isotypic(x), &pre), sizes);
-  }
+  if (uses_isotypic()) return forward_through_isotypic(x, &pre);
   // Elementwise scales are cheaper applied to x than folded.
   const bool in_theta = !pre.is_diagonal() && affine_matches(pre);
   // linear(S x + b_pre) = (W·S) x + (b + W b_pre); S is symmetric. W·S is the weight of the scaled
   // coefficients θ·α when S is diagonal in in_rep's irrep copies, else a (D_out, D, D) matmul.
   auto fold_weight = [&] {
     if (!in_theta) return torch::mm(weight(), pre.scale_matrix());
-    return synthesize_weight(weight_dof * pre.scale_dof.index_select(0, alpha_index_.get(weight_dof)[0]));
+    return synthesize_weight(scaled_coefficients(pre));
   };
   auto fold_bias = [&] {
     const auto b_pre = pre.bias_vector();

@@ -97,6 +97,10 @@ class eLinearImpl : public torch::nn::Cloneable<eLinearImpl>, public eModule {
   bool build_tiles();
   /// Whether `pre` acts on in_rep in its own basis, so that its scales fold into the coefficients.
   bool affine_matches(const eAffineImpl& pre);
+  /// θ·α: the coefficients of W·S for `pre`'s scaling S when affine_matches(pre).
+  torch::Tensor scaled_coefficients(const eAffineImpl& pre) const;
+  /// forward (or forward_after `pre`) on the isotypic path: into in_rep's layout, the blocks, back.
+  torch::Tensor forward_through_isotypic(const torch::Tensor& x, eAffineImpl* pre);
 
   std::shared_ptr<const symm::linalg::HomBasis> basis_;
   // Blocks batched by shape: for each group, Ψ (nb, S, d, d), Q_out (nb, D_out, m_out d); then
