@@ -24,6 +24,7 @@
 #include "symm/group/named.h"
 #include "symm/nn/encoder.h"
 #include "symm/nn/mixed_precision.h"
+#include "symm/threads.h"
 
 namespace symm::app {
 
@@ -289,7 +290,7 @@ int run_bench(const BenchOptions& o) {
   }
   if (o.threads < 0) throw std::invalid_argument("bench: --threads must be >= 0, got " + std::to_string(o.threads));
   const int threads = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  torch::set_num_threads(threads);
+  symm::set_num_threads(threads);
   const torch::Device device(o.device == "cuda" ? torch::kCUDA : torch::kCPU);
 
   const auto execution = symm::nn::parse_execution(o.execution);
@@ -313,7 +314,7 @@ int run_bench(const BenchOptions& o) {
   const Repetitions reps = o.quick ? Repetitions{1, 3, 3, 0.0} : Repetitions{3, 15, 200, 0.6};
   std::cout << "# symm bench: eTransformerEncoderLayer (eMultiheadAttention, GELU, dropout 0, default norm, execution="
             << o.execution << ") vs torch::nn::TransformerEncoderLayer and a dense layer of the fastest ops; device="
-            << o.device << " threads=" << threads << " allocator=\"" << symm::allocator_setting()
+            << o.device << " threads=\"" << symm::thread_setting() << "\" allocator=\"" << symm::allocator_setting()
             << "\" libtorch=" << TORCH_VERSION << (o.quick ? " quick" : "")
             << "; times are medians in ms, ratio = ours/torch, flops_ratio = our multiply-adds per token (on the training path) / dense" << std::endl;
   double worst_eval = 0, worst_train = 0;
@@ -335,7 +336,7 @@ void add_bench_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--device", o->device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
   cmd->add_flag("--quick", o->quick, "few repetitions: checks that it runs, not how fast");
   cmd->add_flag("--breakdown", o->breakdown, "also print per-block times (comment lines starting with #)");
-  cmd->add_option("--threads", o->threads, "torch intra-op threads (default: the machine's cores)");
+  cmd->add_option("--threads", o->threads, "intra-op threads of torch and of OpenBLAS (default: the machine's cores)");
   cmd->add_option("--configs", o->configs, "small (D <= 128, B=32), large (D 384-512, B=16) or all")
       ->check(CLI::IsMember({"small", "large", "all"}));
   cmd->add_option("--dtype", o->dtype, "float32, bfloat16 (autocast, float32 parameters) or both (default: float32 on cpu, both on cuda)")

@@ -23,6 +23,7 @@
 #include "schedule.h"
 #include "seeds.h"
 #include "symm/nn/cond_regressor.h"
+#include "symm/threads.h"
 #include "train_report.h"
 
 namespace symm::app {
@@ -53,7 +54,7 @@ struct PolicyOptions {
   int flow_steps = 10; // Euler steps of the sampler
   int eval = 64;       // held-out draws
   std::string device = "cpu";
-  int threads = 0;  // torch intra-op threads; 0: LibTorch's default (the machine's cores)
+  int threads = 0;  // intra-op threads of torch and OpenBLAS; 0: their defaults (the machine's cores)
   uint64_t seed = 0;
   std::string out = "out/policy";
   std::string resume;
@@ -456,7 +457,7 @@ int run_policy(const PolicyOptions& opt) {
   JobState st;
   if (!opt.resume.empty()) st = load_checkpoint(opt.resume, job);
   ensure_writable_directory(opt.out, "--out");
-  if (opt.threads > 0) torch::set_num_threads(opt.threads);
+  if (opt.threads > 0) symm::set_num_threads(opt.threads);
 
   Data data;
   const auto train_draws = draw_tasks(job.task, job.demos.back(), mix_seed(opt.seed, 1));
@@ -549,7 +550,7 @@ void add_policy_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--flow-steps", opt->flow_steps, "Euler steps of the sampler")->capture_default_str();
   cmd->add_option("--eval", opt->eval, "held-out draws for the closed-loop evaluation")->capture_default_str();
   cmd->add_option("--device", opt->device, "cpu or cuda")->capture_default_str();
-  cmd->add_option("--threads", opt->threads, "torch intra-op threads (0: the machine's cores)")->capture_default_str();
+  cmd->add_option("--threads", opt->threads, "intra-op threads of torch and of OpenBLAS (0: the machine's cores)")->capture_default_str();
   cmd->add_option("--seed", opt->seed, "seed of the draws and of the models")->capture_default_str();
   cmd->add_option("--out", opt->out, "output directory")->capture_default_str();
   cmd->add_option("--resume", opt->resume, "continue from a checkpoint.pt of the same configuration");

@@ -23,3 +23,4 @@
 #include "symm/nn/module.h"
 #include "symm/nn/normalization.h"
 #include "symm/nn/positional.h"
+#include "symm/threads.h"

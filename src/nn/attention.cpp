@@ -141,14 +141,17 @@ namespace {
 /// Q, K, V as (B, T or S, D) tensors (possibly strided views of one fused projection).
 struct QKV {
   torch::Tensor q, k, v;
+  torch::Tensor fused;  // self-attention: the (B, T, 3D) projection whose thirds q, k, v are
 };
 
 QKV project(eLinearImpl& in_proj, const AttentionCall& call, int64_t embed) {
   const auto d = embed;
   if (call.query.is_same(call.key) && call.key.is_same(call.value)) {
-    // Self-attention: one fused matmul, then strided views of the three row blocks.
+    // Self-attention: one fused matmul, then strided views of the three row blocks (chunk, whose backward
+    // is one cat, where three narrows would each zero-fill a gradient of the whole projection).
     const auto qkv = call.input_affine ? in_proj.forward_after(call.query, *call.input_affine) : in_proj.forward(call.query);
-    return {qkv.narrow(-1, 0, d), qkv.narrow(-1, d, d), qkv.narrow(-1, 2 * d, d)};
+    const auto parts = qkv.chunk(3, -1);
+    return {parts[0], parts[1], parts[2], qkv};
   }
   if (call.input_affine) {
     // Cross-attention: apply the affine map to each distinct input, then project as usual.
@@ -169,9 +172,9 @@ QKV project(eLinearImpl& in_proj, const AttentionCall& call, int64_t embed) {
   out.q = F::linear(call.query, wq, bq);
   if (call.key.is_same(call.value)) {
     const auto [wkv, bkv] = rows(d, 2 * d);
-    const auto kv = F::linear(call.key, wkv, bkv);
-    out.k = kv.narrow(-1, 0, d);
-    out.v = kv.narrow(-1, d, d);
+    const auto kv = F::linear(call.key, wkv, bkv).chunk(2, -1);
+    out.k = kv[0];
+    out.v = kv[1];
   } else {
     const auto [wk, bk] = rows(d, d);
     const auto [wv, bv] = rows(2 * d, d);
@@ -189,17 +192,16 @@ QKV project_isotypic(eLinearImpl& in_proj, const AttentionCall& call) {
   auto rows_of = [&](const torch::Tensor& x, int64_t first, int64_t count) {
     return in_proj.forward_isotypic(x, call.input_affine, first * m, count * m).view({rows, count * m, -1});
   };
-  auto third = [&](const torch::Tensor& t, int64_t i) { return t.narrow(1, i * m, m); };
   if (call.query.is_same(call.key) && call.key.is_same(call.value)) {
-    const auto qkv = rows_of(call.query, 0, 3);
-    return {third(qkv, 0), third(qkv, 1), third(qkv, 2)};
+    const auto qkv = rows_of(call.query, 0, 3).chunk(3, 1);
+    return {qkv[0], qkv[1], qkv[2]};
   }
   QKV out;
   out.q = rows_of(call.query, 0, 1);
   if (call.key.is_same(call.value)) {
-    const auto kv = rows_of(call.key, 1, 2);
-    out.k = third(kv, 0);
-    out.v = third(kv, 1);
+    const auto kv = rows_of(call.key, 1, 2).chunk(2, 1);
+    out.k = kv[0];
+    out.v = kv[1];
   } else {
     out.k = rows_of(call.key, 1, 1);
     out.v = rows_of(call.value, 2, 1);
@@ -226,6 +228,17 @@ Heads project_heads(const std::string& module, eLinearImpl& in_proj, const Atten
     return h;
   }
   const auto qkv = project(in_proj, call, embed);
+#if TORCH_VERSION_MAJOR < 2
+  if (qkv.fused.defined()) {
+    // One copy into contiguous heads: the unfused attention's matmuls then take views of them, where strided
+    // heads made each matmul copy its operands, and its backward their gradients, again.
+    const auto heads = qkv.fused.view({s.batch, s.tgt_len, 3, s.heads, s.head_dim}).permute({2, 0, 3, 1, 4}).contiguous().unbind(0);
+    h.q = heads[0];
+    h.k = heads[1];
+    h.v = heads[2];
+    return h;
+  }
+#endif
   auto split = [&](const torch::Tensor& x) { return x.view({x.size(0), x.size(1), s.heads, s.head_dim}).transpose(1, 2); };
   h.q = split(qkv.q);
   h.k = split(qkv.k);

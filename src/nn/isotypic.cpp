@@ -72,7 +72,7 @@ IsotypicMap::IsotypicMap(const symm::linalg::HomBasis& basis, std::shared_ptr<co
     const auto& o0 = out_->blocks()[i];
     const auto* i0 = in_->block_of(o0.irrep);
     Group gr{0, o0.dim, o0.endo, i0 ? i0->copies : 0, o0.copies, i0 ? i0->chunk_offset * in_->chunks() : 0,
-             o0.chunk_offset, i0 == nullptr, int(master.size())};
+             o0.chunk_offset, i0 == nullptr, int(master.size()), -1};
     std::vector<int64_t> index;
     std::vector<torch::Tensor> extra;  // per irrep: its scale Ψ_0(0,0) (R type) or its Ψ (S, d, d)
     size_t j = i;
@@ -111,6 +111,20 @@ IsotypicMap::IsotypicMap(const symm::linalg::HomBasis& basis, std::shared_ptr<co
     i = j;
   }
   constants_ = Constants(std::move(master));
+  // One split of the input for all groups: under autograd its backward is one cat, where a narrow per
+  // group would zero-fill a gradient of the whole input each.
+  std::vector<Group*> by_row;
+  for (auto& gr : groups_)
+    if (!gr.zero) by_row.push_back(&gr);
+  std::sort(by_row.begin(), by_row.end(), [](const Group* a, const Group* b) { return a->in_row < b->in_row; });
+  int64_t row = 0;
+  for (auto* gr : by_row) {
+    if (gr->in_row > row) input_pieces_.push_back(gr->in_row - row);
+    gr->piece = int(input_pieces_.size());
+    input_pieces_.push_back(gr->count * gr->dim * gr->n_in);
+    row = gr->in_row + input_pieces_.back();
+  }
+  if (row < in_->size()) input_pieces_.push_back(in_->size() - row);
 }
 
 torch::Tensor IsotypicMap::forward(const torch::Tensor& z, const torch::Tensor& theta, const torch::Tensor& bias,
@@ -124,6 +138,7 @@ torch::Tensor IsotypicMap::forward(const torch::Tensor& z, const torch::Tensor& 
   torch::Tensor y = in_place ? torch::empty({out_->chunk_size() * kept, n}, z.options()) : torch::Tensor();
   int64_t row = 0;
   std::vector<torch::Tensor> parts;
+  const auto pieces = z.split_with_sizes(input_pieces_, 0);
   for (const auto& gr : groups_) {
     const int64_t mu = gr.n_out / m, n_out = mu * kept, rows = gr.count * gr.dim * n_out;
     const auto out = in_place ? y.narrow(0, row, rows) : torch::Tensor();
@@ -143,7 +158,7 @@ torch::Tensor IsotypicMap::forward(const torch::Tensor& z, const torch::Tensor& 
     auto index = c[gr.constant];  // (count, S, n_out, n_in)
     if (kept != m) index = index.view({gr.count, gr.endo, mu, m, gr.n_in}).narrow(3, chunk_begin, kept);
     auto w = theta.index_select(0, index.reshape({-1})).view({gr.count, gr.endo, n_out, gr.n_in});
-    const auto input = z.narrow(0, gr.in_row, gr.count * gr.dim * gr.n_in);
+    const auto& input = pieces[gr.piece];
     if (gr.endo == 1) {
       w = w * c[gr.constant + 1].view({gr.count, 1, 1, 1});
       if (gr.dim > 1) w = w.expand({gr.count, gr.dim, n_out, gr.n_in});

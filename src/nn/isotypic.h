@@ -52,9 +52,11 @@ class IsotypicMap {
     int64_t in_row, out_chunk_row;          // first input row; first output row inside a chunk
     bool zero;                               // no input copies: the output rows are zero
     int constant;                            // first of this group's constants (index, then scale or Ψ)
+    int piece;                               // its rows of the input among input_pieces_
   };
   std::shared_ptr<const IsotypicLayout> in_, out_;
   std::vector<Group> groups_;
+  std::vector<int64_t> input_pieces_;  // row counts that split the input into the groups' rows and the rest
   Constants constants_;
   int64_t multiply_adds_ = 0;
 };

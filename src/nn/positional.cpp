@@ -41,8 +41,11 @@ torch::Tensor RotaryAttentionImpl::rotate(const torch::Tensor& x, const torch::T
   const auto cos = theta.cos().to(x.scalar_type()).view(shape);
   const auto sin = theta.sin().to(x.scalar_type()).view(shape);
   const auto xv = isotypic ? x.view({b, h, l, n, c}) : x.view({b, h, l, c, n});
-  const auto paired = xv.narrow(axis, 0, 2 * pairs).unflatten(axis, {pairs, 2});
-  const auto u = paired.select(axis + 1, 0), v = paired.select(axis + 1, 1);
+  // unbind and whole-tensor views rather than select and narrow: their backward is one stack, not a
+  // zero-filled tensor per view.
+  const auto paired = (c % 2 == 0 ? xv : xv.narrow(axis, 0, 2 * pairs)).unflatten(axis, {pairs, 2}).unbind(axis + 1);
+  const auto& u = paired[0];
+  const auto& v = paired[1];
   auto rotated = torch::stack({u * cos - v * sin, u * sin + v * cos}, axis + 1).flatten(axis, axis + 1);
   if (c % 2 == 1) rotated = torch::cat({rotated, xv.narrow(axis, 2 * pairs, 1)}, axis);
   return rotated.reshape({b, h, l, c * n});

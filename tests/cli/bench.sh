@@ -4,9 +4,13 @@ set -u
 symm=$1
 fail() { echo "FAIL: $*"; exit 1; }
 
-out=$("$symm" bench --quick) || fail "symm bench --quick exited $?"
+out=$("$symm" bench --quick --threads 1) || fail "symm bench --quick --threads 1 exited $?"
 num='[0-9]+(\.[0-9]+)?'
 printf '%s\n' "$out" | head -n 1 | grep -qE 'allocator="[^"]+"' || fail "header names no allocator setting: $out"
+# --threads sizes OpenBLAS's own pool too when the program runs OpenBLAS (Debian's LibTorch does).
+threads='threads="torch=1"'
+if ldd "$symm" | grep -q openblas; then threads='threads="torch=1 openblas=1"'; fi
+printf '%s\n' "$out" | head -n 1 | grep -qF "$threads" || fail "header does not say $threads: $(printf '%s\n' "$out" | head -n 1)"
 lines=$(printf '%s\n' "$out" | grep -v '^#')
 [ "$(printf '%s\n' "$lines" | grep -cE " ratio_eval=$num ratio_train=$num ratio_eval_best=$num")" -eq 6 ] \
   || fail "expected 6 config lines with ratio_eval= ratio_train= ratio_eval_best=, got: $out"

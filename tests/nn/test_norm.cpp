@@ -285,6 +285,47 @@ TEST(RMSNorm, EqualsTheFormulaForTheTrivialGroup) {
   }
 }
 
+// eRMSNorm's normalisation has its own backward; its gradients, and second derivatives through
+// create_graph, must be those of the formula, on the tokens-last and the features-first (isotypic) layout.
+TEST(RMSNorm, GradientsAndSecondDerivativesEqualTheFormula) {
+  const auto rep = Representation::regular(make_group("D3")).copies(3);
+  const double eps = 1e-3;
+  eRMSNorm n(eRMSNormOptions(rep).eps(eps).equiv_affine(false));
+  eLinear lin(eLinearOptions(rep, rep));  // for the isotypic layout of rep
+  const auto& layout = lin->isotypic_in();
+  torch::manual_seed(21);
+  const auto w = torch::randn({5, rep.size()}, torch::kFloat64);  // a nonlinear loss: Σ w·y³
+  for (bool features_first : {false, true}) {
+    const int64_t dim = features_first ? 0 : -1;
+    auto x = torch::randn({5, rep.size()}, torch::kFloat64).mul(2).add(0.3);
+    if (features_first) x = x.t().contiguous();
+    x.requires_grad_(true);
+    const auto wx = features_first ? w.t() : w;
+    auto loss = [&](const torch::Tensor& y) { return (wx * y.pow(3)).sum(); };
+    const auto y = features_first ? n->normalise_isotypic(x, layout) : n->forward(x);
+    const auto y_ref = x / torch::sqrt(x.square().mean(dim, true) + eps);
+    EXPECT_LT((y - y_ref).abs().max().item<double>(), 1e-14);
+    const auto g = torch::autograd::grad({loss(y)}, {x}, {}, true, true)[0];
+    const auto g_ref = torch::autograd::grad({loss(y_ref)}, {x}, {}, true, true)[0];
+    EXPECT_LT((g - g_ref).abs().max().item<double>(), 1e-12) << "features_first=" << features_first;
+    // Second derivative along a direction v: d/dx (g·v).
+    const auto v = torch::randn_like(x);
+    const auto h = torch::autograd::grad({(g * v).sum()}, {x})[0];
+    const auto h_ref = torch::autograd::grad({(g_ref * v).sum()}, {x})[0];
+    EXPECT_GT(h_ref.abs().max().item<double>(), 1e-3);
+    EXPECT_LT((h - h_ref).abs().max().item<double>(), 1e-11) << "features_first=" << features_first;
+  }
+  // bfloat16 input: reduced in float, returned and differentiated in bfloat16.
+  const auto xb = (torch::randn({4, rep.size()}) * 3).to(torch::kBFloat16).requires_grad_(true);
+  const auto yb = n->forward(xb);
+  EXPECT_EQ(yb.scalar_type(), torch::kBFloat16);
+  yb.sum().backward();
+  EXPECT_EQ(xb.grad().scalar_type(), torch::kBFloat16);
+  const auto xf = xb.detach().to(torch::kFloat).requires_grad_(true);
+  (xf / torch::sqrt(xf.square().mean(-1, true) + eps)).sum().backward();
+  EXPECT_LT((xb.grad().to(torch::kFloat) - xf.grad()).abs().max().item<double>(), 0.05);
+}
+
 TEST(Norm, SaveLoadRoundTripGivesIdenticalOutputs) {
   const auto g = make_group("Q8");
   const auto rep = direct_sum(Representation::regular(g).copies(2), Representation::trivial(g));
