@@ -232,7 +232,7 @@ Heads project_heads(const std::string& module, eLinearImpl& in_proj, const Atten
   if (qkv.fused.defined()) {
     // One copy into contiguous heads: the unfused attention's matmuls then take views of them, where strided
     // heads made each matmul copy its operands, and its backward their gradients, again.
-    const auto heads = qkv.fused.view({s.batch, s.tgt_len, 3, s.heads, s.head_dim}).permute({2, 0, 3, 1, 4}).contiguous().unbind(0);
+    const auto heads = qkv.fused.reshape({s.batch, s.tgt_len, 3, s.heads, s.head_dim}).permute({2, 0, 3, 1, 4}).contiguous().unbind(0);
     h.q = heads[0];
     h.k = heads[1];
     h.v = heads[2];
