@@ -194,7 +194,7 @@ QKV project_isotypic(eLinearImpl& in_proj, const AttentionCall& call) {
   };
   if (call.query.is_same(call.key) && call.key.is_same(call.value)) {
     const auto qkv = rows_of(call.query, 0, 3).chunk(3, 1);
-    return {qkv[0], qkv[1], qkv[2]};
+    return {qkv[0], qkv[1], qkv[2], {}};
   }
   QKV out;
   out.q = rows_of(call.query, 0, 1);
