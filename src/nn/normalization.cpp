@@ -18,15 +18,15 @@ void check_rep_and_eps(const char* module, const Representation& rep, double eps
   TORCH_CHECK(eps > 0, module, ": eps must be positive, got ", eps);
 }
 
-// x / sqrt(mean(x², dim) + eps); the mean square is invariant because ρ is orthogonal. Its own backward,
-// dx = r·(g − y·mean(g·y)) with r = 1/sqrt(mean(x²) + eps) and y = x·r, makes three passes over x where
-// autograd through norm, square, rsqrt and mul made seven (2.9x faster at D=64 on the CPU; LibTorch 1.13
-// has no fused kernel). Reduced precision is reduced in float, as LibTorch's rms_norm does.
 torch::Tensor in_float_if_reduced(const torch::Tensor& x) {
   const auto t = x.scalar_type();
   return t == torch::kHalf || t == torch::kBFloat16 ? x.to(torch::kFloat) : x;
 }
 
+// x / sqrt(mean(x², dim) + eps); the mean square is invariant because ρ is orthogonal. Its own backward,
+// dx = r·(g − y·mean(g·y)) with r = 1/sqrt(mean(x²) + eps) and y = x·r, makes three passes over x where
+// autograd through norm, square, rsqrt and mul made seven (2.9x faster at D=64 on the CPU; LibTorch 1.13
+// has no fused kernel). Reduced precision is reduced in float, as LibTorch's rms_norm does.
 struct RMSNormalise : torch::autograd::Function<RMSNormalise> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, int64_t dim, double eps) {
     const auto xf = in_float_if_reduced(x);
