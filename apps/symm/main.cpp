@@ -1,30 +1,15 @@
 // symm: exact equivariance for finite groups, from the command line.
-#include <cstdlib>
 #include <iostream>
-
-#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <c10/util/Exception.h>
 
 #include "commands.h"
 #include "symm/allocator.h"
-
-namespace {
-
-// LibTorch's OpenMP workers spin while OpenBLAS's threads wait for the cores, which on a small machine
-// makes both 10-30x slower (bench/RESULTS.md). The OpenMP runtime reads its settings when it loads, so
-// the program sets a passive wait policy and starts itself again, unless the user chose one.
-void ensure_passive_openmp(char** argv) {
-  if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
-  setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
-  execv("/proc/self/exe", argv);  // returns only on failure: then run as we are
-}
-
-}  // namespace
+#include "symm/threads.h"
 
 int main(int argc, char** argv) {
-  ensure_passive_openmp(argv);
+  symm::restart_with_sleeping_idle_threads(argv);  // before any pool starts (README: "Threads")
   symm::configure_allocator();  // keeps large temporaries in the heap (README: "The allocator")
   CLI::App app{"symm: neural-network layers exactly equivariant to a finite group.\n"
                "Without a subcommand, runs the default job (see `symm train --help`)."};

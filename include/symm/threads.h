@@ -11,8 +11,17 @@ namespace symm {
 /// and returns thread_setting().
 std::string set_num_threads(int n);
 
-/// One-line description of the threads GEMMs and elementwise ops run on, e.g. "torch=1 openblas=1", or
-/// "torch=2" when no OpenBLAS is loaded.
+/// One-line description of the threads GEMMs and elementwise ops run on and how their idle workers wait,
+/// e.g. "torch=2 openblas=2 omp_wait=PASSIVE openblas_timeout=4", or "torch=2 omp_wait=default" when no
+/// OpenBLAS is loaded.
 std::string thread_setting();
+
+/// Makes idle pool workers sleep instead of spinning: OMP_WAIT_POLICY=PASSIVE for LibTorch's OpenMP pool
+/// and OPENBLAS_THREAD_TIMEOUT=4 for OpenBLAS's, each unless the environment already sets it. Two pools
+/// spinning against each other for the same cores cost both layers 10-30% on a 2-core machine
+/// (bench/RESULTS.md). Both runtimes read these only when they load, so when one was missing this sets it
+/// and starts the program again (execv of /proc/self/exe with argv): call it first in main, before any
+/// thread or state exists. Returns when nothing was missing, or when the restart failed.
+void restart_with_sleeping_idle_threads(char** argv);
 
 }  // namespace symm

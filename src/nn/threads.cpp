@@ -1,9 +1,12 @@
 #include "symm/threads.h"
 
+#include <cstdlib>
 #include <stdexcept>
+#include <utility>
 
 #include <ATen/Parallel.h>
 #include <dlfcn.h>
+#include <unistd.h>
 
 namespace symm {
 
@@ -15,6 +18,8 @@ using GetThreads = int (*)();
 
 SetThreads openblas_set() { return reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads")); }
 GetThreads openblas_get() { return reinterpret_cast<GetThreads>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads")); }
+// The OPENBLAS_THREAD_TIMEOUT OpenBLAS read when it loaded; 0 when unset (its default, 2^28 cycles of spinning).
+GetThreads openblas_timeout() { return reinterpret_cast<GetThreads>(dlsym(RTLD_DEFAULT, "openblas_thread_timeout")); }
 
 }  // namespace
 
@@ -28,7 +33,23 @@ std::string set_num_threads(int n) {
 std::string thread_setting() {
   std::string s = "torch=" + std::to_string(at::get_num_threads());
   if (const auto get = openblas_get()) s += " openblas=" + std::to_string(get());
+  const char* wait = std::getenv("OMP_WAIT_POLICY");
+  s += std::string(" omp_wait=") + (wait != nullptr ? wait : "default");
+  if (const auto timeout = openblas_timeout()) {
+    const int t = timeout();
+    s += " openblas_timeout=" + (t > 0 ? std::to_string(t) : std::string("default"));
+  }
   return s;
+}
+
+void restart_with_sleeping_idle_threads(char** argv) {
+  bool missing = false;
+  for (const auto& [name, value] : {std::pair{"OMP_WAIT_POLICY", "PASSIVE"}, std::pair{"OPENBLAS_THREAD_TIMEOUT", "4"}}) {
+    if (std::getenv(name) != nullptr) continue;
+    setenv(name, value, 1);
+    missing = true;
+  }
+  if (missing) execv("/proc/self/exe", argv);  // returns only on failure: then run as we are
 }
 
 }  // namespace symm

@@ -4,13 +4,20 @@ set -u
 symm=$1
 fail() { echo "FAIL: $*"; exit 1; }
 
-out=$("$symm" bench --quick --threads 1) || fail "symm bench --quick --threads 1 exited $?"
+# Started without the wait settings, the program restarts itself with idle workers that sleep.
+out=$(env -u OMP_WAIT_POLICY -u OPENBLAS_THREAD_TIMEOUT "$symm" bench --quick --threads 1) \
+  || fail "symm bench --quick --threads 1 exited $?"
 num='[0-9]+(\.[0-9]+)?'
 printf '%s\n' "$out" | head -n 1 | grep -qE 'allocator="[^"]+"' || fail "header names no allocator setting: $out"
 # --threads sizes OpenBLAS's own pool too when the program runs OpenBLAS (Debian's LibTorch does).
-threads='threads="torch=1"'
-if ldd "$symm" | grep -q openblas; then threads='threads="torch=1 openblas=1"'; fi
+threads='threads="torch=1 omp_wait=PASSIVE"'
+if ldd "$symm" | grep -q openblas; then threads='threads="torch=1 openblas=1 omp_wait=PASSIVE openblas_timeout=4"'; fi
 printf '%s\n' "$out" | head -n 1 | grep -qF "$threads" || fail "header does not say $threads: $(printf '%s\n' "$out" | head -n 1)"
+chosen=$(OMP_WAIT_POLICY=ACTIVE OPENBLAS_THREAD_TIMEOUT=9 "$symm" bench --quick --threads 1 | head -n 1)
+printf '%s\n' "$chosen" | grep -qE 'omp_wait=ACTIVE( |")' || fail "the user's OMP_WAIT_POLICY was not kept: $chosen"
+if ldd "$symm" | grep -q openblas; then
+  printf '%s\n' "$chosen" | grep -qF 'openblas_timeout=9"' || fail "the user's OPENBLAS_THREAD_TIMEOUT was not kept: $chosen"
+fi
 lines=$(printf '%s\n' "$out" | grep -v '^#')
 [ "$(printf '%s\n' "$lines" | grep -cE " ratio_eval=$num ratio_train=$num ratio_eval_best=$num")" -eq 6 ] \
   || fail "expected 6 config lines with ratio_eval= ratio_train= ratio_eval_best=, got: $out"
