@@ -9,7 +9,7 @@
 #include "symm/threads.h"
 
 int main(int argc, char** argv) {
-  symm::restart_with_sleeping_idle_threads(argv);  // before any pool starts (README: "Threads")
+  symm::restart_with_sleeping_idle_threads();  // before any pool starts (README: "Threads")
   symm::configure_allocator();  // keeps large temporaries in the heap (README: "The allocator")
   CLI::App app{"symm: neural-network layers exactly equivariant to a finite group.\n"
                "Without a subcommand, runs the default job (see `symm train --help`)."};

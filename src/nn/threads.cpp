@@ -1,8 +1,10 @@
 #include "symm/threads.h"
 
 #include <cstdlib>
+#include <fstream>
 #include <stdexcept>
 #include <utility>
+#include <vector>
 
 #include <ATen/Parallel.h>
 #include <dlfcn.h>
@@ -42,14 +44,23 @@ std::string thread_setting() {
   return s;
 }
 
-void restart_with_sleeping_idle_threads(char** argv) {
+void restart_with_sleeping_idle_threads() {
   bool missing = false;
-  for (const auto& [name, value] : {std::pair{"OMP_WAIT_POLICY", "PASSIVE"}, std::pair{"OPENBLAS_THREAD_TIMEOUT", "4"}}) {
+  for (const auto& [name, value] : {std::pair{"OMP_WAIT_POLICY", "PASSIVE"}, std::pair{"OPENBLAS_THREAD_TIMEOUT", "20"}}) {
     if (std::getenv(name) != nullptr) continue;
     setenv(name, value, 1);
     missing = true;
   }
-  if (missing) execv("/proc/self/exe", argv);  // returns only on failure: then run as we are
+  if (!missing) return;
+  // The same arguments, from the kernel's copy of them.
+  std::ifstream file("/proc/self/cmdline", std::ios::binary);
+  std::vector<std::string> args;
+  for (std::string arg; std::getline(file, arg, '\0');) args.push_back(arg);
+  if (args.empty()) return;
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  execv("/proc/self/exe", argv.data());  // returns only on failure: then run as we are
 }
 
 }  // namespace symm

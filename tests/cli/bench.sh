@@ -11,7 +11,7 @@ num='[0-9]+(\.[0-9]+)?'
 printf '%s\n' "$out" | head -n 1 | grep -qE 'allocator="[^"]+"' || fail "header names no allocator setting: $out"
 # --threads sizes OpenBLAS's own pool too when the program runs OpenBLAS (Debian's LibTorch does).
 threads='threads="torch=1 omp_wait=PASSIVE"'
-if ldd "$symm" | grep -q openblas; then threads='threads="torch=1 openblas=1 omp_wait=PASSIVE openblas_timeout=4"'; fi
+if ldd "$symm" | grep -q openblas; then threads='threads="torch=1 openblas=1 omp_wait=PASSIVE openblas_timeout=20"'; fi
 printf '%s\n' "$out" | head -n 1 | grep -qF "$threads" || fail "header does not say $threads: $(printf '%s\n' "$out" | head -n 1)"
 chosen=$(OMP_WAIT_POLICY=ACTIVE OPENBLAS_THREAD_TIMEOUT=9 "$symm" bench --quick --threads 1 | head -n 1)
 printf '%s\n' "$chosen" | grep -qE 'omp_wait=ACTIVE( |")' || fail "the user's OMP_WAIT_POLICY was not kept: $chosen"
