@@ -111,7 +111,8 @@ class eLinearImpl : public torch::nn::Cloneable<eLinearImpl>, public eModule {
   // Both representations are copies of one small block each, side by side (regular copies in the
   // permutation basis, for instance): the (s_out, s_in) tile of W for each copy pair is then φ·E with
   // φ = θ[index] (r coefficients per pair) and E (r, s_out·s_in) the same for every pair. One gather, one
-  // (m_out·m_in, r)·(r, s_out·s_in) matmul and one permute: D_out·D_in·r multiply-adds instead of D_out·D_in².
+  // (m_out·m_in, r)·(r, s_out·s_in) matmul and one permute (loops over the tiles when they are tiny):
+  // D_out·D_in·r multiply-adds instead of D_out·D_in².
   struct Tiles { int64_t m_out = 0, m_in = 0, s_out = 0, s_in = 0, r = 0; torch::Tensor index; bool identity = false; };
   Tiles tiles_;
   bool use_tiles_ = false;
