@@ -16,11 +16,10 @@ std::string set_num_threads(int n);
 /// OpenBLAS is loaded.
 std::string thread_setting();
 
-/// Keeps idle pool workers from spinning: OMP_WAIT_POLICY=PASSIVE for LibTorch's OpenMP pool, and
-/// OPENBLAS_THREAD_TIMEOUT=20 (OpenBLAS's workers yield for 2^20 cycles, about 0.3 ms, then sleep, where
-/// OpenBLAS's default is 2^28) for OpenBLAS's, each unless the environment already sets it. Two pools
-/// spinning against each other for the same cores cost both layers 5-30% on a 2-core machine
-/// (bench/RESULTS.md). Both runtimes read these only when they load, so when one was missing this sets it
+/// Bounds how long idle pool workers spin: OMP_WAIT_POLICY=PASSIVE for LibTorch's OpenMP pool, and
+/// OPENBLAS_THREAD_TIMEOUT=20 for OpenBLAS's (its workers yield for 2^20 cycles, about 0.3 ms, then sleep,
+/// where OpenBLAS's default is 2^28), each unless the environment already sets it. Two pools spinning
+/// against each other for the same cores slowed both layers on a 2-core machine (bench/RESULTS.md). Both runtimes read these only when they load, so when one was missing this sets it
 /// and starts the program again with the same arguments (execv of /proc/self/exe): call it first in main,
 /// before any thread or state exists. Returns when nothing was missing, or when the restart failed.
 void restart_with_sleeping_idle_threads();

@@ -88,7 +88,7 @@ struct TileSynthesis : torch::autograd::Function<TileSynthesis> {
     const TileShape t = tile_shape(ctx);
     if (torch::GradMode::is_enabled()) {
       // create_graph: the same adjoint through differentiable ops, so higher derivatives stay exact.
-      const auto dw = grads[0].view({t.m_out, t.s_out, t.m_in, t.s_in}).permute({0, 2, 1, 3});
+      const auto dw = grads[0].reshape({t.m_out, t.s_out, t.m_in, t.s_in}).permute({0, 2, 1, 3});
       return {torch::mm(dw.reshape({t.m_out * t.m_in, t.s_out * t.s_in}), e.t()), {}, {}};
     }
     const auto dw = grads[0].contiguous();
