@@ -220,7 +220,16 @@ Heads project_heads(const std::string& module, eLinearImpl& in_proj, const Atten
     const int64_t rows = in_proj.isotypic_out().chunk_size(), per_head = s.head_dim / rows;
     // (rows, [H, copies], [B, L]) → (B, H, L, [rows, copies]): each head's whole copies.
     auto split = [&](const torch::Tensor& t, int64_t length) {
-      return t.view({rows, s.heads, per_head, s.batch, length}).permute({3, 1, 4, 0, 2}).reshape({s.batch, s.heads, length, s.head_dim});
+      const auto heads = t.view({rows, s.heads, per_head, s.batch, length});
+#if TORCH_VERSION_MAJOR < 2
+      // Stored as (B, H, head_dim, L), so that the copy moves runs of L tokens where the other order fetched
+      // every element from another row (O m=16 eval: 8% faster); the unfused attention's matmuls take the
+      // transposed heads as they are.
+      return heads.permute({3, 1, 0, 2, 4}).contiguous().view({s.batch, s.heads, s.head_dim, length}).transpose(2, 3);
+#else
+      // The fused kernel wants head_dim contiguous.
+      return heads.permute({3, 1, 4, 0, 2}).reshape({s.batch, s.heads, length, s.head_dim});
+#endif
     };
     h.q = split(qkv.q, s.tgt_len);
     h.k = split(qkv.k, s.src_len);
@@ -305,7 +314,11 @@ std::tuple<torch::Tensor, torch::Tensor> scaled_dot_product(const torch::Tensor&
   if (mask.defined()) logits.add_(mask.to(logits.scalar_type()));
   auto weights = torch::softmax(logits, -1);
   if (p > 0) weights = torch::dropout(weights, p, true);
-  const auto out = torch::matmul(weights, v);
+  // Heads stored transposed (the isotypic layout's) give the output stored so too: project_out's copy then
+  // moves runs of tokens.
+  const bool transposed = v.stride(-2) == 1 && v.size(-1) > 1;
+  const auto out = transposed ? torch::matmul(v.transpose(-2, -1), weights.transpose(-2, -1)).transpose(-2, -1)
+                              : torch::matmul(weights, v);
   if (!need_weights) return {out, torch::Tensor()};
   // As torch: sum over heads divided by their number.
   if (average_attn_weights) weights = weights.sum(1) / static_cast<double>(s.heads);
