@@ -53,7 +53,8 @@ CallShape check_call(const std::string& module, const AttentionCall& call, int64
 
 /// Q, K and V of a call split into heads, (B, H, L, head_dim). In the isotypic layout
 /// (AttentionCall::isotypic_batch) a head's coordinates go (row of a regular copy, copy) instead of (copy,
-/// component): the same dot products, since the rows of a copy are an orthonormal basis of it.
+/// component): the same dot products, since the rows of a copy are an orthonormal basis of it. There, with
+/// LibTorch 1.x, they are transposed views of (B, H, head_dim, L) tensors.
 struct Heads {
   CallShape shape;
   torch::Tensor q, k, v;
@@ -83,8 +84,8 @@ torch::Tensor add_masks(const torch::Tensor& a, const torch::Tensor& b);
 /// torch::nn::MultiheadAttention, NaN weights and a NaN output: we keep torch's behaviour for parity rather
 /// than invent a value. With LibTorch >= 2 and need_weights false the fused at::scaled_dot_product_attention
 /// runs instead (as in torch's own MultiheadAttention then); from 2.5 its math kernel gives such rows zeros.
-/// Returns (output (B, H, T, head_dim), weights (B, T, S) averaged over heads or (B, H, T, S), or
-/// undefined unless need_weights).
+/// Returns (output (B, H, T, head_dim), stored transposed when v is; weights (B, T, S) averaged over heads or
+/// (B, H, T, S), or undefined unless need_weights).
 std::tuple<torch::Tensor, torch::Tensor> scaled_dot_product(const torch::Tensor& q, const torch::Tensor& k,
                                                             const torch::Tensor& v, const torch::Tensor& mask,
                                                             const torch::Tensor& causal_cache, const CallShape& shape,
