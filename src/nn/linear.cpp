@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 #include <ATen/Dispatch.h>
@@ -24,19 +25,25 @@ struct TileShape { int64_t m_out, m_in, s_out, s_in, r; };
 // the C2 m=32 encoder layer 1.4-2% less time (bench/RESULTS.md).
 constexpr int64_t kLoopTile = 64;
 
-// W[(i,a),(j,c)] = Σ_k φ[(i,j),k] E[k,(a,c)]
-template <typename T>
+// W[(i,a),(j,c)] = Σ_k φ[(i,j),k] E[k,(a,c)]. Row a of E sits in a local array (at most kLoopTile values),
+// and S_IN, R > 0 fix s_in and r at compile time, so that the inner loops unroll: 4-5x faster than the loops
+// over run-time sizes that read E in the innermost loop (bench/RESULTS.md).
+template <typename T, int S_IN, int R>
 void tiles_to_weight(const T* phi, const T* e, T* w, const TileShape& t) {
-  const int64_t tile = t.s_out * t.s_in, row = t.m_in * t.s_in;
-  for (int64_t i = 0; i < t.m_out; ++i) {
-    for (int64_t a = 0; a < t.s_out; ++a) {
+  const int64_t s_in = S_IN > 0 ? S_IN : t.s_in, r = R > 0 ? R : t.r;
+  const int64_t tile = t.s_out * s_in, row = t.m_in * s_in;
+  T ea[kLoopTile];  // E[k, (a, c)] for one a, as (k, c)
+  for (int64_t a = 0; a < t.s_out; ++a) {
+    for (int64_t k = 0; k < r; ++k)
+      for (int64_t c = 0; c < s_in; ++c) ea[k * s_in + c] = e[k * tile + a * s_in + c];
+    for (int64_t i = 0; i < t.m_out; ++i) {
       T* out = w + (i * t.s_out + a) * row;
-      for (int64_t j = 0; j < t.m_in; ++j) {
-        const T* p = phi + (i * t.m_in + j) * t.r;
-        for (int64_t c = 0; c < t.s_in; ++c) {
+      const T* p = phi + i * t.m_in * r;
+      for (int64_t j = 0; j < t.m_in; ++j, p += r, out += s_in) {
+        for (int64_t c = 0; c < s_in; ++c) {
           T sum = 0;
-          for (int64_t k = 0; k < t.r; ++k) sum += p[k] * e[k * tile + a * t.s_in + c];
-          out[j * t.s_in + c] = sum;
+          for (int64_t k = 0; k < r; ++k) sum += p[k] * ea[k * s_in + c];
+          out[c] = sum;
         }
       }
     }
@@ -44,22 +51,41 @@ void tiles_to_weight(const T* phi, const T* e, T* w, const TileShape& t) {
 }
 
 // The adjoint: dφ[(i,j),k] = Σ_{a,c} dW[(i,a),(j,c)] E[k,(a,c)]
-template <typename T>
+template <typename T, int S_IN, int R>
 void weight_to_tiles(const T* dw, const T* e, T* dphi, const TileShape& t) {
-  const int64_t tile = t.s_out * t.s_in, row = t.m_in * t.s_in;
-  std::fill(dphi, dphi + t.m_out * t.m_in * t.r, T(0));
-  for (int64_t i = 0; i < t.m_out; ++i) {
-    for (int64_t a = 0; a < t.s_out; ++a) {
+  const int64_t s_in = S_IN > 0 ? S_IN : t.s_in, r = R > 0 ? R : t.r;
+  const int64_t tile = t.s_out * s_in, row = t.m_in * s_in;
+  T ea[kLoopTile];
+  std::fill(dphi, dphi + t.m_out * t.m_in * r, T(0));
+  for (int64_t a = 0; a < t.s_out; ++a) {
+    for (int64_t k = 0; k < r; ++k)
+      for (int64_t c = 0; c < s_in; ++c) ea[k * s_in + c] = e[k * tile + a * s_in + c];
+    for (int64_t i = 0; i < t.m_out; ++i) {
       const T* g = dw + (i * t.s_out + a) * row;
-      for (int64_t j = 0; j < t.m_in; ++j) {
-        T* q = dphi + (i * t.m_in + j) * t.r;
-        for (int64_t c = 0; c < t.s_in; ++c) {
-          const T v = g[j * t.s_in + c];
-          for (int64_t k = 0; k < t.r; ++k) q[k] += v * e[k * tile + a * t.s_in + c];
+      T* q = dphi + i * t.m_in * r;
+      for (int64_t j = 0; j < t.m_in; ++j, q += r, g += s_in) {
+        for (int64_t k = 0; k < r; ++k) {
+          T sum = 0;
+          for (int64_t c = 0; c < s_in; ++c) sum += g[c] * ea[k * s_in + c];
+          q[k] += sum;
         }
       }
     }
   }
+}
+
+// One of the loops above, with the sizes of regular copies of C2, C3 and C4 fixed at compile time.
+template <typename T>
+void tile_loops(bool adjoint, const T* in, const T* e, T* out, const TileShape& t) {
+  auto run = [&](auto size) {
+    constexpr int n = decltype(size)::value;
+    adjoint ? weight_to_tiles<T, n, n>(in, e, out, t) : tiles_to_weight<T, n, n>(in, e, out, t);
+  };
+  const int64_t n = t.s_in == t.r ? t.r : 0;
+  if (n == 2) run(std::integral_constant<int, 2>{});
+  else if (n == 3) run(std::integral_constant<int, 3>{});
+  else if (n == 4) run(std::integral_constant<int, 4>{});
+  else run(std::integral_constant<int, 0>{});
 }
 
 TileShape tile_shape(const torch::autograd::AutogradContext* ctx) {
@@ -78,7 +104,7 @@ struct TileSynthesis : torch::autograd::Function<TileSynthesis> {
     const auto p = phi.contiguous();
     const auto ec = e.contiguous();
     AT_DISPATCH_FLOATING_TYPES(phi.scalar_type(), "TileSynthesis", [&] {
-      tiles_to_weight(p.data_ptr<scalar_t>(), ec.data_ptr<scalar_t>(), w.data_ptr<scalar_t>(), t);
+      tile_loops(false, p.data_ptr<scalar_t>(), ec.data_ptr<scalar_t>(), w.data_ptr<scalar_t>(), t);
     });
     return w;
   }
@@ -95,7 +121,7 @@ struct TileSynthesis : torch::autograd::Function<TileSynthesis> {
     const auto ec = e.contiguous();
     auto dphi = torch::empty({t.m_out * t.m_in, t.r}, dw.options());
     AT_DISPATCH_FLOATING_TYPES(dw.scalar_type(), "TileSynthesis", [&] {
-      weight_to_tiles(dw.data_ptr<scalar_t>(), ec.data_ptr<scalar_t>(), dphi.data_ptr<scalar_t>(), t);
+      tile_loops(true, dw.data_ptr<scalar_t>(), ec.data_ptr<scalar_t>(), dphi.data_ptr<scalar_t>(), t);
     });
     return {dphi, {}, {}};
   }
