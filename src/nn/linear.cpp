@@ -21,13 +21,13 @@ struct TileShape { int64_t m_out, m_in, s_out, s_in, r; };
 
 // Up to this many multiply-adds per tile, loops over the tiles beat a matmul: C2's 2x2 tiles (r = 2) made
 // the (m_out·m_in, 2)·(2, 4) matmul and the permute into W's layout take 55 µs for a 256x64 weight, as much
-// again backward, over five autograd nodes; the loops take a few µs in one node, and a training step of
-// the C2 m=32 encoder layer 1.4-2% less time (bench/RESULTS.md).
+// again backward, over five autograd nodes; the loops below take one node, and 23 µs for the 192x64 in_proj
+// of C2 m=32 (bench/RESULTS.md).
 constexpr int64_t kLoopTile = 64;
 
 // W[(i,a),(j,c)] = Σ_k φ[(i,j),k] E[k,(a,c)]. Row a of E sits in a local array (at most kLoopTile values),
-// and S_IN, R > 0 fix s_in and r at compile time, so that the inner loops unroll: 4-5x faster than the loops
-// over run-time sizes that read E in the innermost loop (bench/RESULTS.md).
+// and S_IN, R > 0 fix s_in and r at compile time, so that the inner loops unroll: 2.5-4x faster than loops
+// over run-time sizes that read E in the innermost loop.
 template <typename T, int S_IN, int R>
 void tiles_to_weight(const T* phi, const T* e, T* w, const TileShape& t) {
   const int64_t s_in = S_IN > 0 ? S_IN : t.s_in, r = R > 0 ? R : t.r;
