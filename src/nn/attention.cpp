@@ -3,6 +3,9 @@
 #include <cmath>
 #include <limits>
 
+#include <ATen/Parallel.h>
+#include <ATen/ThreadLocalState.h>
+
 #include "attention_core.h"
 #include "isotypic_layout.h"
 
@@ -292,6 +295,52 @@ torch::Tensor additive_mask(const AttentionCall& call, const CallShape& s, const
   return mask;
 }
 
+namespace {
+
+// OpenBLAS (Debian's LibTorch) runs a GEMM of at most 2^18 multiply-adds on the thread that calls it.
+constexpr int64_t kSingleThreadedGemm = int64_t(1) << 18;
+
+/// Whether the (batch, head) pairs may run side by side on LibTorch's threads: an inference call on the CPU
+/// with more than one thread, whose per-head products are small enough for BLAS to run each on its caller
+/// (larger ones get BLAS's own threads, and two callers' pools would fight over the cores).
+bool heads_in_parallel(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, double p) {
+  auto needs_grad = [](const torch::Tensor& t) { return torch::GradMode::is_enabled() && t.requires_grad(); };
+  if (!q.device().is_cpu() || p > 0 || needs_grad(q) || needs_grad(k) || needs_grad(v)) return false;
+  if (at::get_num_threads() < 2 || at::in_parallel_region() || q.size(0) * q.size(1) < 2) return false;
+  return q.size(2) * k.size(2) * q.size(3) <= kSingleThreadedGemm;
+}
+
+/// softmax(q kᵀ·scale + mask) v with each thread taking a range of (batch, head) pairs. A bmm over all pairs
+/// is one serial loop of small GEMMs: at O m=16 (64 pairs of 32×96) it kept one of two cores idle.
+/// Returns (output, weights (B·H, T, S)); the output is stored transposed when v is.
+std::pair<torch::Tensor, torch::Tensor> attend_heads_in_parallel(const torch::Tensor& q, const torch::Tensor& k,
+                                                                 const torch::Tensor& v, const torch::Tensor& mask,
+                                                                 double scale) {
+  const int64_t b = q.size(0), h = q.size(1), t = q.size(2), s = k.size(2), d = q.size(3), d_v = v.size(3);
+  const auto q3 = q.reshape({b * h, t, d}), k3 = k.reshape({b * h, s, d}), v3 = v.reshape({b * h, s, d_v});
+  const auto m3 = mask.defined() ? mask.to(q.scalar_type()).expand({b, h, t, s}).reshape({b * h, t, s}) : torch::Tensor();
+  const bool transposed = v.stride(-2) == 1 && d_v > 1;
+  // Stored transposed, the output is written as vᵀ wᵀ, as the serial path does.
+  const auto out = transposed ? torch::empty({b, h, d_v, t}, q.options()) : torch::empty({b, h, t, d_v}, q.options());
+  const auto out3 = out.view({b * h, out.size(2), out.size(3)});
+  const auto weights = torch::empty({b * h, t, s}, q.options());
+  const at::ThreadLocalState state;  // grad mode, autocast and the rest, for the worker threads
+  at::parallel_for(0, b * h, 1, [&](int64_t begin, int64_t end) {
+    at::ThreadLocalStateGuard guard(state);
+    auto slice = [&](const torch::Tensor& x) { return x.slice(0, begin, end); };
+    const auto logits = m3.defined() ? torch::baddbmm(slice(m3), slice(q3), slice(k3).transpose(1, 2), 1.0, scale)
+                                     : torch::bmm(slice(q3), slice(k3).transpose(1, 2)).mul_(scale);
+    auto w = slice(weights);
+    at::_softmax_out(w, logits, -1, false);
+    auto o = slice(out3);
+    if (transposed) torch::bmm_out(o, slice(v3).transpose(1, 2), w.transpose(1, 2));
+    else torch::bmm_out(o, w, slice(v3));
+  });
+  return {transposed ? out.transpose(-2, -1) : out, weights.view({b, h, t, s})};
+}
+
+}  // namespace
+
 std::tuple<torch::Tensor, torch::Tensor> scaled_dot_product(const torch::Tensor& q, const torch::Tensor& k,
                                                             const torch::Tensor& v, const torch::Tensor& mask,
                                                             const torch::Tensor& causal_cache, const CallShape& s,
@@ -310,6 +359,11 @@ std::tuple<torch::Tensor, torch::Tensor> scaled_dot_product(const torch::Tensor&
   }
 #endif
   const double scale = 1.0 / std::sqrt(static_cast<double>(s.head_dim));
+  if (heads_in_parallel(q, k, v, p)) {
+    auto [out, weights] = attend_heads_in_parallel(q, k, v, mask, scale);
+    if (!need_weights) return {out, torch::Tensor()};
+    return {out, average_attn_weights ? weights.sum(1) / static_cast<double>(s.heads) : weights};
+  }
   auto logits = torch::matmul(q * scale, k.transpose(-2, -1));  // (B, H, T, S), fresh: safe to add in place
   if (mask.defined()) logits.add_(mask.to(logits.scalar_type()));
   auto weights = torch::softmax(logits, -1);

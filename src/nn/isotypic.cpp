@@ -127,47 +127,63 @@ IsotypicMap::IsotypicMap(const symm::linalg::HomBasis& basis, std::shared_ptr<co
   if (row < in_->size()) input_pieces_.push_back(in_->size() - row);
 }
 
-torch::Tensor IsotypicMap::forward(const torch::Tensor& z, const torch::Tensor& theta, const torch::Tensor& bias,
-                                   int64_t chunk_begin, int64_t chunk_count) const {
+std::vector<torch::Tensor> IsotypicMap::operands(const torch::Tensor& theta, const torch::Tensor& bias,
+                                                 int64_t chunk_begin, int64_t chunk_count) const {
   const auto& c = constants_.get(theta);
-  const int64_t n = z.size(1), m = out_->chunks();
+  const int64_t m = out_->chunks();
   const int64_t kept = chunk_count < 0 ? m : chunk_count;
-  // Without autograd every group writes its rows of one output in place; with it, the groups are
-  // concatenated (whose backward is a free split).
-  const bool in_place = !torch::GradMode::is_enabled() || !(z.requires_grad() || theta.requires_grad() || (bias.defined() && bias.requires_grad()));
-  torch::Tensor y = in_place ? torch::empty({out_->chunk_size() * kept, n}, z.options()) : torch::Tensor();
-  int64_t row = 0;
-  std::vector<torch::Tensor> parts;
-  const auto pieces = z.split_with_sizes(input_pieces_, 0);
+  std::vector<torch::Tensor> ops;
   for (const auto& gr : groups_) {
     const int64_t mu = gr.n_out / m, n_out = mu * kept, rows = gr.count * gr.dim * n_out;
-    const auto out = in_place ? y.narrow(0, row, rows) : torch::Tensor();
-    row += rows;
     const int64_t batch = gr.endo == 1 ? gr.count * gr.dim : gr.count;
-    torch::Tensor b;  // (batch, rows / batch, 1), the bias of the kept chunks
+    torch::Tensor w, b;  // b: (batch, rows / batch, 1), the bias of the kept chunks
     if (bias.defined()) {
       b = bias.view({out_->chunk_size(), m}).narrow(1, chunk_begin, kept).narrow(0, gr.out_chunk_row, gr.count * gr.dim * mu);
       b = b.reshape({batch, rows / batch, 1});
     }
+    if (!gr.zero) {
+      auto index = c[gr.constant];  // (count, S, n_out, n_in)
+      if (kept != m) index = index.view({gr.count, gr.endo, mu, m, gr.n_in}).narrow(3, chunk_begin, kept);
+      w = theta.index_select(0, index.reshape({-1})).view({gr.count, gr.endo, n_out, gr.n_in});
+      if (gr.endo == 1) {
+        w = w * c[gr.constant + 1].view({gr.count, 1, 1, 1});
+        if (gr.dim > 1) w = w.expand({gr.count, gr.dim, n_out, gr.n_in});
+        w = w.reshape({batch, n_out, gr.n_in});
+      } else {
+        // Σ_s Ψ_s ⊗ Θ_s, rows (component, copy), columns (component, copy).
+        w = torch::einsum("ksoi,ksab->kaobi", {w, c[gr.constant + 1]}).reshape({batch, gr.dim * n_out, gr.dim * gr.n_in});
+      }
+    }
+    ops.push_back(w);
+    ops.push_back(b);
+  }
+  return ops;
+}
+
+torch::Tensor IsotypicMap::forward(const torch::Tensor& z, const std::vector<torch::Tensor>& ops, int64_t chunk_count) const {
+  const int64_t n = z.size(1), kept = chunk_count < 0 ? out_->chunks() : chunk_count;
+  // Without autograd every group writes its rows of one output in place; with it, the groups are
+  // concatenated (whose backward is a free split).
+  auto needs_grad = [](const torch::Tensor& t) { return torch::GradMode::is_enabled() && t.defined() && t.requires_grad(); };
+  const bool in_place = !needs_grad(z) && std::none_of(ops.begin(), ops.end(), needs_grad);
+  torch::Tensor y = in_place ? torch::empty({out_->chunk_size() * kept, n}, z.options()) : torch::Tensor();
+  int64_t row = 0;
+  std::vector<torch::Tensor> parts;
+  const auto pieces = z.split_with_sizes(input_pieces_, 0);
+  for (size_t i = 0; i < groups_.size(); ++i) {
+    const auto& gr = groups_[i];
+    const auto &w = ops[2 * i], &b = ops[2 * i + 1];
+    const int64_t rows = gr.count * gr.dim * (gr.n_out / out_->chunks()) * kept;
+    const auto out = in_place ? y.narrow(0, row, rows) : torch::Tensor();
+    row += rows;
     if (gr.zero) {
       const auto b_rows = b.defined() ? b.view({rows, 1}) : torch::zeros({rows, 1}, z.options());
       if (in_place) out.copy_(b_rows.expand({rows, n}));
       else parts.push_back(b_rows.expand({rows, n}).contiguous());
       continue;
     }
-    auto index = c[gr.constant];  // (count, S, n_out, n_in)
-    if (kept != m) index = index.view({gr.count, gr.endo, mu, m, gr.n_in}).narrow(3, chunk_begin, kept);
-    auto w = theta.index_select(0, index.reshape({-1})).view({gr.count, gr.endo, n_out, gr.n_in});
-    const auto& input = pieces[gr.piece];
-    if (gr.endo == 1) {
-      w = w * c[gr.constant + 1].view({gr.count, 1, 1, 1});
-      if (gr.dim > 1) w = w.expand({gr.count, gr.dim, n_out, gr.n_in});
-      w = w.reshape({batch, n_out, gr.n_in});
-    } else {
-      // Σ_s Ψ_s ⊗ Θ_s, rows (component, copy), columns (component, copy).
-      w = torch::einsum("ksoi,ksab->kaobi", {w, c[gr.constant + 1]}).reshape({batch, gr.dim * n_out, gr.dim * gr.n_in});
-    }
-    const auto x = input.view({batch, w.size(2), n});
+    const int64_t batch = w.size(0);
+    const auto x = pieces[gr.piece].view({batch, w.size(2), n});
     if (in_place) {
       auto o = out.view({batch, w.size(1), n});
       if (b.defined()) torch::baddbmm_out(o, b, w, x);
@@ -178,6 +194,11 @@ torch::Tensor IsotypicMap::forward(const torch::Tensor& z, const torch::Tensor& 
   }
   if (in_place) return y;
   return parts.size() == 1 ? parts[0] : torch::cat(parts, 0);
+}
+
+torch::Tensor IsotypicMap::forward(const torch::Tensor& z, const torch::Tensor& theta, const torch::Tensor& bias,
+                                   int64_t chunk_begin, int64_t chunk_count) const {
+  return forward(z, operands(theta, bias, chunk_begin, chunk_count), chunk_count);
 }
 
 }  // namespace symm::nn::detail

@@ -40,6 +40,13 @@ class IsotypicMap {
   /// output chunks [chunk_begin, chunk_begin + chunk_count): rows of the layout of that many chunks.
   torch::Tensor forward(const torch::Tensor& z, const torch::Tensor& theta, const torch::Tensor& bias,
                         int64_t chunk_begin = 0, int64_t chunk_count = -1) const;
+  /// What forward multiplies by, made from the coefficients and the bias once (an eval forward caches it):
+  /// per group its weight (batch, rows, columns), undefined for a group without input copies, and its bias
+  /// (batch, rows, 1) or undefined.
+  std::vector<torch::Tensor> operands(const torch::Tensor& theta, const torch::Tensor& bias, int64_t chunk_begin = 0,
+                                      int64_t chunk_count = -1) const;
+  /// forward with the operands of the same chunk range.
+  torch::Tensor forward(const torch::Tensor& z, const std::vector<torch::Tensor>& operands, int64_t chunk_count = -1) const;
 
   /// Multiply-adds per token of forward (the block products; basis changes are the layouts').
   int64_t multiply_adds() const { return multiply_adds_; }

@@ -52,7 +52,8 @@ EvalCache& EvalCache::operator=(const EvalCache&) {
 
 void EvalCache::clear() {
   std::lock_guard<std::mutex> lock(mutex_);
-  value_ = torch::Tensor();
+  values_.clear();
+  filled_ = false;
   keys_.clear();
 }
 

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <limits>
+#include <optional>
 
 #include "symm/group/named.h"
 #include "symm/nn/attention.h"
@@ -182,18 +183,30 @@ TEST(Attention, ParityWithTorchMultiheadAttentionForTheTrivialGroup) {
     torch::Tensor ours_mask, torch_mask, padding;
     bool causal;
   };
-  for (const auto& c : std::vector<Case>{{"none", {}, {}, {}, false},
-                                         {"causal", {}, causal, {}, true},
-                                         {"bool padding", {}, {}, padding, false},
-                                         {"float attn_mask", float_mask, float_mask, {}, false},
-                                         {"bool attn_mask", bool_mask, torch::zeros({kT, kT}).masked_fill(bool_mask, -kInf), padding, false}}) {
-    for (bool average : {true, false}) {
-      const auto [y, w] = attn->forward(x, x, x, c.padding, true, c.ours_mask, average, c.causal);
-      const auto [y_ref, w_ref] = ref->forward(sf(x), sf(x), sf(x), c.padding, true, c.torch_mask, average);
-      EXPECT_TRUE(torch::allclose(y, sf(y_ref), 1e-5, 1e-6)) << c.name << " max diff " << (y - sf(y_ref)).abs().max().item<double>();
-      EXPECT_TRUE(torch::allclose(w, w_ref, 1e-5, 1e-6)) << c.name << " weights";
+  const std::vector<Case> cases = {{"none", {}, {}, {}, false},
+                                    {"causal", {}, causal, {}, true},
+                                    {"bool padding", {}, {}, padding, false},
+                                    {"float attn_mask", float_mask, float_mask, {}, false},
+                                    {"bool attn_mask", bool_mask, torch::zeros({kT, kT}).masked_fill(bool_mask, -kInf), padding, false}};
+  // Training runs the heads' products as one bmm; inference on two threads splits the heads between them.
+  const int threads = torch::get_num_threads();
+  for (bool inference : {false, true}) {
+    attn->train(!inference);
+    torch::set_num_threads(inference ? 2 : threads);
+    std::optional<torch::NoGradGuard> no_grad;
+    if (inference) no_grad.emplace();
+    for (const auto& c : cases) {
+      for (bool average : {true, false}) {
+        const auto what = c.name + (inference ? " inference" : " training");
+        const auto [y, w] = attn->forward(x, x, x, c.padding, true, c.ours_mask, average, c.causal);
+        const auto [y_ref, w_ref] = ref->forward(sf(x), sf(x), sf(x), c.padding, true, c.torch_mask, average);
+        EXPECT_TRUE(torch::allclose(y, sf(y_ref), 1e-5, 1e-6)) << what << " max diff " << (y - sf(y_ref)).abs().max().item<double>();
+        EXPECT_TRUE(torch::allclose(w, w_ref, 1e-5, 1e-6)) << what << " weights";
+      }
     }
   }
+  torch::set_num_threads(threads);
+  attn->train();
   // Cross-attention, with key = value and with three different tensors.
   const auto [y1, w1] = attn->forward(x, mem, mem);
   const auto [y1_ref, w1_ref] = ref->forward(sf(x), sf(mem), sf(mem));

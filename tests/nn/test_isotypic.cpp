@@ -195,6 +195,29 @@ INSTANTIATE_TEST_SUITE_P(Groups, IsotypicLayerTest,
                                   (std::get<1>(info.param) == torch::kFloat32 ? "_f32" : "_f64");
                          });
 
+TEST(Isotypic, EvalOperandsFollowTheCoefficients) {
+  // Eval forwards reuse the block weights; a changed coefficient, bias or folded affine must show at once.
+  const auto rep = Representation::regular(make_group("D8")).copies(2);
+  torch::manual_seed(5);
+  eLinear lin(eLinearOptions(rep, rep).execution(Execution::isotypic));
+  eAffine affine{eAffineOptions(rep)};
+  const auto x = torch::randn({4, rep.size()});
+  lin->eval();
+  auto expect_dense = [&](const std::string& what) {
+    const auto y = lin->forward(x), y_after = lin->forward_after(x, *affine);
+    lin->options.execution(Execution::dense);
+    EXPECT_LT(relative(y, lin->forward(x)), 1e-5) << what;
+    EXPECT_LT(relative(y_after, lin->forward(affine->forward(x))), 1e-5) << what << ": forward_after";
+    lin->options.execution(Execution::isotypic);
+  };
+  expect_dense("first call");
+  torch::NoGradGuard no_grad;
+  for (auto* p : {&lin->weight_dof, &lin->bias_dof, &affine->scale_dof, &affine->bias_dof}) {
+    p->uniform_(0.5, 1.5);
+    expect_dense("after a change in place");
+  }
+}
+
 TEST(Isotypic, CheckpointsLoadAcrossPaths) {
   const auto rep = Representation::regular(make_group("D8")).copies(2);
   auto make = [&](Execution e) {

@@ -129,7 +129,7 @@ class eLinearImpl : public torch::nn::Cloneable<eLinearImpl>, public eModule {
     std::atomic<const eAffineImpl*> pre{nullptr};
     std::atomic<bool> folds{false};
   } affine_check_;
-  EvalCache weight_cache_, bias_cache_, folded_weight_cache_, folded_bias_cache_;
+  EvalCache weight_cache_, bias_cache_, folded_weight_cache_, folded_bias_cache_, isotypic_cache_;
   // Shared by clones: they hold constants only.
   std::shared_ptr<const detail::IsotypicLayout> isotypic_in_, isotypic_out_;
   std::shared_ptr<const detail::IsotypicMap> isotypic_;

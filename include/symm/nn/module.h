@@ -72,14 +72,20 @@ class EvalCache {
   /// forward that uses it.
   template <typename F>
   const torch::Tensor& get(const std::vector<torch::Tensor>& keys, F compute) {
+    return get_all(keys, [&] { return std::vector<torch::Tensor>{compute()}; }).front();
+  }
+  /// The same for a computation with several results.
+  template <typename F>
+  const std::vector<torch::Tensor>& get_all(const std::vector<torch::Tensor>& keys, F compute) {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (!value_.defined() || !unchanged(keys)) {
+    if (!filled_ || !unchanged(keys)) {
       torch::NoGradGuard no_grad;
-      value_ = compute();
+      values_ = compute();
+      filled_ = true;
       keys_.clear();
       for (const auto& t : keys) keys_.push_back(t.defined() ? t.detach().clone() : t);
     }
-    return value_;
+    return values_;
   }
   void clear();
 
@@ -88,7 +94,8 @@ class EvalCache {
 
   std::mutex mutex_;
   std::vector<torch::Tensor> keys_;
-  torch::Tensor value_;
+  std::vector<torch::Tensor> values_;
+  bool filled_ = false;
 };
 
 }  // namespace symm::nn
