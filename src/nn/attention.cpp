@@ -303,9 +303,11 @@ constexpr int64_t kSingleThreadedGemm = int64_t(1) << 18;
 /// Whether the (batch, head) pairs may run side by side on LibTorch's threads: an inference call on the CPU
 /// with more than one thread, whose per-head products are small enough for BLAS to run each on its caller
 /// (larger ones get BLAS's own threads, and two callers' pools would fight over the cores).
-bool heads_in_parallel(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, double p) {
-  auto needs_grad = [](const torch::Tensor& t) { return torch::GradMode::is_enabled() && t.requires_grad(); };
-  if (!q.device().is_cpu() || p > 0 || needs_grad(q) || needs_grad(k) || needs_grad(v)) return false;
+bool heads_in_parallel(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& mask,
+                       double p) {
+  // ALiBi's mask carries its learnable slopes.
+  auto needs_grad = [](const torch::Tensor& t) { return torch::GradMode::is_enabled() && t.defined() && t.requires_grad(); };
+  if (!q.device().is_cpu() || p > 0 || needs_grad(q) || needs_grad(k) || needs_grad(v) || needs_grad(mask)) return false;
   if (at::get_num_threads() < 2 || at::in_parallel_region() || q.size(0) * q.size(1) < 2) return false;
   return q.size(2) * k.size(2) * q.size(3) <= kSingleThreadedGemm;
 }
@@ -359,7 +361,7 @@ std::tuple<torch::Tensor, torch::Tensor> scaled_dot_product(const torch::Tensor&
   }
 #endif
   const double scale = 1.0 / std::sqrt(static_cast<double>(s.head_dim));
-  if (heads_in_parallel(q, k, v, p)) {
+  if (heads_in_parallel(q, k, v, mask, p)) {
     auto [out, weights] = attend_heads_in_parallel(q, k, v, mask, scale);
     if (!need_weights) return {out, torch::Tensor()};
     return {out, average_attn_weights ? weights.sum(1) / static_cast<double>(s.heads) : weights};

@@ -137,6 +137,13 @@ TEST_P(AttentionTest, TrainEvalParityAndGradients) {
     const double tol = dtype == torch::kFloat64 ? 1e-10 : 1e-5;
     EXPECT_TRUE(torch::allclose(y_train, y_eval, tol, tol)) << spec << " " << kind;
     EXPECT_TRUE(torch::allclose(w_train, w_eval, tol, tol)) << spec << " " << kind;
+    if (kind == "alibi") {  // the learnable slopes reach the logits through the mask, in eval too
+      module->zero_grad();
+      y_eval.pow(2).sum().backward();
+      const auto slopes = module->named_parameters()["slopes"].grad();
+      ASSERT_TRUE(slopes.defined()) << spec << ": no gradient reaches the slopes in eval";
+      EXPECT_GT(slopes.abs().sum().item<double>(), 0.0) << spec;
+    }
   }
 }
 
@@ -189,10 +196,9 @@ TEST(Attention, ParityWithTorchMultiheadAttentionForTheTrivialGroup) {
                                     {"float attn_mask", float_mask, float_mask, {}, false},
                                     {"bool attn_mask", bool_mask, torch::zeros({kT, kT}).masked_fill(bool_mask, -kInf), padding, false}};
   // Training runs the heads' products as one bmm; inference on two threads splits the heads between them.
-  const int threads = torch::get_num_threads();
   for (bool inference : {false, true}) {
     attn->train(!inference);
-    torch::set_num_threads(inference ? 2 : threads);
+    const symm::test::ThreadsForScope threads(2);
     std::optional<torch::NoGradGuard> no_grad;
     if (inference) no_grad.emplace();
     for (const auto& c : cases) {
@@ -205,7 +211,6 @@ TEST(Attention, ParityWithTorchMultiheadAttentionForTheTrivialGroup) {
       }
     }
   }
-  torch::set_num_threads(threads);
   attn->train();
   // Cross-attention, with key = value and with three different tensors.
   const auto [y1, w1] = attn->forward(x, mem, mem);

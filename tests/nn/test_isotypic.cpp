@@ -128,6 +128,7 @@ class IsotypicLayerTest : public ::testing::TestWithParam<std::tuple<const char*
 
 TEST_P(IsotypicLayerTest, EncoderLayersAgreeWithDense) {
   const auto [spec, dtype] = GetParam();
+  const symm::test::ThreadsForScope threads(2);  // eval splits the heads (stored transposed here) between threads
   const auto g = make_group(spec);
   const bool big = g->order() > 16;
   const auto rep = Representation::regular(g).copies(big ? 2 : 4);

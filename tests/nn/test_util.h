@@ -38,4 +38,16 @@ inline void expect_error(const std::function<void()>& f, std::initializer_list<s
   for (const auto& f : fragments) EXPECT_NE(message.find(f), std::string::npos) << "'" << f << "' not in: " << message;
 }
 
+/// LibTorch's intra-op threads set to n for a scope (inference splits attention heads between them).
+class ThreadsForScope {
+ public:
+  explicit ThreadsForScope(int n) : saved_(torch::get_num_threads()) { torch::set_num_threads(n); }
+  ~ThreadsForScope() { torch::set_num_threads(saved_); }
+  ThreadsForScope(const ThreadsForScope&) = delete;
+  ThreadsForScope& operator=(const ThreadsForScope&) = delete;
+
+ private:
+  int saved_;
+};
+
 }  // namespace symm::test
