@@ -20,6 +20,7 @@
 #include "symm/nn/affine.h"
 #include "symm/nn/checkpoint.h"
 #include "symm/nn/linear.h"
+#include "test_util.h"
 
 namespace {
 
@@ -264,24 +265,24 @@ TEST(CheckpointDamage, TwoProcessesSavingToOnePathLeaveOneCompleteFile) {
   ASSERT_EQ(::system(("rm -rf '" + dir + "' && mkdir -p '" + dir + "'").c_str()), 0);
   const std::string path = dir + "/model.symm";
   std::vector<torch::nn::Sequential> writers{small_module(1), small_module(2)};
-  const int threads = torch::get_num_threads();
-  torch::set_num_threads(1);  // the children use no thread pool inherited across fork
   std::vector<pid_t> children;
-  for (auto& w : writers) {
-    const pid_t pid = ::fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-      int code = 0;
-      try {
-        for (int i = 0; i < 20; ++i) symm::save(w, path);
-      } catch (...) {
-        code = 1;
+  {
+    const symm::test::ThreadsForScope one_thread(1);  // the children use no thread pool inherited across fork
+    for (auto& w : writers) {
+      const pid_t pid = ::fork();
+      ASSERT_GE(pid, 0);
+      if (pid == 0) {
+        int code = 0;
+        try {
+          for (int i = 0; i < 20; ++i) symm::save(w, path);
+        } catch (...) {
+          code = 1;
+        }
+        ::_exit(code);
       }
-      ::_exit(code);
+      children.push_back(pid);
     }
-    children.push_back(pid);
   }
-  torch::set_num_threads(threads);
   for (pid_t pid : children) {
     int status = 0;
     ASSERT_EQ(::waitpid(pid, &status, 0), pid);
