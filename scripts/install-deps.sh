@@ -9,7 +9,7 @@ set -euo pipefail
 SYMM_VENV=${SYMM_VENV:-/opt/symm-venv}
 TORCH_PIN=torch==2.15.0   # CUDA 13 build, matching the toolkit's nvcc 13
 
-packages=(build-essential cmake ninja-build pkg-config
+packages=(build-essential cmake ninja-build pkg-config ccache
           libtorch-dev libeigen3-dev libopenblas0-pthread
           libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev libcli11-dev libgloo-dev
           python3 python3-venv gfortran
