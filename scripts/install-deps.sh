@@ -15,8 +15,11 @@ packages=(build-essential cmake ninja-build pkg-config ccache
           python3 python3-venv gfortran
           clang-14 libclang-rt-14-dev)   # clang-14: the sanitizer and libFuzzer build (scripts/sanitize.sh)
 # Python packages of the virtual environment besides torch: the bindings' build backend and tests, and
-# symm_learning (on escnn) for the interop tests. gfortran builds escnn's py3nj.
-pip_packages=(scikit-build-core==1.1.2 pytest==9.2.0 symm-learning==0.8.1 escnn==1.0.11)
+# symm_learning (on escnn) for the interop tests. gfortran builds escnn's py3nj. escnn's lie_learn needs
+# NumPy 1, so NumPy is pinned; the ONNX export tests' onnx, onnxruntime and onnxscript (torch.onnx.export's
+# dynamo exporter) are versions that run on it, ml-dtypes (onnx's) the last release built for NumPy 1.
+pip_packages=(scikit-build-core==1.1.2 pytest==9.2.0 symm-learning==0.8.1 escnn==1.0.11 numpy==1.26.4
+              onnx==1.23.2 onnxruntime==1.32.0 onnxscript==0.7.2 ml-dtypes==0.5.4)
 
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
 missing=()
