@@ -1,36 +1,45 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test against both LibTorch builds: Debian's 1.13 (CPU,
 # build/) and the torch wheel's 2.x (a CUDA build, build-torch2/; its CUDA tests run where a GPU is and skip
-# elsewhere); an installed-package consumer (examples/minimal) and the README's C++ blocks; then the whole
-# suite again under the sanitizers, and the fuzz targets (scripts/sanitize.sh).
+# elsewhere); an installed-package consumer (examples/minimal); the Python package as the README installs it
+# (a fresh virtual environment, `pip install .`); every code block of README.md and docs/; the CPU-only parts
+# of scripts/gpu-check.sh; then the library, group, nn and CLI tests under the sanitizers, and the fuzz
+# targets (scripts/sanitize.sh). Prints each stage's wall time and the total.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
+started=$(date +%s)
+times=()
+report() {
+  local line
+  echo "== stage times (s), $jobs cores, load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+  for line in "${times[@]}"; do echo "  $line"; done
+  echo "  total: $(($(date +%s) - started)) s"
+}
+trap report EXIT
+stage() {  # stage NAME COMMAND...: runs COMMAND, records its wall time under NAME
+  local name=$1 t0=$(date +%s); shift
+  echo "== $name"
+  "$@"
+  times+=("$(printf '%-44s %5d' "$name" $(($(date +%s) - t0)))")
+}
 
-echo "== LibTorch 1.13 (Debian, CPU): build, unit and CLI tests"
-SYMM_TORCH=debian bash scripts/build.sh
-ctest --test-dir build --output-on-failure -j "$jobs"
+stage "install-deps" bash scripts/install-deps.sh
+stage "LibTorch 1.13 (Debian): build" env SYMM_TORCH=debian bash scripts/build.sh
+stage "LibTorch 1.13 (Debian): unit and CLI tests" ctest --test-dir build --output-on-failure -j "$jobs"
 
-echo "== installed package consumer (examples/minimal)"
-rm -rf build/install build/minimal
-cmake --install build --prefix build/install > /dev/null
-cmake -S examples/minimal -B build/minimal -G Ninja -DCMAKE_PREFIX_PATH="$PWD/build/install" > /dev/null
-cmake --build build/minimal
-./build/minimal/minimal
+consumer() {
+  rm -rf build/install build/minimal
+  cmake --install build --prefix build/install > /dev/null
+  cmake -S examples/minimal -B build/minimal -G Ninja -DCMAKE_PREFIX_PATH="$PWD/build/install" > /dev/null
+  cmake --build build/minimal
+  ./build/minimal/minimal
+}
+stage "installed package consumer (examples/minimal)" consumer
 
-echo "== README C++ blocks, built and run against the installed package"
-bash scripts/check-docs.sh build/install build/docs
-
-echo "== LibTorch 2.x (torch wheel, CUDA build): build, unit and CLI tests"
-SYMM_TORCH=wheel bash scripts/build.sh
-ctest --test-dir build-torch2 --output-on-failure -j "$jobs"
-
-# ---- Python package: pip install . (reusing build-torch2's objects), pytest tests/python ----
-echo "== Python package (python/, tests/python) against the LibTorch 2.x build"
-bash scripts/test-python.sh build-torch2
-# ---- end of the Python stage ----
-
-# ---- reliability: the whole suite under ASan + UBSan (clang), then each fuzz target for 60 s ----
-echo "== sanitizers (ASan + UBSan over the library, the group, nn and CLI tests) and fuzzing"
-bash scripts/sanitize.sh build-sanitize
-# ---- end of the reliability stage ----
+stage "LibTorch 2.x (torch wheel): build" env SYMM_TORCH=wheel bash scripts/build.sh
+stage "LibTorch 2.x (torch wheel): unit and CLI tests" ctest --test-dir build-torch2 --output-on-failure -j "$jobs"
+stage "Python: fresh venv, pip install ., pytest" bash scripts/test-python.sh build-torch2
+stage "README and docs/ code blocks (C++, Python)" bash scripts/check-docs.sh build/install build/docs build-python/venv
+stage "gpu-check.sh: CPU-only parts" bash scripts/gpu-check.sh --self-test
+stage "sanitizers and fuzzing" bash scripts/sanitize.sh build-sanitize
