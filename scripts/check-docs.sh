@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
-# Documentation that compiles: checks that <symm/symm.h> includes every public header, then builds every
-# ```cpp block of README.md against an installed symm (find_package(symm), as examples/minimal does) and runs it.
-#   scripts/check-docs.sh PREFIX [WORKDIR]   PREFIX: where symm is installed; WORKDIR: scratch (default build-docs)
-# A block is a fragment: its #include and using-directive lines go to file scope, the rest into main().
+# Documentation that runs: checks that <symm/symm.h> includes every public header, then builds every ```cpp
+# block of README.md and docs/*.md against an installed symm (find_package(symm), as examples/minimal does) and
+# runs it, and runs every ```python block with the Python of an environment where the package is installed.
+#   scripts/check-docs.sh PREFIX [WORKDIR] [VENV]
+#     PREFIX   where symm is installed; WORKDIR: scratch (default build-docs)
+#     VENV     a virtual environment with the package installed (scripts/test-python.sh leaves build-python/venv);
+#              without it the Python blocks are counted but not run, and the script says so
+# A C++ block is a fragment: its #include and using-directive lines go to file scope, the rest into main().
+# A Python block is a whole program, run in a scratch folder outside the checkout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-prefix=$(realpath "${1:?usage: scripts/check-docs.sh PREFIX [WORKDIR]}")
-work=${2:-build-docs}
+prefix=$(realpath "${1:?usage: scripts/check-docs.sh PREFIX [WORKDIR] [VENV]}")
+work=$(realpath -m "${2:-build-docs}")
+venv=${3:-}
 
 missing=0
 for h in $(cd include && find symm -name '*.h' ! -path symm/symm.h | sort); do
@@ -15,22 +21,33 @@ done
 [ "$missing" = 0 ] || exit 1
 
 rm -rf "$work"
-mkdir -p "$work/src"
-count=$(awk -v dir="$work/src" '
-  /^```cpp[[:space:]]*$/ { n++; inside = 1; head = dir "/snippet" n ".cpp"; body = ""; top = ""; next }
+mkdir -p "$work/src" "$work/py"
+docs=(README.md $(ls docs/*.md 2>/dev/null | sort))
+# Each block becomes src/snippetN.cpp or py/snippetN.py, its first line naming the file and block it came from.
+awk -v dir="$work" '
+  FNR == 1 { block = 0 }
+  /^```(cpp|python)[[:space:]]*$/ { lang = ($0 ~ /cpp/) ? "cpp" : "python"; block++; inside = 1; body = ""; top = ""; next }
   inside && /^```/ {
-    printf "// README.md, C++ block %d\n%s\nint main() {\n%s  return 0;\n}\n", n, top, body > head
-    close(head); inside = 0; next }
-  inside && (/^#include/ || /^using namespace/) { top = top $0 "\n"; next }
-  inside { body = body "  " $0 "\n" }
-  END { print n + 0 }' README.md)
-[ "$count" -gt 0 ] || { echo "README.md has no C++ blocks"; exit 1; }
+    inside = 0
+    if (lang == "cpp") {
+      n++; f = dir "/src/snippet" n ".cpp"
+      printf "// %s, block %d\n%s\nint main() {\n%s  return 0;\n}\n", FILENAME, block, top, body > f
+    } else {
+      p++; f = dir "/py/snippet" p ".py"
+      printf "# %s, block %d\n%s", FILENAME, block, body > f
+    }
+    close(f); next }
+  inside && lang == "cpp" && (/^#include/ || /^using namespace/) { top = top $0 "\n"; next }
+  inside && lang == "cpp" { body = body "  " $0 "\n"; next }
+  inside { body = body $0 "\n" }' "${docs[@]}"
+cpp=$(ls "$work/src" | wc -l) py=$(ls "$work/py" | wc -l)
+[ "$cpp" -gt 0 ] || { echo "README.md and docs/ have no C++ blocks"; exit 1; }
 {
   echo 'cmake_minimum_required(VERSION 3.18)'
-  echo 'project(symm_readme LANGUAGES CXX)'
+  echo 'project(symm_docs LANGUAGES CXX)'
   echo 'set(CMAKE_CXX_STANDARD 17)'
   echo 'find_package(symm REQUIRED)'
-  for i in $(seq 1 "$count"); do
+  for i in $(seq 1 "$cpp"); do
     echo "add_executable(snippet$i src/snippet$i.cpp)"
     echo "target_link_libraries(snippet$i PRIVATE symm::symm)"
   done
@@ -38,8 +55,18 @@ count=$(awk -v dir="$work/src" '
 cmake -S "$work" -B "$work/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" > "$work/configure.log" \
   || { cat "$work/configure.log"; exit 1; }
 cmake --build "$work/build"
-for i in $(seq 1 "$count"); do
-  echo "README C++ block $i:"
+for i in $(seq 1 "$cpp"); do
+  echo "$(head -n 1 "$work/src/snippet$i.cpp" | cut -c4-) (C++):"
   (cd "$work/build" && "./snippet$i")
 done
-echo "README: $count C++ block(s) built and run against $prefix"
+echo "docs: $cpp C++ block(s) built and run against $prefix"
+
+if [ -z "$venv" ]; then
+  echo "docs: $py Python block(s) NOT run (no environment given)"
+  exit 0
+fi
+for i in $(seq 1 "$py"); do
+  echo "$(head -n 1 "$work/py/snippet$i.py" | cut -c3-) (Python):"
+  (cd "$work/py" && "$venv/bin/python" "snippet$i.py")
+done
+echo "docs: $py Python block(s) run with $venv/bin/python"
