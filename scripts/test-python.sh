@@ -26,15 +26,20 @@ fresh_venv() {  # fresh_venv DIR: a new environment that sees the project enviro
 }
 
 check_import() {  # check_import VENV: import symm from outside the checkout; ldd names only the torch package's LibTorch
-  local py="$1/bin/python" ext torch_lib bad
+  local py="$1/bin/python" ext torch_lib deps bad
   ext=$(cd / && "$py" -c 'import symm._C as c; print(c.__file__)')
   torch_lib=$(cd / && "$py" -c 'import torch, os; print(os.path.realpath(os.path.join(os.path.dirname(torch.__file__), "lib")))')
   case "$ext" in "$1"/*) ;; *) echo "symm imported from $ext, not from $1" >&2; exit 1 ;; esac
-  bad=$(ldd "$ext" | awk '/lib(torch|c10|caffe2)[^ ]*\.so/ {print $3}' | while read -r lib; do
+  # As at import time, where `import torch` has loaded its libraries first: with torch's lib/ searched first,
+  # every LibTorch library the module needs must be found there (a system LibTorch's sonames, such as Debian's
+  # libtorch_cpu.so.1.13, are not).
+  deps=$(LD_LIBRARY_PATH="$torch_lib" ldd "$ext")
+  bad=$(awk '/lib(torch|c10|caffe2)[^ ]*\.so/ {print $3}' <<< "$deps" | while read -r lib; do
           case "$(realpath "$lib")" in "$torch_lib"/*) ;; *) echo "$lib" ;; esac; done)
-  if [ -n "$bad" ] || ldd "$ext" | grep -q 'not found'; then
-    ldd "$ext" >&2; echo "$ext links a LibTorch outside $torch_lib (or misses a library): $bad" >&2; exit 1
+  if [ -n "$bad" ] || grep -q 'not found' <<< "$deps"; then
+    echo "$deps" >&2; echo "$ext links a LibTorch outside $torch_lib (or misses a library): $bad" >&2; exit 1
   fi
+  echo "ldd: every LibTorch library of $(basename "$ext") is in $torch_lib"
   (cd / && "$py" -c 'import symm, torch; print("import symm: ok from", symm.__file__, "with torch", torch.__version__)')
 }
 
