@@ -104,7 +104,8 @@ step() {  # step NAME SECONDS COMMAND...: runs COMMAND with a time limit, its ou
     failed=1; echo "- $name: NOT RUN (its $limit s would pass the 10 minutes)" >> "$out"
     echo "gpu-check: $name: not run, out of time"; return 0
   fi
-  timeout --kill-after=10 "$limit" "$@" > "$log" 2>&1; rc=$?
+  # Through bash -c, so that a step may be one of the functions below (exported with what they read).
+  timeout --kill-after=10 "$limit" bash -c '"$@"' step "$@" > "$log" 2>&1; rc=$?
   local took=$(($(date +%s) - t0))
   if [ "$rc" = 0 ]; then
     echo "- $name: ok (${took} s)" >> "$out"
@@ -124,6 +125,7 @@ figures() {  # figures NAME [FILTER]: the step's output lines (those matching FI
 }
 
 symm=$build/apps/symm/symm
+export build logs python
 step "build" 240 cmake --build "$build" --parallel "$(nproc)" \
   --target symm_app symm_nn_tests symm_group_tests symm_python symm_checkpoint_peer
 
@@ -139,6 +141,7 @@ print(f"{len(tests)} CUDA tests, {len(skipped)} skipped")
 sys.exit(1 if not tests or skipped else 0)
 EOF
 }
+export -f cuda_tests
 step "CUDA tests" 90 cuda_tests
 figures "CUDA tests" 'CUDA tests|PASSED|FAILED'
 for g in D8 I; do
@@ -150,7 +153,7 @@ figures "symm bench"
 step "symm train" 60 "$symm" train --device cuda --nodes 5 --train-size 16 --steps 300 --seed 1 --out "$build/train"
 figures "symm train" '^equivariant_test_mse'
 step "symm policy" 60 "$symm" policy --device cuda --demos 8 --steps 100 --eval 16 --seed 1 --out "$build/policy"
-figures "symm policy" '.'
+figures "symm policy" '^equivariant_success'
 
 # The Python tests on CUDA, against the extension just built (the symm package of python/ with symm._C beside
 # it): no pip, since nothing may be installed here.
@@ -162,6 +165,7 @@ python_tests() {
   (cd tests/python && PYTHONPATH="$pkg" SYMM_CHECKPOINT_PEER="$build/symm_checkpoint_peer" \
      "$python" -m pytest . -q -p no:cacheprovider)
 }
+export -f python_tests
 step "Python tests (CUDA)" 120 python_tests
 figures "Python tests (CUDA)" 'passed|failed|error|not importable'
 
