@@ -45,7 +45,9 @@ check_import() {  # check_import VENV: import symm from outside the checkout; ld
 
 fresh_venv "$work/venv"
 start=$(date +%s)
-# The README's command, verbatim; SKBUILD_BUILD_DIR only says where the fresh build folder lies.
+# The README's command, verbatim; SKBUILD_BUILD_DIR only says where the fresh build folder lies, and
+# CMAKE_BUILD_PARALLEL_LEVEL keeps ninja to the machine's cores, as the other builds.
+export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}
 SKBUILD_BUILD_DIR="$build" "$work/venv/bin/pip" install --quiet --disable-pip-version-check .
 echo "python: pip install . took $(($(date +%s) - start)) s"
 check_import "$work/venv"
