@@ -41,7 +41,8 @@ stage "LibTorch 2.x (torch wheel): build" env SYMM_TORCH=wheel bash scripts/buil
 # The group engine is torch-free and compiled alike in both folders: its tests run in build/ (and under the
 # sanitizers), not a second time here.
 stage "LibTorch 2.x (torch wheel): nn and CLI tests" ctest --test-dir build-torch2 --output-on-failure -j "$jobs" -LE group
-stage "Python: fresh venv, pip install ., pytest" bash scripts/test-python.sh build-torch2
+# SYMM_WHEEL=1: `pip wheel .` too, installed into a second fresh environment (its compiles are ccache hits).
+stage "Python: fresh venv, pip install ., pip wheel ., pytest" env SYMM_WHEEL=1 bash scripts/test-python.sh build-torch2
 stage "README and docs/ code blocks (C++, Python)" bash scripts/check-docs.sh build/install build/docs build-python/venv
 stage "gpu-check.sh: CPU-only parts" bash scripts/gpu-check.sh --self-test
 stage "sanitizers and fuzzing" bash scripts/sanitize.sh build-sanitize
