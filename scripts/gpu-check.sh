@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole GPU check in one command, for a machine with an NVIDIA GPU, CUDA 12-13, g++, cmake, ninja and its
-# own torch 2.x in Python (nothing is installed): configures against that torch, builds the library, the tests,
+# own torch 2.x in Python (nothing is installed): configures against that torch, builds the library, the nn tests,
 # `symm` and the Python extension on all cores, runs the CUDA tests (which must run, not skip), `symm check`
 # on D8 and I, `symm bench`, `symm train` and `symm policy` on the GPU with short settings, and the Python
 # tests on CUDA. Every figure goes, with the card, driver, torch version and date, into one Markdown file
@@ -127,7 +127,7 @@ figures() {  # figures NAME [FILTER]: the step's output lines (those matching FI
 symm=$build/apps/symm/symm
 export build logs python
 step "build" 240 cmake --build "$build" --parallel "$(nproc)" \
-  --target symm_app symm_nn_tests symm_group_tests symm_python symm_checkpoint_peer
+  --target symm_app symm_nn_tests symm_python symm_checkpoint_peer
 
 # The CUDA tests: each runs on the GPU; a skip fails the check.
 cuda_tests() {
