@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include "symm/linalg/hom_basis.h"
+#include "symm/nn/functional.h"
 #include "symm/nn/module.h"
 
 #include "isotypic_layout.h"

@@ -95,17 +95,6 @@ torch::Tensor IsotypicLayout::from_chunk_basis(const torch::Tensor& h) const {
   return torch::mm(constants_.get(h)[0].t(), h).view({size(), -1});
 }
 
-void IsotypicLayout::append_constants(NamedConstants& out, const std::string& prefix) const {
-  const auto& c = constants_.masters();
-  out.emplace_back(prefix + ".chunks", torch::tensor(m_, torch::kInt64));
-  out.emplace_back(prefix + ".basis", c[0]);
-  out.emplace_back(prefix + ".copy_of_row", c[1]);
-  if (trivial_copies_ > 0) {
-    out.emplace_back(prefix + ".fix_rows", c[2]);
-    out.emplace_back(prefix + ".fix_offset", torch::tensor(trivial_offset_, torch::kInt64));
-  }
-}
-
 torch::Tensor IsotypicLayout::invariant(const torch::Tensor& f) const {
   if (!f.defined() || trivial_copies_ == 0) return {};
   const auto v = torch::mv(constants_.get(f)[2], f);

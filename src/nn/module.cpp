@@ -2,7 +2,6 @@
 
 #include "symm/nn/mixed_precision.h"
 
-#include <algorithm>
 #include <cstring>
 #include <sstream>
 
@@ -47,12 +46,6 @@ Eigen::MatrixXd to_eigen(const torch::Tensor& t) {
   const auto c = t.detach().to(torch::kCPU, torch::kFloat64).contiguous();
   const auto rows = c.dim() == 1 ? c.size(0) : c.size(0), cols = c.dim() == 1 ? 1 : c.size(1);
   return Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(c.data_ptr<double>(), rows, cols);
-}
-
-bool use_eval_cache(bool training, const std::vector<torch::Tensor>& params) {
-  if (training) return false;
-  if (!torch::GradMode::is_enabled()) return true;
-  return std::none_of(params.begin(), params.end(), [](const torch::Tensor& p) { return p.defined() && p.requires_grad(); });
 }
 
 EvalCache& EvalCache::operator=(const EvalCache&) {

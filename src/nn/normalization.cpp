@@ -18,7 +18,27 @@ void check_rep_and_eps(const char* module, const Representation& rep, double eps
   TORCH_CHECK(eps > 0, module, ": eps must be positive, got ", eps);
 }
 
+// u = F Fᵀ 1 / |F Fᵀ 1|: invariant, and 1/sqrt(D) times the all-ones vector when every channel is fixed.
+// Undefined when the all-ones direction has no invariant part.
+torch::Tensor centre(const Representation& rep) {
+  const Eigen::MatrixXd f = rep.invariant_basis();
+  const Eigen::VectorXd v = f * (f.transpose() * Eigen::VectorXd::Ones(rep.size()));
+  const double norm = v.norm();
+  return norm > kNoCentre * std::sqrt(double(rep.size())) ? to_tensor(Eigen::VectorXd(v / norm)) : torch::Tensor();
+}
+
 }  // namespace
+
+namespace functional {
+
+NamedConstants layer_norm_constants(const Representation& rep) {
+  TORCH_CHECK(rep.group(), "layer_norm_constants: rep must be set");
+  const auto u = centre(rep);
+  if (!u.defined()) return {};
+  return {{"centre", u}};
+}
+
+}  // namespace functional
 
 eRMSNormImpl::eRMSNormImpl(eRMSNormOptions options_) : options(std::move(options_)) { reset(); }
 
@@ -61,11 +81,8 @@ eLayerNormImpl::eLayerNormImpl(eLayerNormOptions options_) : options(std::move(o
 void eLayerNormImpl::reset() {
   const auto& rep = options.in_rep();
   check_rep_and_eps("eLayerNorm", rep, options.eps());
-  // u = F Fᵀ 1 / |F Fᵀ 1|: invariant, and 1/sqrt(D) times the all-ones vector when every channel is fixed.
-  const Eigen::MatrixXd f = rep.invariant_basis();
-  const Eigen::VectorXd v = f * (f.transpose() * Eigen::VectorXd::Ones(rep.size()));
-  const double norm = v.norm();
-  constants_ = norm > kNoCentre * std::sqrt(double(rep.size())) ? Constants({to_tensor(Eigen::VectorXd(v / norm))}) : Constants();
+  const auto u = centre(rep);
+  constants_ = u.defined() ? Constants({u}) : Constants();
   affine = options.equiv_affine()
                ? register_module("affine", eAffine(eAffineOptions(rep).bias(options.bias())))
                : eAffine(nullptr);
@@ -96,11 +113,6 @@ torch::Tensor eLayerNormImpl::normalise_isotypic(const torch::Tensor& z, const d
 torch::Tensor eLayerNormImpl::forward_isotypic(const torch::Tensor& z, const detail::IsotypicLayout& layout) {
   const auto y = normalise_isotypic(z, layout);
   return affine ? affine->forward_isotypic(y, layout) : y;
-}
-
-NamedConstants eLayerNormImpl::functional_constants() const {
-  if (constants_.size() == 0) return {};
-  return {{"centre", constants_.masters()[0]}};
 }
 
 void eLayerNormImpl::pretty_print(std::ostream& stream) const {

@@ -127,6 +127,15 @@ TEST(InferenceMode, AFirstForwardUnderInferenceModeOrNoGradPoisonsNothing) {
       expect_autograd_after(lin, x, first_forward(lin), "eLinear " + what);
       auto layer = make_layer(rep, 0.1, execution, "layernorm");
       expect_autograd_after(layer, x, first_forward(layer), "layer " + what);
+      // The causal mask, cached by the attention.
+      {
+        c10::InferenceMode guard(inference);
+        torch::NoGradGuard no_grad;
+        layer->eval();
+        layer->forward(x, {}, {}, /*is_causal=*/true);
+      }
+      layer->train();
+      ASSERT_NO_THROW(layer->forward(x, {}, {}, /*is_causal=*/true).sum().backward()) << "causal layer " << what;
     }
   }
 }

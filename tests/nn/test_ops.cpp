@@ -32,7 +32,7 @@ torch::Tensor constant(const NamedConstants& c, const std::string& name) {
 
 /// eLinear's dense weight through torch.ops.symm.hom_tiles or hom_blocks, from its published constants.
 torch::Tensor weight_through_ops(const eLinearImpl& lin, const torch::Tensor& theta) {
-  const auto c = lin.functional_constants();
+  const auto c = functional::linear_constants(lin.in_rep(), lin.out_rep());
   const auto like = [&](const torch::Tensor& t) { return t.to(theta.scalar_type()); };
   if (const auto tiles = constant(c, "tiles"); tiles.defined()) {
     const auto index = constant(c, "tile_index");
@@ -124,7 +124,7 @@ TEST_P(OpsTest, NormalisationsEqualTheModulesOnBothLayouts) {
   const auto rms_op = op("symm::rms_normalise").typed<torch::Tensor(const torch::Tensor&, int64_t, double)>();
   const auto ln_op = op("symm::layer_normalise")
                          .typed<torch::Tensor(const torch::Tensor&, const c10::optional<torch::Tensor>&, int64_t, double)>();
-  const auto centre = constant(ln->functional_constants(), "centre");
+  const auto centre = constant(functional::layer_norm_constants(rep), "centre");
   ASSERT_TRUE(centre.defined()) << "a trivial summand gives the all-ones direction an invariant part";
   const auto u = centre.to(dtype);
   EXPECT_LT(relative(rms_op.call(x, -1, eps), rms->normalise(x)), tolerance(dtype)) << spec;

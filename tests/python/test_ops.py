@@ -154,3 +154,41 @@ def test_compile_fullgraph_and_export_with_dynamic_batch(linear):
     program = torch.export.export(module, (x,), dynamic_shapes={"x": {0: batch}})
     x3 = torch.randn(11, 3, rep_in.size)
     torch.testing.assert_close(program.module()(x3), module(x3), rtol=1e-5, atol=1e-5)
+
+
+def isotypic_linear(x, theta, bias_dof, c):
+    """eLinear's isotypic path made of the operators: into the isotypic layout, the block products, back."""
+    f = lambda name: c[name].to(x.dtype)
+    z = ops.to_isotypic(x, f("isotypic_in.basis"), int(c["isotypic_in.chunks"]))
+    n_groups = len(c["isotypic.in_rows"])
+    k = int((c["isotypic.in_rows"] >= 0).sum())
+    weights = ops.isotypic_weights(theta, [c[f"isotypic.index.{i}"] for i in range(k)],
+                                   [f(f"isotypic.endomorphisms.{i}") for i in range(k)], [int(d) for d in c["isotypic.dims"]])
+    out_rows = [int(r) for r in c["isotypic.out_rows"]]
+    bias = f("isotypic_out.fix") @ bias_dof if "isotypic_out.fix" in c else torch.zeros(sum(out_rows), dtype=x.dtype)
+    per_group, it = [], iter(weights)
+    for i in range(n_groups):
+        per_group.append(next(it) if int(c["isotypic.in_rows"][i]) >= 0 else None)
+    biases = [b.reshape(w.size(0), -1, 1) if w is not None else b for w, b in zip(per_group, bias.split(out_rows))]
+    y = ops.isotypic_blocks(z, per_group, biases, [int(r) for r in c["isotypic.in_rows"]], out_rows)
+    return ops.from_isotypic(y, f("isotypic_out.basis"), int(c["isotypic_out.chunks"])).view(*x.shape[:-1], -1)
+
+
+def test_isotypic_path_equals_dense(linear):
+    rep_in, rep_out, c = linear
+    theta = torch.randn(c["init_std"].numel(), dtype=torch.float64, requires_grad=True)
+    bias_dof = torch.randn(c["fix"].shape[1], dtype=torch.float64, requires_grad=True)
+    x = torch.randn(2, 3, rep_in.size, dtype=torch.float64)
+    dense = torch.nn.functional.linear(x, weight_op(c, torch.float64)(theta), c["fix"] @ bias_dof)
+    iso = isotypic_linear(x, theta, bias_dof, c)
+    torch.testing.assert_close(iso, dense, rtol=1e-12, atol=1e-12)
+    r = torch.randn_like(dense)
+    g_dense = torch.autograd.grad((dense * r).sum(), (theta, bias_dof))
+    g_iso = torch.autograd.grad((isotypic_linear(x, theta, bias_dof, c) * r).sum(), (theta, bias_dof))
+    for a, b in zip(g_iso, g_dense):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    if hasattr(torch.library, "opcheck"):
+        k = int((c["isotypic.in_rows"] >= 0).sum())
+        torch.library.opcheck(ops.isotypic_weights.default, (theta, [c[f"isotypic.index.{i}"] for i in range(k)],
+                                                             [c[f"isotypic.endomorphisms.{i}"] for i in range(k)],
+                                                             [int(d) for d in c["isotypic.dims"]]))

@@ -9,9 +9,52 @@
 // hand kernel is faster (the tile loops of hom_tiles, the one-pass RMS normalisation: C++ autograd Functions
 // with their own backward), the function takes it only in plain eager mode (no functorch transform, no fake,
 // meta or other Python tensor, no tracer); everywhere else the composition runs, and tests hold the two equal.
+#include <string>
+#include <utility>
+#include <vector>
+
 #include <torch/torch.h>
 
+#include "symm/group/representation.h"
+
+namespace symm::nn {
+
+/// Constants by name (float64; indices and sizes int64; on the CPU).
+using NamedConstants = std::vector<std::pair<std::string, torch::Tensor>>;
+
+}  // namespace symm::nn
+
 namespace symm::nn::functional {
+
+using symm::group::Representation;
+
+/// What eLinear(in_rep, out_rep) computes with, for a frontend that owns the coefficients and calls the
+/// operators itself (the Python modules; symm._C.linear_constants):
+/// - tiles (r, s_out, s_in), tile_m_out and, unless θ is φ already, tile_index: the arguments of hom_tiles; or
+///   endomorphisms.<b>, q_out.<b> for each batch b, q_in_t, m_in: those of hom_blocks;
+/// - fix (D_out, dim Fix(ρ_out)): the bias is fix · bias_dof;
+/// - init_std (dof): each coefficient's std under init_scheme (uniform schemes draw from ±√3·std), and
+///   bias_bound = 1/sqrt(D_in): the bias coefficients draw from ±bias_bound;
+/// - alpha_index (dof): the irrep copy of in_rep each coefficient reads (an eAffine's scale on that copy folds
+///   into the coefficient);
+/// - isotypic.index.<k>, isotypic.endomorphisms.<k>, isotypic.dims (per group with input copies) and
+///   isotypic.in_rows (-1 for a group without), isotypic.out_rows (per group): the arguments of
+///   isotypic_weights and isotypic_blocks; the isotypic bias splits along out_rows, each piece of a group
+///   with a weight viewed (weight.size(0), -1, 1);
+/// - isotypic_in.* and isotypic_out.*: chunks and basis (P, s × s), the arguments of to_isotypic and
+///   from_isotypic; copy_of_row (the irrep copy of each isotypic row, for eAffine scales); fix (D, dim Fix):
+///   Fix(ρ)'s basis in isotypic rows.
+NamedConstants linear_constants(const Representation& in_rep, const Representation& out_rep,
+                                const std::string& init_scheme = "xavier_uniform");
+
+/// What eAffine(rep) computes with: change_of_basis Q (D, D), fix F (D, dim Fix(ρ)), copy_of (D, int64)
+/// and diagonal (bool): y = x·s[copy_of] + F·b when diagonal (copy_of: the irrep copy of each channel), else
+/// y = ((x·Q)·s[copy_of])·Qᵀ + F·b (copy_of: the irrep copy of each column of Q); s one scale per irrep copy.
+NamedConstants affine_constants(const Representation& rep);
+
+/// What eLayerNorm(rep) normalises with (layer_normalise): centre (D), absent when the all-ones direction has
+/// no invariant part (no centring).
+NamedConstants layer_norm_constants(const Representation& rep);
 
 /// hom_tiles(Tensor theta, Tensor? index, Tensor tiles, int m_out) -> Tensor
 /// The dense weight of a map between m_in and m_out copies of small blocks side by side (regular copies in the
