@@ -7,6 +7,7 @@
 #include <ATen/Dispatch.h>
 #include <ATen/FuncTorchTLS.h>
 #include <ATen/Parallel.h>
+#include <c10/core/impl/LocalDispatchKeySet.h>
 #include <torch/csrc/jit/frontend/tracer.h>
 #include <torch/version.h>
 #if TORCH_VERSION_MAJOR >= 2
@@ -21,10 +22,13 @@ namespace {
 
 // Whether a hand kernel (a C++ torch::autograd::Function reading raw data) may run: plain eager mode. Not
 // under a functorch transform (which refuses C++ autograd Functions), not on fake, meta or other Python
-// tensors (no data), not while tracing (the tracer would record the kernel's empty output, not the loop).
+// tensors or under a Python dispatch mode (no data, or a trace that would record the kernel's empty output,
+// not the loop), not while the JIT traces.
 bool plain_eager(const torch::Tensor& t) {
   const auto keys = t.key_set();
   if (keys.has(c10::DispatchKey::Python) || keys.has(c10::DispatchKey::FuncTorchBatched) || t.is_meta()) return false;
+  // A Python dispatch mode (make_fx, FakeTensorMode, FlopCounterMode) sees operators, not raw loops.
+  if (c10::impl::tls_local_dispatch_key_set().included_.has(c10::DispatchKey::Python)) return false;
 #if TORCH_VERSION_MAJOR >= 2
   if (at::functorch::maybeCurrentDynamicLayer().has_value()) return false;
 #else

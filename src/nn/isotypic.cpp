@@ -116,7 +116,7 @@ IsotypicMap::IsotypicMap(const symm::linalg::HomBasis& basis, std::shared_ptr<co
 }
 
 void IsotypicMap::append_constants(NamedConstants& out, const std::string& prefix) const {
-  const auto& c = constants_.masters();
+  const auto& c = constants_.get(torch::kCPU, torch::kFloat64);
   std::vector<int64_t> dims, in_rows, out_rows;
   for (const auto& gr : groups_) {
     in_rows.push_back(gr.zero ? -1 : gr.in_row);
