@@ -1,8 +1,12 @@
 #include "symm/nn/affine.h"
 
+#include "symm/nn/functional.h"
+
+#include "eval_mode.h"
 #include "isotypic_layout.h"
 
 #include <cmath>
+#include <tuple>
 
 namespace symm::nn {
 
@@ -19,38 +23,54 @@ std::vector<int64_t> column_copies(const Representation& rep) {
   return out;
 }
 
+// Whether Q·diag(α)·Qᵀ scales elementwise, and the irrep copy of each channel (then) or of each column of Q.
+std::pair<bool, torch::Tensor> scale_layout(const Representation& rep) {
+  const Eigen::MatrixXd& q = rep.change_of_basis();
+  const auto d = rep.size();
+  const auto column_copy = column_copies(rep);
+  TORCH_CHECK(static_cast<int64_t>(column_copy.size()) == d, "eAffine: the irreps of ", rep.name(), " add up to ",
+              column_copy.size(), " dimensions, but the representation has ", d);
+  // Elementwise iff every channel (row of Q) lies in a single irrep copy: then Q_k Q_kᵀ is a diagonal 0/1
+  // projector for every copy k and Q·diag(α)·Qᵀ = diag(α of each channel's copy).
+  std::vector<int64_t> channel_copy(d);
+  bool diagonal = true;
+  for (int64_t i = 0; i < d && diagonal; ++i) {
+    Eigen::Index best = 0;
+    q.row(i).cwiseAbs().maxCoeff(&best);
+    channel_copy[i] = column_copy[best];
+    for (int64_t c = 0; c < d; ++c) {
+      if (column_copy[c] != channel_copy[i] && std::abs(q(i, c)) > kZero) {
+        diagonal = false;
+        break;
+      }
+    }
+  }
+  return {diagonal, torch::tensor(diagonal ? channel_copy : column_copy, torch::kInt64)};
+}
+
 }  // namespace
+
+namespace functional {
+
+NamedConstants affine_constants(const Representation& rep) {
+  TORCH_CHECK(rep.group(), "affine_constants: rep must be set");
+  const auto [diagonal, copy_of] = scale_layout(rep);
+  return {{"change_of_basis", to_tensor(rep.change_of_basis())},
+          {"fix", to_tensor(rep.invariant_basis())},
+          {"copy_of", copy_of},
+          {"diagonal", torch::tensor(diagonal)}};
+}
+
+}  // namespace functional
 
 eAffineImpl::eAffineImpl(eAffineOptions options_) : options(std::move(options_)) { reset(); }
 
 void eAffineImpl::reset() {
   const auto& rep = options.rep();
   TORCH_CHECK(rep.group(), "eAffine: rep must be set");
-  const Eigen::MatrixXd& q = rep.change_of_basis();
-  const auto d = rep.size();
   const auto copies = static_cast<int64_t>(rep.irreps().size());
-
-  const auto column_copy = column_copies(rep);
-  TORCH_CHECK(static_cast<int64_t>(column_copy.size()) == d, "eAffine: the irreps of ", rep.name(), " add up to ",
-              column_copy.size(), " dimensions, but the representation has ", d);
-
-  // Elementwise iff every channel (row of Q) lies in a single irrep copy: then Q_k Q_kᵀ is a diagonal 0/1
-  // projector for every copy k and Q·diag(α)·Qᵀ = diag(α of each channel's copy).
-  std::vector<int64_t> channel_copy(d);
-  diagonal_ = true;
-  for (int64_t i = 0; i < d && diagonal_; ++i) {
-    Eigen::Index best = 0;
-    q.row(i).cwiseAbs().maxCoeff(&best);
-    channel_copy[i] = column_copy[best];
-    for (int64_t c = 0; c < d; ++c) {
-      if (column_copy[c] != channel_copy[i] && std::abs(q(i, c)) > kZero) {
-        diagonal_ = false;
-        break;
-      }
-    }
-  }
-  copy_of_ = torch::tensor(diagonal_ ? channel_copy : column_copy, torch::kInt64);
-  constants_ = Constants({to_tensor(q), to_tensor(rep.invariant_basis())});
+  std::tie(diagonal_, copy_of_) = scale_layout(rep);
+  constants_ = Constants({to_tensor(rep.change_of_basis()), to_tensor(rep.invariant_basis())});
 
   num_fix_ = rep.invariant_basis().cols();
   const auto n_fix = num_fix_;
@@ -77,13 +97,16 @@ int64_t eAffineImpl::num_copies() const { return static_cast<int64_t>(options.re
 int64_t eAffineImpl::num_fix() const { return num_fix_; }
 
 torch::Tensor eAffineImpl::expand(const torch::Tensor& scale) {
-  if (copy_of_.device() != scale.device()) copy_of_ = copy_of_.to(scale.device());
+  if (copy_of_.device() != scale.device()) {
+    c10::InferenceMode normal(false);  // kept for later forwards, which may save it for backward
+    copy_of_ = copy_of_.to(scale.device());
+  }
   return scale.index_select(scale.dim() - 1, copy_of_);
 }
 
 torch::Tensor eAffineImpl::channel_scale() {
-  if (is_training()) return expand(scale_dof);
-  return scale_cache_.get({scale_dof}, [&] { return expand(scale_dof); });
+  if (!detail::use_eval_cache(is_training(), {scale_dof})) return expand(scale_dof);
+  return detail::eval_cached(scale_cache_, {scale_dof}, [&] { return expand(scale_dof); });
 }
 
 torch::Tensor eAffineImpl::synthesize_scale_matrix() const {
@@ -95,16 +118,16 @@ torch::Tensor eAffineImpl::synthesize_scale_matrix() const {
 torch::Tensor eAffineImpl::scale_matrix() {
   TORCH_CHECK(scale_dof.defined(), "eAffine::scale_matrix: the module is not learnable; its scales are given to forward");
   if (diagonal_) return torch::diag(channel_scale());
-  if (is_training()) return synthesize_scale_matrix();
-  return scale_cache_.get({scale_dof}, [&] { return synthesize_scale_matrix(); });
+  if (!detail::use_eval_cache(is_training(), {scale_dof})) return synthesize_scale_matrix();
+  return detail::eval_cached(scale_cache_, {scale_dof}, [&] { return synthesize_scale_matrix(); });
 }
 
 torch::Tensor eAffineImpl::bias_vector() {
   TORCH_CHECK(options.learnable(), "eAffine::bias_vector: the module is not learnable; its bias is given to forward");
   if (!bias_dof.defined()) return {};
   auto compute = [&] { return torch::mv(constants_.get(bias_dof)[1], bias_dof); };
-  if (is_training()) return compute();
-  return bias_cache_.get({bias_dof}, compute);
+  if (!detail::use_eval_cache(is_training(), {bias_dof})) return compute();
+  return detail::eval_cached(bias_cache_, {bias_dof}, compute);
 }
 
 void eAffineImpl::check_film(const char* what, const torch::Tensor& t, int64_t size, const torch::Tensor& x) const {

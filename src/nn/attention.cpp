@@ -269,6 +269,7 @@ torch::Tensor project_out(eLinearImpl& out_proj, const Heads& h, const torch::Te
 const torch::Tensor& causal_mask(torch::Tensor& cache, int64_t tgt_len, int64_t src_len, const torch::TensorOptions& options) {
   if (!cache.defined() || cache.size(0) != tgt_len || cache.size(1) != src_len || cache.device() != options.device() ||
       cache.scalar_type() != options.dtype().toScalarType()) {
+    c10::InferenceMode normal(false);  // later forwards with autograd may save it for backward
     cache = torch::full({tgt_len, src_len}, -std::numeric_limits<double>::infinity(), options).triu_(1);
   }
   return cache;

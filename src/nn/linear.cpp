@@ -1,11 +1,14 @@
 #include "symm/nn/linear.h"
 
 #include "symm/nn/affine.h"
+#include "symm/nn/functional.h"
 
+#include "eval_mode.h"
 #include "isotypic.h"
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <type_traits>
 #include <vector>
 
@@ -17,115 +20,146 @@ namespace {
 
 torch::Tensor invariant_basis_tensor(const Representation& rep) { return to_tensor(rep.invariant_basis()); }
 
-struct TileShape { int64_t m_out, m_in, s_out, s_in, r; };
-
-// Up to this many multiply-adds per tile, loops over the tiles beat a matmul: C2's 2x2 tiles (r = 2) made
-// the (m_out·m_in, 2)·(2, 4) matmul and the permute into W's layout take 55 µs for a 256x64 weight, as much
-// again backward, over five autograd nodes; the loops below take one node, and 23 µs for the 192x64 in_proj
-// of C2 m=32 (bench/RESULTS.md).
-constexpr int64_t kLoopTile = 64;
-
-// W[(i,a),(j,c)] = Σ_k φ[(i,j),k] E[k,(a,c)]. Row a of E sits in a local array (at most kLoopTile values),
-// and S_IN, R > 0 fix s_in and r at compile time, so that the inner loops unroll: 2.5-4x faster than loops
-// over run-time sizes that read E in the innermost loop.
-template <typename T, int S_IN, int R>
-void tiles_to_weight(const T* phi, const T* e, T* w, const TileShape& t) {
-  const int64_t s_in = S_IN > 0 ? S_IN : t.s_in, r = R > 0 ? R : t.r;
-  const int64_t tile = t.s_out * s_in, row = t.m_in * s_in;
-  T ea[kLoopTile];  // E[k, (a, c)] for one a, as (k, c)
-  for (int64_t a = 0; a < t.s_out; ++a) {
-    for (int64_t k = 0; k < r; ++k)
-      for (int64_t c = 0; c < s_in; ++c) ea[k * s_in + c] = e[k * tile + a * s_in + c];
-    for (int64_t i = 0; i < t.m_out; ++i) {
-      T* out = w + (i * t.s_out + a) * row;
-      const T* p = phi + i * t.m_in * r;
-      for (int64_t j = 0; j < t.m_in; ++j, p += r, out += s_in) {
-        for (int64_t c = 0; c < s_in; ++c) {
-          T sum = 0;
-          for (int64_t k = 0; k < r; ++k) sum += p[k] * ea[k * s_in + c];
-          out[c] = sum;
-        }
-      }
-    }
-  }
-}
-
-// The adjoint: dφ[(i,j),k] = Σ_{a,c} dW[(i,a),(j,c)] E[k,(a,c)]
-template <typename T, int S_IN, int R>
-void weight_to_tiles(const T* dw, const T* e, T* dphi, const TileShape& t) {
-  const int64_t s_in = S_IN > 0 ? S_IN : t.s_in, r = R > 0 ? R : t.r;
-  const int64_t tile = t.s_out * s_in, row = t.m_in * s_in;
-  T ea[kLoopTile];
-  std::fill(dphi, dphi + t.m_out * t.m_in * r, T(0));
-  for (int64_t a = 0; a < t.s_out; ++a) {
-    for (int64_t k = 0; k < r; ++k)
-      for (int64_t c = 0; c < s_in; ++c) ea[k * s_in + c] = e[k * tile + a * s_in + c];
-    for (int64_t i = 0; i < t.m_out; ++i) {
-      const T* g = dw + (i * t.s_out + a) * row;
-      T* q = dphi + i * t.m_in * r;
-      for (int64_t j = 0; j < t.m_in; ++j, q += r, g += s_in) {
-        for (int64_t k = 0; k < r; ++k) {
-          T sum = 0;
-          for (int64_t c = 0; c < s_in; ++c) sum += g[c] * ea[k * s_in + c];
-          q[k] += sum;
-        }
-      }
-    }
-  }
-}
-
-// One of the loops above, with the sizes of regular copies of C2, C3 and C4 fixed at compile time.
-template <typename T>
-void tile_loops(bool adjoint, const T* in, const T* e, T* out, const TileShape& t) {
-  auto run = [&](auto size) {
-    constexpr int n = decltype(size)::value;
-    adjoint ? weight_to_tiles<T, n, n>(in, e, out, t) : tiles_to_weight<T, n, n>(in, e, out, t);
-  };
-  const int64_t n = t.s_in == t.r ? t.r : 0;
-  if (n == 2) run(std::integral_constant<int, 2>{});
-  else if (n == 3) run(std::integral_constant<int, 3>{});
-  else if (n == 4) run(std::integral_constant<int, 4>{});
-  else run(std::integral_constant<int, 0>{});
-}
-
-TileShape tile_shape(const torch::autograd::AutogradContext* ctx) {
-  const auto v = ctx->saved_data.at("shape").toIntVector();
-  return {v[0], v[1], v[2], v[3], v[4]};
-}
-
-// The two loops above as one autograd node (CPU, float and double).
-struct TileSynthesis : torch::autograd::Function<TileSynthesis> {
-  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& phi, const torch::Tensor& e,
-                               std::vector<int64_t> shape) {
-    ctx->save_for_backward({e});
-    ctx->saved_data["shape"] = shape;
-    const TileShape t = tile_shape(ctx);
-    auto w = torch::empty({t.m_out * t.s_out, t.m_in * t.s_in}, phi.options());
-    const auto p = phi.contiguous();
-    const auto ec = e.contiguous();
-    AT_DISPATCH_FLOATING_TYPES(phi.scalar_type(), "TileSynthesis", [&] {
-      tile_loops(false, p.data_ptr<scalar_t>(), ec.data_ptr<scalar_t>(), w.data_ptr<scalar_t>(), t);
-    });
-    return w;
-  }
-
-  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::variable_list grads) {
-    const auto e = ctx->get_saved_variables()[0];
-    const TileShape t = tile_shape(ctx);
-    if (torch::GradMode::is_enabled()) {
-      // create_graph: the same adjoint through differentiable ops, so higher derivatives stay exact.
-      const auto dw = grads[0].reshape({t.m_out, t.s_out, t.m_in, t.s_in}).permute({0, 2, 1, 3});
-      return {torch::mm(dw.reshape({t.m_out * t.m_in, t.s_out * t.s_in}), e.t()), {}, {}};
-    }
-    const auto dw = grads[0].contiguous();
-    const auto ec = e.contiguous();
-    auto dphi = torch::empty({t.m_out * t.m_in, t.r}, dw.options());
-    AT_DISPATCH_FLOATING_TYPES(dw.scalar_type(), "TileSynthesis", [&] {
-      tile_loops(true, dw.data_ptr<scalar_t>(), ec.data_ptr<scalar_t>(), dphi.data_ptr<scalar_t>(), t);
-    });
-    return {dphi, {}, {}};
-  }
+// The constants of functional::hom_tiles when both representations are copies of one small block each, side
+// by side (regular copies in the permutation basis, for instance): the (s_out, s_in) tile of W for each copy
+// pair is then φ·E with φ = θ[index] (r coefficients per pair) and E (r, s_out·s_in) the same for every pair.
+// None otherwise, or for a single tile (the general path is as cheap).
+struct TileConstants {
+  int64_t m_out, m_in, s_out, s_in, r;
+  torch::Tensor tiles, index;  // E (r, s_out, s_in); int64 (m_out·m_in·r)
+  bool identity;               // index is 0, 1, 2, ...: θ is φ already
 };
+
+std::optional<TileConstants> tile_constants(const symm::linalg::HomBasis& basis) {
+  const auto& blocks = basis.blocks();
+  std::vector<const Eigen::MatrixXd*> q_out, q_in;
+  for (const auto& b : blocks) {
+    q_out.push_back(&b.q_out);
+    q_in.push_back(&b.q_in);
+  }
+  const int d_out = basis.out_rep().size(), d_in = basis.in_rep().size();
+  const int s_out = detail::chunk_size(d_out, q_out), s_in = detail::chunk_size(d_in, q_in);
+  const int m_out = d_out / s_out, m_in = d_in / s_in;
+  if (int64_t(m_out) * m_in == 1) return {};  // one tile: the general path is as cheap
+  const auto& g = *basis.in_rep().group();
+  // Every coefficient θ_t of a block (irrep, endomorphism s, copies i, j) contributes
+  // Q_out[:, i] Ψ_s Q_in[:, j]ᵀ, which lives in one tile (chunk of i, chunk of j). Pass 0 collects the tiles
+  // of pair (0, 0); pass 1 checks that every pair has the same list, in the same order, and records θ's order.
+  std::vector<Eigen::MatrixXd> reference;
+  std::vector<int64_t> count(size_t(m_out) * m_in, 0);
+  std::vector<int64_t> index;
+  for (int pass = 0; pass < 2; ++pass) {
+    if (pass == 1) {
+      if (reference.empty()) return {};
+      index.assign(size_t(m_out) * m_in * reference.size(), -1);
+    }
+    for (const auto& b : blocks) {
+      const auto& endo = g.irrep(b.irrep).endomorphisms;
+      std::vector<int> chunk_out(b.m_out), chunk_in(b.m_in);
+      for (int i = 0; i < b.m_out; ++i) chunk_out[i] = detail::chunk_of(b.q_out, i * b.dim, b.dim, s_out);
+      for (int j = 0; j < b.m_in; ++j) chunk_in[j] = detail::chunk_of(b.q_in, j * b.dim, b.dim, s_in);
+      for (int s = 0; s < b.endo; ++s) {
+        for (int i = 0; i < b.m_out; ++i) {
+          for (int j = 0; j < b.m_in; ++j) {
+            const int co = chunk_out[i], ci = chunk_in[j];
+            if (co < 0 || ci < 0) return {};
+            if (pass == 0 && (co != 0 || ci != 0)) continue;
+            const Eigen::MatrixXd tile = b.q_out.block(int64_t(co) * s_out, int64_t(i) * b.dim, s_out, b.dim) * endo[s] *
+                                         b.q_in.block(int64_t(ci) * s_in, int64_t(j) * b.dim, s_in, b.dim).transpose();
+            const int64_t theta = b.offset + (int64_t(s) * b.m_out + i) * b.m_in + j;
+            if (pass == 0) {
+              reference.push_back(tile);
+              continue;
+            }
+            const size_t pair = size_t(co) * m_in + ci;
+            const int64_t t = count[pair]++;
+            if (t >= int64_t(reference.size()) || !tile.isApprox(reference[t], 1e-9)) return {};
+            index[pair * reference.size() + t] = theta;
+          }
+        }
+      }
+    }
+  }
+  const auto r = static_cast<int64_t>(reference.size());
+  if (std::any_of(count.begin(), count.end(), [r](int64_t c) { return c != r; })) return {};
+  Eigen::MatrixXd e(r, int64_t(s_out) * s_in);
+  for (int64_t t = 0; t < r; ++t) {
+    const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> row = reference[t];
+    e.row(t) = Eigen::Map<const Eigen::RowVectorXd>(row.data(), row.size());
+  }
+  const auto index_tensor = torch::tensor(index, torch::kInt64);
+  return TileConstants{m_out, m_in, s_out, s_in, r, to_tensor(e).view({r, s_out, s_in}), index_tensor,
+                       index_tensor.equal(torch::arange(int64_t(index.size()), torch::kInt64))};
+}
+
+
+// The constants of functional::hom_blocks: blocks batched by shape, for each batch Ψ (nb, S, d, d) and Q_out
+// (nb, D_out, m_out d); then Q_inᵀ (Σ m_in d, D_in).
+struct BlockConstants {
+  struct Batch { int offset, count, endo, dim, m_out, m_in; };
+  std::vector<Batch> batches;
+  std::vector<torch::Tensor> master;
+};
+
+BlockConstants block_constants(const symm::linalg::HomBasis& basis) {
+  BlockConstants out;
+  const auto& g = *basis.in_rep().group();
+  std::vector<torch::Tensor> q_in_all;
+  const auto& blocks = basis.blocks();
+  int64_t offset = 0;
+  for (size_t i = 0; i < blocks.size();) {
+    size_t j = i + 1;
+    auto same = [&](const auto& a, const auto& b) { return a.endo == b.endo && a.dim == b.dim && a.m_out == b.m_out && a.m_in == b.m_in; };
+    while (j < blocks.size() && same(blocks[i], blocks[j])) ++j;
+    const auto& b0 = blocks[i];
+    // hom_blocks reads each batch's coefficients after the previous batch's.
+    TORCH_INTERNAL_ASSERT(b0.offset == offset, "eLinear: the Hom_G coefficients of a batch do not follow the previous batch's");
+    out.batches.push_back({b0.offset, static_cast<int>(j - i), b0.endo, b0.dim, b0.m_out, b0.m_in});
+    offset += int64_t(j - i) * b0.endo * b0.m_out * b0.m_in;
+    std::vector<torch::Tensor> psi, q_out;
+    for (size_t k = i; k < j; ++k) {
+      std::vector<torch::Tensor> endo;
+      for (const auto& e : g.irrep(blocks[k].irrep).endomorphisms) endo.push_back(to_tensor(e));
+      psi.push_back(torch::stack(endo));
+      q_out.push_back(to_tensor(blocks[k].q_out));
+      q_in_all.push_back(to_tensor(blocks[k].q_in));
+    }
+    out.master.push_back(torch::stack(psi));
+    out.master.push_back(torch::stack(q_out));
+    i = j;
+  }
+  out.master.push_back(torch::cat(q_in_all, 1).t().contiguous());
+  return out;
+}
+
+// Scale of an eAffine on in_rep acting on each coefficient's input copy: the j-th copy of irrep k in the
+// basis is the j-th occurrence of k in in_rep.irreps(), which is the eAffine's scale index.
+torch::Tensor alpha_index(const symm::linalg::HomBasis& basis) {
+  std::vector<int64_t> alpha(basis.dim());
+  const auto& irreps = basis.in_rep().irreps();
+  for (const auto& b : basis.blocks()) {
+    std::vector<int64_t> position;
+    for (size_t c = 0; c < irreps.size(); ++c)
+      if (irreps[c] == b.irrep) position.push_back(int64_t(c));
+    for (int e = 0; e < b.endo; ++e)
+      for (int i = 0; i < b.m_out; ++i)
+        for (int j = 0; j < b.m_in; ++j) alpha[b.offset + (int64_t(e) * b.m_out + i) * b.m_in + j] = position.at(j);
+  }
+  return torch::tensor(alpha, torch::kInt64);
+}
+
+// A layout's constants for functional::to_isotypic / from_isotypic, and its Fix(ρ) basis in isotypic rows.
+void append_layout(NamedConstants& out, const std::string& prefix, const detail::IsotypicLayout& layout, int64_t n_fix) {
+  const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
+  out.emplace_back(prefix + ".chunks", torch::tensor(layout.chunks(), torch::kInt64));
+  out.emplace_back(prefix + ".basis", layout.to_chunk_basis(torch::eye(layout.chunk_size(), f64)));
+  out.emplace_back(prefix + ".copy_of_row", layout.copy_of_row(torch::kCPU).clone());
+  if (n_fix == 0) return;
+  const auto eye = torch::eye(n_fix, f64);
+  std::vector<torch::Tensor> columns;
+  for (int64_t k = 0; k < n_fix; ++k) columns.push_back(layout.invariant(eye[k]));
+  out.emplace_back(prefix + ".fix", torch::stack(columns, 1));
+}
 
 }  // namespace
 
@@ -165,49 +199,12 @@ void eLinearImpl::reset() {
   isotypic_out_ = std::make_shared<detail::IsotypicLayout>(out);
   isotypic_ = std::make_shared<detail::IsotypicMap>(*basis_, isotypic_in_, isotypic_out_);
   if (!use_tiles_) {
-    const auto& g = *in.group();
-    std::vector<torch::Tensor> master;
-    std::vector<torch::Tensor> q_in_all;
-    const auto& blocks = basis_->blocks();
-    for (size_t i = 0; i < blocks.size();) {
-      size_t j = i + 1;
-      auto same = [&](const auto& a, const auto& b) {
-        return a.endo == b.endo && a.dim == b.dim && a.m_out == b.m_out && a.m_in == b.m_in;
-      };
-      while (j < blocks.size() && same(blocks[i], blocks[j])) ++j;
-      const auto& b0 = blocks[i];
-      batches_.push_back({b0.offset, static_cast<int>(j - i), b0.endo, b0.dim, b0.m_out, b0.m_in});
-      std::vector<torch::Tensor> psi, q_out;
-      for (size_t k = i; k < j; ++k) {
-        std::vector<torch::Tensor> endo;
-        for (const auto& e : g.irrep(blocks[k].irrep).endomorphisms) endo.push_back(to_tensor(e));
-        psi.push_back(torch::stack(endo));
-        q_out.push_back(to_tensor(blocks[k].q_out));
-        q_in_all.push_back(to_tensor(blocks[k].q_in));
-      }
-      master.push_back(torch::stack(psi));
-      master.push_back(torch::stack(q_out));
-      i = j;
-    }
-    master.push_back(torch::cat(q_in_all, 1).t().contiguous());  // (Σ m_in d, D_in)
-    constants_ = Constants(std::move(master));
+    auto c = block_constants(*basis_);
+    for (const auto& b : c.batches) batches_.push_back({b.offset, b.count, b.endo, b.dim, b.m_out, b.m_in});
+    constants_ = Constants(std::move(c.master));
   }
 
-  // Scale of an eAffine on in_rep acting on each coefficient's input copy: the j-th copy of irrep k in the
-  // basis is the j-th occurrence of k in in_rep.irreps(), which is the eAffine's scale index.
-  std::vector<int64_t> alpha(basis_->dim());
-  {
-    const auto& irreps = in.irreps();
-    for (const auto& b : basis_->blocks()) {
-      std::vector<int64_t> position;
-      for (size_t c = 0; c < irreps.size(); ++c)
-        if (irreps[c] == b.irrep) position.push_back(int64_t(c));
-      for (int e = 0; e < b.endo; ++e)
-        for (int i = 0; i < b.m_out; ++i)
-          for (int j = 0; j < b.m_in; ++j) alpha[b.offset + (int64_t(e) * b.m_out + i) * b.m_in + j] = position.at(j);
-    }
-  }
-  alpha_index_ = Constants({torch::tensor(alpha, torch::kInt64)});
+  alpha_index_ = Constants({alpha_index(*basis_)});
   affine_check_.pre = nullptr;
 
   weight_dof = register_parameter("weight_dof", torch::empty({basis_->dim()}));
@@ -220,6 +217,42 @@ void eLinearImpl::reset() {
   for (auto* cache : {&weight_cache_, &bias_cache_, &folded_weight_cache_, &folded_bias_cache_, &isotypic_cache_}) cache->clear();
   reset_parameters();
 }
+
+namespace functional {
+
+NamedConstants linear_constants(const Representation& in_rep, const Representation& out_rep, const std::string& init_scheme) {
+  TORCH_CHECK(in_rep.group() && in_rep.group() == out_rep.group(), "linear_constants: expected two representations of one group");
+  const symm::linalg::HomBasis basis(in_rep, out_rep);
+  TORCH_CHECK(basis.dim() > 0, "linear_constants: Hom_G(", in_rep.name(), ", ", out_rep.name(), ") is zero-dimensional");
+  NamedConstants out;
+  if (const auto t = tile_constants(basis)) {
+    out.emplace_back("tiles", t->tiles);
+    out.emplace_back("tile_m_out", torch::tensor(t->m_out, torch::kInt64));
+    if (!t->identity) out.emplace_back("tile_index", t->index);
+  } else {
+    const auto c = block_constants(basis);
+    std::vector<int64_t> m_in;
+    for (size_t i = 0; i < c.batches.size(); ++i) {
+      out.emplace_back("endomorphisms." + std::to_string(i), c.master[2 * i]);
+      out.emplace_back("q_out." + std::to_string(i), c.master[2 * i + 1]);
+      m_in.push_back(c.batches[i].m_in);
+    }
+    out.emplace_back("q_in_t", c.master.back());
+    out.emplace_back("m_in", torch::tensor(m_in, torch::kInt64));
+  }
+  out.emplace_back("fix", invariant_basis_tensor(out_rep));
+  out.emplace_back("init_std", to_tensor(basis.init_std(symm::linalg::parse_init_scheme(init_scheme))));
+  out.emplace_back("bias_bound", torch::tensor(1.0 / std::sqrt(double(in_rep.size())), torch::kFloat64));
+  out.emplace_back("alpha_index", alpha_index(basis));
+  const auto in = std::make_shared<const detail::IsotypicLayout>(in_rep);
+  const auto outl = std::make_shared<const detail::IsotypicLayout>(out_rep);
+  detail::IsotypicMap(basis, in, outl).append_constants(out, "isotypic");
+  append_layout(out, "isotypic_in", *in, in_rep.invariant_basis().cols());
+  append_layout(out, "isotypic_out", *outl, out_rep.invariant_basis().cols());
+  return out;
+}
+
+}  // namespace functional
 
 void eLinearImpl::reset_parameters() {
   torch::NoGradGuard no_grad;
@@ -238,108 +271,40 @@ void eLinearImpl::reset_parameters() {
 }
 
 bool eLinearImpl::build_tiles() {
-  const auto& blocks = basis_->blocks();
-  std::vector<const Eigen::MatrixXd*> q_out, q_in;
-  for (const auto& b : blocks) {
-    q_out.push_back(&b.q_out);
-    q_in.push_back(&b.q_in);
-  }
-  const int d_out = options.out_rep().size(), d_in = options.in_rep().size();
-  const int s_out = detail::chunk_size(d_out, q_out), s_in = detail::chunk_size(d_in, q_in);
-  const int m_out = d_out / s_out, m_in = d_in / s_in;
-  if (int64_t(m_out) * m_in == 1) return false;  // one tile: the general path is as cheap
-  const auto& g = *options.in_rep().group();
-  // Every coefficient θ_t of a block (irrep, endomorphism s, copies i, j) contributes
-  // Q_out[:, i] Ψ_s Q_in[:, j]ᵀ, which lives in one tile (chunk of i, chunk of j). Pass 0 collects the tiles
-  // of pair (0, 0); pass 1 checks that every pair has the same list, in the same order, and records θ's order.
-  std::vector<Eigen::MatrixXd> reference;
-  std::vector<int64_t> count(size_t(m_out) * m_in, 0);
-  std::vector<int64_t> index;
-  for (int pass = 0; pass < 2; ++pass) {
-    if (pass == 1) {
-      if (reference.empty()) return false;
-      index.assign(size_t(m_out) * m_in * reference.size(), -1);
-    }
-    for (const auto& b : blocks) {
-      const auto& endo = g.irrep(b.irrep).endomorphisms;
-      std::vector<int> chunk_out(b.m_out), chunk_in(b.m_in);
-      for (int i = 0; i < b.m_out; ++i) chunk_out[i] = detail::chunk_of(b.q_out, i * b.dim, b.dim, s_out);
-      for (int j = 0; j < b.m_in; ++j) chunk_in[j] = detail::chunk_of(b.q_in, j * b.dim, b.dim, s_in);
-      for (int s = 0; s < b.endo; ++s) {
-        for (int i = 0; i < b.m_out; ++i) {
-          for (int j = 0; j < b.m_in; ++j) {
-            const int co = chunk_out[i], ci = chunk_in[j];
-            if (co < 0 || ci < 0) return false;
-            if (pass == 0 && (co != 0 || ci != 0)) continue;
-            const Eigen::MatrixXd tile = b.q_out.block(int64_t(co) * s_out, int64_t(i) * b.dim, s_out, b.dim) * endo[s] *
-                                         b.q_in.block(int64_t(ci) * s_in, int64_t(j) * b.dim, s_in, b.dim).transpose();
-            const int64_t theta = b.offset + (int64_t(s) * b.m_out + i) * b.m_in + j;
-            if (pass == 0) {
-              reference.push_back(tile);
-              continue;
-            }
-            const size_t pair = size_t(co) * m_in + ci;
-            const int64_t t = count[pair]++;
-            if (t >= int64_t(reference.size()) || !tile.isApprox(reference[t], 1e-9)) return false;
-            index[pair * reference.size() + t] = theta;
-          }
-        }
-      }
-    }
-  }
-  const auto r = static_cast<int64_t>(reference.size());
-  if (std::any_of(count.begin(), count.end(), [r](int64_t c) { return c != r; })) return false;
-  Eigen::MatrixXd e(r, int64_t(s_out) * s_in);
-  for (int64_t t = 0; t < r; ++t) {
-    const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> row = reference[t];
-    e.row(t) = Eigen::Map<const Eigen::RowVectorXd>(row.data(), row.size());
-  }
-  tiles_ = Tiles{m_out, m_in, s_out, s_in, r, torch::tensor(index, torch::kInt64), false};
-  tiles_.identity = tiles_.index.equal(torch::arange(int64_t(index.size()), torch::kInt64));
-  tile_constants_ = Constants({to_tensor(e), tiles_.index});
+  const auto t = tile_constants(*basis_);
+  if (!t) return false;
+  tiles_ = Tiles{t->m_out, t->m_in, t->s_out, t->s_in, t->r, t->index, t->identity};
+  tile_constants_ = Constants({t->tiles, t->index});
   return true;
 }
 
 torch::Tensor eLinearImpl::synthesize_weight(const torch::Tensor& theta_all) const {
   if (use_tiles_) {
-    const auto& t = tiles_;
     const auto& c = tile_constants_.get(theta_all);
-    const auto phi = (t.identity ? theta_all : theta_all.index_select(0, c[1])).view({t.m_out * t.m_in, t.r});
-    const auto type = phi.scalar_type();
-    if (phi.is_cpu() && (type == torch::kFloat32 || type == torch::kFloat64) && t.r * t.s_out * t.s_in <= kLoopTile)
-      return TileSynthesis::apply(phi, c[0], std::vector<int64_t>{t.m_out, t.m_in, t.s_out, t.s_in, t.r});
-    return torch::mm(phi, c[0])
-        .view({t.m_out, t.m_in, t.s_out, t.s_in})
-        .permute({0, 2, 1, 3})
-        .reshape({t.m_out * t.s_out, t.m_in * t.s_in});
+    return functional::hom_tiles(theta_all, tiles_.identity ? c10::nullopt : c10::optional<torch::Tensor>(c[1]), c[0], tiles_.m_out);
   }
   const auto& c = constants_.get(theta_all);
-  std::vector<torch::Tensor> parts;
-  for (size_t i = 0; i < batches_.size(); ++i) {
-    const auto& b = batches_[i];
-    const auto theta = theta_all.narrow(0, b.offset, int64_t(b.count) * b.endo * b.m_out * b.m_in)
-                           .view({b.count, b.endo, b.m_out, b.m_in});
-    // Block of each irrep: Σ_s Θ_s ⊗ Ψ_s, laid out (copy_out, component, copy_in, component).
-    torch::Tensor k = b.endo == 1 && b.dim == 1
-                          ? theta.view({b.count, b.m_out, b.m_in})
-                          : torch::einsum("bsij,bsac->biajc", {theta, c[2 * i]})
-                                .reshape({b.count, int64_t(b.m_out) * b.dim, int64_t(b.m_in) * b.dim});
-    // Q_out,k · K_k for every block, then side by side along the isotypic input columns.
-    parts.push_back(torch::bmm(c[2 * i + 1], k).permute({1, 0, 2}).reshape({c[2 * i + 1].size(1), -1}));
+  const auto n = batches_.size();
+  std::vector<torch::Tensor> psi, q_out;
+  std::vector<int64_t> m_in;
+  for (size_t i = 0; i < n; ++i) {
+    psi.push_back(c[2 * i]);
+    q_out.push_back(c[2 * i + 1]);
+    m_in.push_back(batches_[i].m_in);
   }
-  return torch::matmul(parts.size() == 1 ? parts[0] : torch::cat(parts, 1), c[2 * batches_.size()]);
+  return functional::hom_blocks(theta_all, psi, q_out, c[2 * n], m_in);
 }
 
 torch::Tensor eLinearImpl::weight() {
-  if (is_training()) return synthesize_weight(weight_dof);
-  return weight_cache_.get({weight_dof}, [&] { return synthesize_weight(weight_dof); });
+  if (!detail::use_eval_cache(is_training(), {weight_dof})) return synthesize_weight(weight_dof);
+  return detail::eval_cached(weight_cache_, {weight_dof}, [&] { return synthesize_weight(weight_dof); });
 }
 
 torch::Tensor eLinearImpl::bias() {
   if (!bias_dof.defined()) return {};
   auto compute = [&] { return torch::mv(fix_.get(bias_dof)[0], bias_dof); };
-  if (is_training()) return compute();
-  return bias_cache_.get({bias_dof}, compute);
+  if (!detail::use_eval_cache(is_training(), {bias_dof})) return compute();
+  return detail::eval_cached(bias_cache_, {bias_dof}, compute);
 }
 
 void eLinearImpl::check_input(const torch::Tensor& x) const {
@@ -398,12 +363,12 @@ torch::Tensor eLinearImpl::forward_isotypic(const torch::Tensor& z, eAffineImpl*
   };
   const auto& input = pre && !folds ? pre->forward_isotypic(z, *isotypic_in_) : z;
   const bool all_chunks = chunk_begin == 0 && (chunk_count < 0 || chunk_count == isotypic_out_->chunks());
-  if (is_training() || !all_chunks) return isotypic_->forward(input, operands(), chunk_count);
-  // Eval: the block weights and biases are made once per parameter change (at O m=16's four maps, about a
-  // tenth of the layer's time went into gathering them every forward).
   auto keys = folds ? std::vector<torch::Tensor>{weight_dof, bias_dof, pre->scale_dof, pre->bias_dof}
                     : std::vector<torch::Tensor>{weight_dof, bias_dof};
-  return isotypic_->forward(input, isotypic_cache_.get_all(keys, operands), chunk_count);
+  if (!detail::use_eval_cache(is_training(), keys) || !all_chunks) return isotypic_->forward(input, operands(), chunk_count);
+  // Eval: the block weights and biases are made once per parameter change (at O m=16's four maps, about a
+  // tenth of the layer's time went into gathering them every forward).
+  return isotypic_->forward(input, detail::eval_cached_all(isotypic_cache_, keys, operands), chunk_count);
 }
 
 bool eLinearImpl::affine_matches(const eAffineImpl& pre) {
@@ -439,10 +404,10 @@ torch::Tensor eLinearImpl::forward_after(const torch::Tensor& x, eAffineImpl& pr
     const auto wb = torch::mv(weight(), b_pre);
     return b.defined() ? b + wb : wb;
   };
-  if (!is_training()) {
-    const std::vector<torch::Tensor> keys{weight_dof, bias_dof, pre.scale_dof, pre.bias_dof};
-    const auto& w = folded_weight_cache_.get(keys, fold_weight);
-    return torch::nn::functional::linear(x, w, folded_bias_cache_.get(keys, fold_bias));
+  if (const std::vector<torch::Tensor> keys{weight_dof, bias_dof, pre.scale_dof, pre.bias_dof};
+      detail::use_eval_cache(is_training(), keys)) {
+    const auto& w = detail::eval_cached(folded_weight_cache_, keys, fold_weight);
+    return torch::nn::functional::linear(x, w, detail::eval_cached(folded_bias_cache_, keys, fold_bias));
   }
   // Training: the matmul fold pays off only with more tokens than output features.
   const int64_t tokens = x.numel() / std::max<int64_t>(x.size(-1), 1);

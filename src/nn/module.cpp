@@ -21,6 +21,9 @@ const std::vector<torch::Tensor>& Constants::get(const torch::Device& device, to
   std::lock_guard<std::mutex> lock(mutex_);
   auto it = materialised_.find(key.str());
   if (it == materialised_.end()) {
+    // Outside inference mode: a first forward under torch.inference_mode must not leave inference tensors
+    // that later forwards with autograd save for backward.
+    c10::InferenceMode normal(false);
     std::vector<torch::Tensor> out;
     // Index tensors keep their integer dtype; only floating-point constants take the module's.
     for (const auto& t : master_) out.push_back((t.is_floating_point() ? t.to(device, dtype) : t.to(device)).contiguous());

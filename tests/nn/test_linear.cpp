@@ -57,8 +57,14 @@ TEST(Linear, EvalCacheIsReusedAndRefreshedAfterAnOptimiserStep) {
   const auto rep = Representation::regular(make_group("D4")).copies(2);
   eLinear lin(rep, rep);
   lin->eval();
-  const auto w1 = lin->weight();
-  EXPECT_EQ(w1.data_ptr(), lin->weight().data_ptr()) << "eval weight is recomputed on every call";
+  // The cache serves forwards that need no autograd; with autograd, eval synthesises W as training does.
+  auto cached_weight = [&] {
+    torch::NoGradGuard no_grad;
+    return lin->weight();
+  };
+  const auto w1 = cached_weight();
+  EXPECT_EQ(w1.data_ptr(), cached_weight().data_ptr()) << "eval weight is recomputed on every call";
+  EXPECT_TRUE(lin->weight().requires_grad()) << "eval with autograd cut the coefficients off";
   lin->train();
   torch::optim::SGD opt(lin->parameters(), 0.1);
   const auto x = torch::randn({8, rep.size()});
@@ -67,7 +73,7 @@ TEST(Linear, EvalCacheIsReusedAndRefreshedAfterAnOptimiserStep) {
   EXPECT_GT(lin->weight_dof.grad().abs().sum().item<double>(), 0.0);
   opt.step();
   lin->eval();
-  const auto w2 = lin->weight();
+  const auto w2 = cached_weight();
   EXPECT_FALSE(torch::equal(w1, w2)) << "stale cache after an optimiser step";
   lin->train();
   EXPECT_TRUE(torch::allclose(lin->weight(), w2, 1e-6, 1e-6));
