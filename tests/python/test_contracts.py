@@ -135,8 +135,10 @@ def test_meta_construction_then_to_empty_and_reset_parameters(rep):
             m.reset_parameters()
     meta.eval()
     # The constants are back exactly; the parameters are a fresh draw of the same initialisation.
-    for (name, b), (_, r) in zip(meta.named_buffers(), reference.named_buffers()):
-        assert torch.equal(b, r), name
+    buffers, expected = dict(meta.named_buffers()), dict(reference.named_buffers())
+    assert buffers.keys() == expected.keys()
+    for name, b in buffers.items():
+        assert torch.equal(b, expected[name]), name
     for (name, p), (_, r) in zip(meta.named_parameters(), reference.named_parameters()):
         assert p.shape == r.shape and torch.isfinite(p).all(), name
         if name.endswith("scale_dof"):
@@ -177,8 +179,22 @@ def test_any_equivariant_activation(rep, activation):
         assert torch.allclose(layer(act(rep, g, x)), act(rep, g, y), atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("activation", [torch.nn.PReLU(num_parameters=64), torch.nn.Linear(64, 64),
-                                        torch.nn.LayerNorm(64)])
+class ChannelSlopes(torch.nn.Module):
+    """A leaky ReLU with one slope per hidden channel (PReLU's per-channel form on the last dimension)."""
+
+    def __init__(self, n):
+        super().__init__()
+        self.slope = torch.nn.Parameter(torch.full((n,), 0.25))
+
+    def forward(self, x):
+        return torch.where(x > 0, x, self.slope * x)
+
+
+@pytest.mark.parametrize("activation", [ChannelSlopes(64), torch.nn.Linear(64, 64), torch.nn.LayerNorm(64)])
 def test_activation_not_equivariant_on_the_hidden_copies_is_refused(rep, activation):
+    # ChannelSlopes and LayerNorm are equivariant at their initial values (equal slopes, ones): the check
+    # redraws the parameters.
     with pytest.raises(ValueError, match="not equivariant"):
         encoder_layer(rep, activation=activation)
+    with pytest.raises(ValueError, match="activation PReLU"):  # torch's PReLU takes dim 1 (tokens) as channels
+        encoder_layer(rep, activation=torch.nn.PReLU(64))

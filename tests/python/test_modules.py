@@ -87,7 +87,7 @@ def test_gradcheck_float64():
     x = torch.randn(2, 3, rep.size, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda t: layer(t, is_causal=True), (x,))
     w1, wq, scale = layer.feedforward.linear1.weight_dof, layer.self_attn.in_proj.weight_dof, layer.norm1.affine.scale_dof
-    assert torch.autograd.gradgradcheck(lambda a, b, c: torch.func.functional_call(
+    assert torch.autograd.gradcheck(lambda a, b, c: torch.func.functional_call(
         layer, {"feedforward.linear1.weight_dof": a, "self_attn.in_proj.weight_dof": b, "norm1.affine.scale_dof": c},
         (x.detach(),)), (w1.detach().requires_grad_(), wq.detach().requires_grad_(), scale.detach().requires_grad_()))
 

@@ -39,8 +39,9 @@ class eModule(torch.nn.Module):
 
     def _constant(self, name: str, master: torch.Tensor, dtype=None):
         self._masters[name] = master
+        # A copy always: the masters are shared by every module on the same representations.
         value = master.to(device=default_device(),
-                          dtype=(dtype or torch.get_default_dtype()) if master.is_floating_point() else None)
+                          dtype=(dtype or torch.get_default_dtype()) if master.is_floating_point() else None, copy=True)
         self.register_buffer(name, value, persistent=False)
 
     def _reset_constants(self):
