@@ -100,9 +100,8 @@ def _cpp_state(cpp, prefix=""):
 def _load(cpp, state):
     own = _cpp_state(cpp)
     assert set(own) == set(state), f"state dict keys differ: C++ only {set(own) - set(state)}, Python only {set(state) - set(own)}"
-    with torch.no_grad():
-        for k, v in state.items():
-            own[k].copy_(v)
+    for k, v in state.items():
+        own[k].data = v.detach().clone()  # the C++ module's own tensor takes the value and the dtype
 
 
 def cpp_state_dict(cpp):

@@ -11,12 +11,7 @@ import torch
 from .. import _C
 
 __all__ = ["linear_constants", "linear_weight", "affine_constants", "layer_norm_constants", "rms_normalise",
-           "layer_normalise", "has_isotypic"]
-
-def has_isotypic() -> bool:
-    """Whether the Python modules offer the isotypic execution (its operators exist; the modules do not call
-    them yet)."""
-    return False
+           "layer_normalise"]
 
 
 @dataclass(frozen=True)
