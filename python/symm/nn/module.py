@@ -111,8 +111,5 @@ class EvalCache:
     def __deepcopy__(self, memo):
         return EvalCache()
 
-    def __getstate__(self):
-        return {}
-
-    def __setstate__(self, state):
-        self.__init__()
+    def __reduce__(self):
+        return EvalCache, ()
