@@ -1,0 +1,158 @@
+"""eMLP: an equivariant multilayer perceptron (eLinear layers with hidden features in whole regular copies in the
+permutation basis, where a pointwise activation commutes with the group), and iMLP: an invariant MLP that reads an
+eMLP's features through invariants (the trivial coordinates and the norm of every other irrep copy) and finishes
+with an unconstrained linear head. Both have the C++ modules' state_dict keys.
+"""
+from __future__ import annotations
+
+import torch
+
+from .. import Representation
+from .linear import eLinear
+
+__all__ = ["eMLP", "iMLP", "check_pointwise"]
+
+_INIT_SCHEMES = ("xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal")
+
+
+def _regular_copies(group, units: int) -> Representation:
+    return Representation.regular(group).copies(max(1, -(-units // group.order)))
+
+
+@torch.no_grad()
+def check_pointwise(module: str, activation, rep: Representation) -> None:
+    """ValueError unless activation commutes with ρ(s) for every generator s on a random input: what makes it
+    equivariant on rep (regular copies in the permutation basis). Softmax over features or PReLU with one slope
+    per feature fail."""
+    if not isinstance(activation, torch.nn.Module) and not callable(activation):
+        raise ValueError(f"{module}: activation must be a torch.nn.Module or a callable, got {type(activation).__name__}")
+    params = list(activation.parameters()) if isinstance(activation, torch.nn.Module) else []
+    if any(p.is_meta for p in params):
+        return  # nothing to evaluate yet; checked values come with to_empty and reset
+    dtype = params[0].dtype if params else torch.float64
+    device = params[0].device if params else torch.device("cpu")
+    x = torch.randn(3, rep.size, dtype=dtype, device=device)
+    try:
+        y = activation(x)
+        worst = 0.0
+        for s in rep.group.generators:
+            r = rep(s).to(dtype=dtype, device=device)
+            worst = max(worst, (activation(x @ r.T) - y @ r.T).abs().max().item())
+    except RuntimeError as e:
+        raise ValueError(f"{module}: activation {activation!r} cannot be applied to features of size {rep.size}: {e}") from e
+    tol = 1e-10 if dtype == torch.float64 else 1e-5
+    if worst > tol * max(1.0, y.abs().max().item()):
+        raise ValueError(f"{module}: activation {activation!r} is not equivariant on {rep.name} (it must act on every "
+                         f"feature alike, pointwise); |act(ρ(g)x) − ρ(g)act(x)| = {worst:.2e} on a generator")
+
+
+class eMLP(torch.nn.Module):
+    """x ↦ eLinear ∘ (activation ∘ eLinear)^L (x); f(ρ_in(g)x) = ρ_out(g) f(x) for every g. Each hidden width is
+    rounded up to whole regular copies of the group; dropout follows every activation."""
+
+    def __init__(self, in_rep: Representation, out_rep: Representation, hidden_units, activation=torch.nn.ReLU(),
+                 dropout: float = 0.0, bias: bool = True, init_scheme: str = "xavier_normal", device=None, dtype=None):
+        super().__init__()
+        G = in_rep.group
+        if out_rep.group != G:
+            raise ValueError(f"eMLP: in_rep is of {G.name} but out_rep of {out_rep.group.name}")
+        hidden_units = list(hidden_units)
+        if not hidden_units:
+            raise ValueError("eMLP: hidden_units must hold at least one layer")
+        if any(int(u) <= 0 for u in hidden_units):
+            raise ValueError(f"eMLP: hidden_units must be positive, got {hidden_units}")
+        if not 0 <= dropout < 1:
+            raise ValueError(f"eMLP: dropout must be in [0, 1), got {dropout}")
+        self.in_rep, self.out_rep, self.init_scheme = in_rep, out_rep, init_scheme
+        self.hidden_reps = [_regular_copies(G, int(u)) for u in hidden_units]
+        reps = [in_rep, *self.hidden_reps, out_rep]
+        self.layers = torch.nn.ModuleList(eLinear(a, b, bias=bias, init_scheme=init_scheme, device=device, dtype=dtype)
+                                          for a, b in zip(reps[:-1], reps[1:]))
+        for rep in {r.size: r for r in self.hidden_reps}.values():
+            check_pointwise("eMLP", activation, rep)
+        self.activation = activation
+        self.dropout = torch.nn.Dropout(dropout)
+
+    def reset_parameters(self):
+        for layer in self.layers:
+            layer.reset_parameters()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != self.in_rep.size:
+            raise ValueError(f"eMLP: expected features (..., {self.in_rep.size}) of {self.in_rep.name}, got {tuple(x.shape)}")
+        *hidden, last = self.layers
+        for layer in hidden:
+            x = self.dropout(self.activation(layer(x)))
+        return last(x)
+
+    def extra_repr(self) -> str:
+        return f"in={self.in_rep.name}, hidden={[r.size for r in self.hidden_reps]}, out={self.out_rep.name}"
+
+
+class iMLP(torch.nn.Module):
+    """x ↦ head(invariants(activation(eMLP(x)))): f(ρ_in(g)x) = f(x) for every g. The invariants of a feature
+    vector h are its coordinates on the trivial irrep copies and the norm of its component on every other irrep
+    copy; for m regular copies of G that is m·(number of irreps of the regular representation) values."""
+
+    def __init__(self, in_rep: Representation, out_dim: int, hidden_units, activation=torch.nn.ReLU(),
+                 dropout: float = 0.0, bias: bool = True, init_scheme: str = "xavier_normal", device=None, dtype=None):
+        super().__init__()
+        G = in_rep.group
+        hidden_units = list(hidden_units)
+        if out_dim <= 0:
+            raise ValueError(f"iMLP: out_dim must be positive, got {out_dim}")
+        if not hidden_units:
+            raise ValueError("iMLP: hidden_units must hold at least one layer")
+        if init_scheme not in _INIT_SCHEMES:
+            raise ValueError(f"iMLP: unknown init_scheme {init_scheme!r}: expected one of {', '.join(_INIT_SCHEMES)}")
+        self.in_rep, self.out_dim, self.init_scheme = in_rep, out_dim, init_scheme
+        self.out_rep = Representation.trivial(G, out_dim)
+        # The backbone ends on the last hidden width; its output is then activated and pooled.
+        pooled = _regular_copies(G, int(hidden_units[-1]))
+        self.backbone = eMLP(in_rep, pooled, hidden_units[:-1] or hidden_units, activation=activation, dropout=dropout,
+                             bias=bias, init_scheme=init_scheme, device=device, dtype=dtype)
+        # Isotypic coordinates c = Qᵀh: irrep copy j owns a run of dim ψ_j coordinates; members (D, copies) sums
+        # each run, trivial (copies) marks the copies kept signed rather than as a norm.
+        dims = [G.irreps[k].dim for k in pooled.irreps]
+        members = torch.zeros(pooled.size, len(dims), dtype=torch.float64)
+        o = 0
+        for j, d in enumerate(dims):
+            members[o:o + d, j] = 1.0
+            o += d
+        float_kw = dict(dtype=dtype or torch.get_default_dtype(), device=device)
+        self.register_buffer("pooling", pooled.change_of_basis.to(**float_kw), persistent=False)
+        self.register_buffer("members", members.to(**float_kw), persistent=False)
+        self.register_buffer("trivial", torch.tensor([G.irreps[k].is_trivial for k in pooled.irreps], device=device),
+                             persistent=False)
+        self.head = torch.nn.Linear(len(dims), out_dim, bias=bias, device=device, dtype=dtype)
+        self._reset_head()
+
+    @torch.no_grad()
+    def _reset_head(self):
+        init = {"xavier_normal": torch.nn.init.xavier_normal_, "xavier_uniform": torch.nn.init.xavier_uniform_,
+                "kaiming_normal": lambda w: torch.nn.init.kaiming_normal_(w, nonlinearity="linear"),
+                "kaiming_uniform": lambda w: torch.nn.init.kaiming_uniform_(w, nonlinearity="linear")}
+        init[self.init_scheme](self.head.weight)
+        if self.head.bias is not None:
+            self.head.bias.zero_()
+
+    def reset_parameters(self):
+        self.backbone.reset_parameters()
+        self._reset_head()
+
+    def invariants(self, h: torch.Tensor) -> torch.Tensor:
+        """The invariant features of h (..., pooled size) → (..., number of irrep copies)."""
+        if h.shape[-1] != self.pooling.shape[0]:
+            raise ValueError(f"iMLP: expected pooled features (..., {self.pooling.shape[0]}), got {tuple(h.shape)}")
+        c = h @ self.pooling.to(h.dtype)
+        members = self.members.to(h.dtype)
+        # ρ is orthogonal and acts on each irrep copy by an orthogonal ψ(g): the norm of the copy is invariant.
+        return torch.where(self.trivial, c @ members, torch.sqrt((c * c) @ members + 1e-12))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != self.in_rep.size:
+            raise ValueError(f"iMLP: expected features (..., {self.in_rep.size}) of {self.in_rep.name}, got {tuple(x.shape)}")
+        return self.head(self.invariants(self.backbone.activation(self.backbone(x))))
+
+    def extra_repr(self) -> str:
+        return f"in={self.in_rep.name}, pooled={self.pooling.shape[0]}, invariants={self.head.in_features}, out={self.out_dim}"
