@@ -222,7 +222,7 @@ def test_compile_equals_eager(index):
 def test_bad_input_is_refused():
     G = symm.group("D4")
     model = emlp(G)
-    with pytest.raises(ValueError, match="expected features"):
+    with pytest.raises(RuntimeError, match="last dimension"):
         model(torch.randn(2, model.in_rep.size + 1))
     rep = rep_of("D4", 1)
     with pytest.raises(ValueError, match="not equivariant"):

@@ -21,6 +21,7 @@ from .encoder import eTransformerEncoder
 from .encoder_layer import eTransformerEncoderLayer
 from .linear import eLinear
 from .mlp import eMLP
+from .module import eModule
 from .normalization import eLayerNorm, eRMSNorm
 
 __all__ = ["eCondTransformerRegressor", "CondTransformerRegressor", "PreNormBlock", "sinusoidal_embedding"]
@@ -79,7 +80,23 @@ def _check_common(module, embedding_dim, num_attention_heads, in_horizon, cond_h
         raise ValueError(f"{module}: norm_module must be 'rmsnorm' or 'layernorm', got {norm_module!r}")
 
 
-class eCondTransformerRegressor(torch.nn.Module):
+def _reset_all(root: torch.nn.Module):
+    """reset_parameters of every submodule that owns parameters (each resets its own), and the constants of every
+    equivariant one (a module built on the meta device gets them back after to_empty)."""
+    for m in root.modules():
+        if m is root:
+            continue
+        reset = getattr(m, "reset_parameters", None) or getattr(m, "_reset_parameters", None)  # MultiheadAttention
+        if m._parameters and reset is not None:
+            reset()
+        elif isinstance(m, eModule):
+            m._reset_constants()
+    with torch.no_grad():
+        root.pos_emb.zero_()
+        root.cond_pos_emb.zero_()
+
+
+class eCondTransformerRegressor(eModule):
     """f(X, k, Z) with f(ρ_in(g)X, k, ρ_cond(g)Z) = ρ_out(g) f(X, k, Z) for every g; X (B, Tx ≤ in_horizon, in_rep),
     k a scalar or (B) step, Z (B, Tz ≤ cond_horizon, cond_rep) → (B, Tx, out_rep)."""
 
@@ -87,7 +104,7 @@ class eCondTransformerRegressor(torch.nn.Module):
                  cond_horizon: int, num_layers: int, num_attention_heads: int, embedding_dim: int, p_drop_emb: float = 0.1,
                  p_drop_attn: float = 0.1, causal_attn: bool = False, num_cond_layers: int = 0,
                  norm_module: str = "rmsnorm", init_scheme: str = "xavier_uniform", device=None, dtype=None):
-        super().__init__()
+        super().__init__(in_rep, out_rep)
         name = "eCondTransformerRegressor"
         G = in_rep.group
         if cond_rep.group != G or out_rep.group != G:
@@ -102,7 +119,7 @@ class eCondTransformerRegressor(torch.nn.Module):
                              f"num_attention_heads {num_attention_heads} does not divide (each head owns whole copies)")
         _check_common(name, embedding_dim, num_attention_heads, in_horizon, cond_horizon, num_layers, num_cond_layers,
                       p_drop_emb, p_drop_attn, norm_module)
-        self.in_rep, self.cond_rep, self.out_rep = in_rep, cond_rep, out_rep
+        self.cond_rep = cond_rep
         self.in_horizon, self.cond_horizon, self.embedding_dim = in_horizon, cond_horizon, embedding_dim
         self.num_layers, self.num_cond_layers, self.num_attention_heads = num_layers, num_cond_layers, num_attention_heads
         self.causal_attn, self.norm_module, self.init_scheme = causal_attn, norm_module, init_scheme
@@ -128,20 +145,16 @@ class eCondTransformerRegressor(torch.nn.Module):
         self.norm = eRMSNorm(rep, eps=1e-5, **kw) if norm_module == "rmsnorm" else eLayerNorm(rep, eps=1e-5, **kw)
         self.head = eLinear(rep, out_rep, init_scheme=init_scheme, **kw)
         # The orthonormal basis (D, n) of Fix(embedding_rep): a constant of the group, not state.
-        self.register_buffer("invariant_basis", rep.invariant_basis.to(dtype=dtype or torch.get_default_dtype(),
-                                                                       device=device), persistent=False)
+        self._constant("invariant_basis", rep.invariant_basis, dtype)
+        self._place(device, dtype)
 
     def project_invariant(self, x: torch.Tensor) -> torch.Tensor:
-        basis = self.invariant_basis.to(x.dtype)
+        basis = self.invariant_basis
         return (x @ basis) @ basis.T
 
     def reset_parameters(self):
-        for m in self.modules():
-            if m is not self and isinstance(m, (eLinear, eRMSNorm, eLayerNorm)):
-                m.reset_parameters()
-        with torch.no_grad():
-            self.pos_emb.zero_()
-            self.cond_pos_emb.zero_()
+        self._reset_constants()
+        _reset_all(self)
 
     def forward(self, X: torch.Tensor, opt_step, Z: torch.Tensor) -> torch.Tensor:
         steps = _check_inputs("eCondTransformerRegressor", X, opt_step, Z, self.in_rep.size, self.cond_rep.size,
@@ -239,12 +252,7 @@ class CondTransformerRegressor(torch.nn.Module):
         self.head = torch.nn.Linear(dim, out_dim, **kw)
 
     def reset_parameters(self):
-        for m in self.modules():
-            if isinstance(m, torch.nn.Linear):
-                m.reset_parameters()
-        with torch.no_grad():
-            self.pos_emb.zero_()
-            self.cond_pos_emb.zero_()
+        _reset_all(self)
 
     def forward(self, X: torch.Tensor, opt_step, Z: torch.Tensor) -> torch.Tensor:
         steps = _check_inputs("CondTransformerRegressor", X, opt_step, Z, self.in_dim, self.cond_dim, self.in_horizon,

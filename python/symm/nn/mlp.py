@@ -9,6 +9,7 @@ import torch
 
 from .. import Representation
 from .linear import eLinear
+from .module import check_features, eModule
 
 __all__ = ["eMLP", "iMLP", "check_pointwise"]
 
@@ -46,13 +47,13 @@ def check_pointwise(module: str, activation, rep: Representation) -> None:
                          f"feature alike, pointwise); |act(ρ(g)x) − ρ(g)act(x)| = {worst:.2e} on a generator")
 
 
-class eMLP(torch.nn.Module):
+class eMLP(eModule):
     """x ↦ eLinear ∘ (activation ∘ eLinear)^L (x); f(ρ_in(g)x) = ρ_out(g) f(x) for every g. Each hidden width is
     rounded up to whole regular copies of the group; dropout follows every activation."""
 
     def __init__(self, in_rep: Representation, out_rep: Representation, hidden_units, activation=torch.nn.ReLU(),
                  dropout: float = 0.0, bias: bool = True, init_scheme: str = "xavier_normal", device=None, dtype=None):
-        super().__init__()
+        super().__init__(in_rep, out_rep)
         G = in_rep.group
         if out_rep.group != G:
             raise ValueError(f"eMLP: in_rep is of {G.name} but out_rep of {out_rep.group.name}")
@@ -63,7 +64,7 @@ class eMLP(torch.nn.Module):
             raise ValueError(f"eMLP: hidden_units must be positive, got {hidden_units}")
         if not 0 <= dropout < 1:
             raise ValueError(f"eMLP: dropout must be in [0, 1), got {dropout}")
-        self.in_rep, self.out_rep, self.init_scheme = in_rep, out_rep, init_scheme
+        self.init_scheme = init_scheme
         self.hidden_reps = [_regular_copies(G, int(u)) for u in hidden_units]
         reps = [in_rep, *self.hidden_reps, out_rep]
         self.layers = torch.nn.ModuleList(eLinear(a, b, bias=bias, init_scheme=init_scheme, device=device, dtype=dtype)
@@ -78,8 +79,7 @@ class eMLP(torch.nn.Module):
             layer.reset_parameters()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-1] != self.in_rep.size:
-            raise ValueError(f"eMLP: expected features (..., {self.in_rep.size}) of {self.in_rep.name}, got {tuple(x.shape)}")
+        check_features("eMLP", x, self.in_rep.size)
         *hidden, last = self.layers
         for layer in hidden:
             x = self.dropout(self.activation(layer(x)))
@@ -89,15 +89,15 @@ class eMLP(torch.nn.Module):
         return f"in={self.in_rep.name}, hidden={[r.size for r in self.hidden_reps]}, out={self.out_rep.name}"
 
 
-class iMLP(torch.nn.Module):
+class iMLP(eModule):
     """x ↦ head(invariants(activation(eMLP(x)))): f(ρ_in(g)x) = f(x) for every g. The invariants of a feature
     vector h are its coordinates on the trivial irrep copies and the norm of its component on every other irrep
     copy; for m regular copies of G that is m·(number of irreps of the regular representation) values."""
 
     def __init__(self, in_rep: Representation, out_dim: int, hidden_units, activation=torch.nn.ReLU(),
                  dropout: float = 0.0, bias: bool = True, init_scheme: str = "xavier_normal", device=None, dtype=None):
-        super().__init__()
         G = in_rep.group
+        super().__init__(in_rep, Representation.trivial(G, out_dim) if out_dim > 0 else in_rep)
         hidden_units = list(hidden_units)
         if out_dim <= 0:
             raise ValueError(f"iMLP: out_dim must be positive, got {out_dim}")
@@ -105,8 +105,7 @@ class iMLP(torch.nn.Module):
             raise ValueError("iMLP: hidden_units must hold at least one layer")
         if init_scheme not in _INIT_SCHEMES:
             raise ValueError(f"iMLP: unknown init_scheme {init_scheme!r}: expected one of {', '.join(_INIT_SCHEMES)}")
-        self.in_rep, self.out_dim, self.init_scheme = in_rep, out_dim, init_scheme
-        self.out_rep = Representation.trivial(G, out_dim)
+        self.out_dim, self.init_scheme = out_dim, init_scheme
         # The backbone ends on the last hidden width; its output is then activated and pooled.
         pooled = _regular_copies(G, int(hidden_units[-1]))
         self.backbone = eMLP(in_rep, pooled, hidden_units[:-1] or hidden_units, activation=activation, dropout=dropout,
@@ -119,13 +118,12 @@ class iMLP(torch.nn.Module):
         for j, d in enumerate(dims):
             members[o:o + d, j] = 1.0
             o += d
-        float_kw = dict(dtype=dtype or torch.get_default_dtype(), device=device)
-        self.register_buffer("pooling", pooled.change_of_basis.to(**float_kw), persistent=False)
-        self.register_buffer("members", members.to(**float_kw), persistent=False)
-        self.register_buffer("trivial", torch.tensor([G.irreps[k].is_trivial for k in pooled.irreps], device=device),
-                             persistent=False)
-        self.head = torch.nn.Linear(len(dims), out_dim, bias=bias, device=device, dtype=dtype)
+        self._constant("pooling", pooled.change_of_basis, dtype)
+        self._constant("members", members, dtype)
+        self._constant("trivial", torch.tensor([G.irreps[k].is_trivial for k in pooled.irreps]))
+        self.head = torch.nn.Linear(len(dims), out_dim, bias=bias, dtype=dtype)
         self._reset_head()
+        self._place(device, dtype)
 
     @torch.no_grad()
     def _reset_head(self):
@@ -137,21 +135,20 @@ class iMLP(torch.nn.Module):
             self.head.bias.zero_()
 
     def reset_parameters(self):
+        self._reset_constants()
         self.backbone.reset_parameters()
         self._reset_head()
 
     def invariants(self, h: torch.Tensor) -> torch.Tensor:
         """The invariant features of h (..., pooled size) → (..., number of irrep copies)."""
-        if h.shape[-1] != self.pooling.shape[0]:
-            raise ValueError(f"iMLP: expected pooled features (..., {self.pooling.shape[0]}), got {tuple(h.shape)}")
+        check_features("iMLP", h, self.pooling.shape[0], "pooled features")
         c = h @ self.pooling.to(h.dtype)
         members = self.members.to(h.dtype)
         # ρ is orthogonal and acts on each irrep copy by an orthogonal ψ(g): the norm of the copy is invariant.
         return torch.where(self.trivial, c @ members, torch.sqrt((c * c) @ members + 1e-12))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-1] != self.in_rep.size:
-            raise ValueError(f"iMLP: expected features (..., {self.in_rep.size}) of {self.in_rep.name}, got {tuple(x.shape)}")
+        check_features("iMLP", x, self.in_rep.size)
         return self.head(self.invariants(self.backbone.activation(self.backbone(x))))
 
     def extra_repr(self) -> str:
