@@ -3,12 +3,14 @@
 #include "bindings.h"
 #include "symm/group/named.h"
 #include "symm/group/representation.h"
+#include "symm/linalg/hom_basis.h"
 #include "symm/nn/module.h"
 
 namespace py = pybind11;
 using symm::group::Group;
 using symm::group::Irrep;
 using symm::group::Representation;
+using symm::linalg::HomBasis;
 using symm::nn::to_eigen;
 using symm::nn::to_tensor;
 
@@ -118,6 +120,37 @@ void bind_group(py::module_& m) {
       .def("__repr__", [](const Representation& r) {
         return "Representation(" + r.name() + ", group=" + r.group()->name() + ", size=" + std::to_string(r.size()) + ")";
       });
+  // The basis of Hom_G(in, out) that eLinear's coefficients live in: what the Python modules need to
+  // initialise and project (the forward's kernels are operators, torch.ops.symm).
+  py::class_<HomBasis::Block>(m, "HomBlock")
+      .def_readonly("irrep", &HomBasis::Block::irrep)
+      .def_readonly("dim", &HomBasis::Block::dim)
+      .def_readonly("endo", &HomBasis::Block::endo)
+      .def_readonly("m_in", &HomBasis::Block::m_in)
+      .def_readonly("m_out", &HomBasis::Block::m_out)
+      .def_readonly("offset", &HomBasis::Block::offset)
+      .def_property_readonly("q_in", [](const HomBasis::Block& b) { return to_tensor(b.q_in); })
+      .def_property_readonly("q_out", [](const HomBasis::Block& b) { return to_tensor(b.q_out); });
+  py::class_<HomBasis>(m, "HomBasis")
+      .def(py::init<const Representation&, const Representation&>(), py::arg("in_rep"), py::arg("out_rep"))
+      .def_property_readonly("dim", &HomBasis::dim)
+      .def_property_readonly("blocks", &HomBasis::blocks)
+      .def("init_std", [](const HomBasis& b, const std::string& scheme) {
+             return to_tensor(b.init_std(symm::linalg::parse_init_scheme(scheme)));
+           },
+           py::arg("scheme"))
+      .def("synthesize", [](const HomBasis& b, const torch::Tensor& theta) {
+             return to_tensor(b.synthesize(Eigen::VectorXd(to_eigen(theta.reshape({-1, 1})))));
+           },
+           py::arg("theta"))
+      .def("coefficients", [](const HomBasis& b, const torch::Tensor& w) {
+             if (w.dim() != 2 || w.size(0) != b.out_rep().size() || w.size(1) != b.in_rep().size())
+               throw std::invalid_argument("HomBasis.coefficients: expected a weight of shape [" +
+                                           std::to_string(b.out_rep().size()) + ", " + std::to_string(b.in_rep().size()) +
+                                           "], got " + c10::str(w.sizes()));
+             return to_tensor(Eigen::VectorXd(b.coefficients(to_eigen(w))));
+           },
+           py::arg("weight"));
 }
 
 }  // namespace symm::python

@@ -1,0 +1,24 @@
+"""Equivariant modules: torch.nn.Modules written in Python on the operators of symm's C++ core.
+
+Each module owns its Parameters (state dict keys as the C++ module's) and its constants as non-persistent
+buffers; forwards call ``torch.ops.symm`` operators, torch functions and child modules, so hooks,
+parametrize, functional_call, deepcopy, pickle, torch.func, torch.compile and torch.export work on them.
+The C++ modules stay available as ``symm._C.eLinear`` etc.
+"""
+from .activation import check_activation
+from .affine import eAffine
+from .attention import AttentionBase, eMultiheadAttention
+from .decoder_layer import eTransformerDecoderLayer
+from .encoder import eTransformerEncoder
+from .encoder_layer import eTransformerEncoderLayer
+from .feedforward import eFeedForward
+from .linear import InvariantBias, eLinear
+from .module import eModule
+from .normalization import eLayerNorm, eRMSNorm
+from .positional import ALiBiAttention, PositionalAttentionBase, RotaryAttention
+
+__all__ = [
+    "eModule", "eLinear", "InvariantBias", "eAffine", "eRMSNorm", "eLayerNorm", "AttentionBase", "eMultiheadAttention",
+    "PositionalAttentionBase", "RotaryAttention", "ALiBiAttention", "eFeedForward", "eTransformerEncoderLayer",
+    "eTransformerEncoder", "eTransformerDecoderLayer", "check_activation",
+]

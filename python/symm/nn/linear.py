@@ -1,0 +1,147 @@
+"""eLinear: a linear map that commutes with the group, learned through its Hom_G coefficients, and
+InvariantBias: a learnable vector of the fixed space Fix(ρ)."""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from .. import _C
+from .module import EvalCache, check_device_and_dtype, check_features, eModule, use_eval_cache
+from . import ops
+
+__all__ = ["eLinear", "InvariantBias"]
+
+_INIT_SCHEMES = ("xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal")
+_EXECUTIONS = ("automatic", "dense", "isotypic")
+
+
+def _check_execution(module: str, execution: str) -> str:
+    if execution not in _EXECUTIONS:
+        raise ValueError(f"{module}: unknown execution {execution!r}: expected automatic, dense or isotypic")
+    if execution == "isotypic" and not ops.has_isotypic():
+        raise ValueError(f"{module}: execution='isotypic' needs the isotypic operators of torch.ops.symm, which this "
+                         f"build of symm does not register; use 'dense' or 'automatic'")
+    return execution
+
+
+class eLinear(eModule):
+    """y = W x + b with ρ_out(g) W = W ρ_in(g) and b ∈ Fix(ρ_out).
+
+    W is synthesised from ``weight_dof`` (its coordinates in the basis of Hom_G) on every forward where
+    autograd needs it, in eval mode too; only when it needs nothing (no grad mode, or no parameter requires
+    grad) and nothing is being traced is the dense W cached in eval. The forward is then
+    ``F.linear(x, W, b)``.
+    """
+
+    def __init__(self, in_rep, out_rep, bias: bool = True, init_scheme: str | None = "xavier_uniform",
+                 device=None, dtype=None, *, execution: str = "automatic"):
+        super().__init__(in_rep, out_rep)
+        if in_rep.group != out_rep.group:
+            raise ValueError(f"eLinear: in_rep is of group {in_rep.group.name} but out_rep of {out_rep.group.name}")
+        init_scheme = "xavier_uniform" if init_scheme is None else init_scheme
+        if init_scheme not in _INIT_SCHEMES:
+            raise ValueError(f"eLinear: unknown init_scheme {init_scheme!r}: expected one of {', '.join(_INIT_SCHEMES)}")
+        self.init_scheme = init_scheme
+        self.execution = _check_execution("eLinear", execution)
+        self.in_features, self.out_features = in_rep.size, out_rep.size
+        c = ops.linear_constants(in_rep, out_rep)
+        if c.dim == 0:
+            raise ValueError(f"eLinear: Hom_G({in_rep.name}, {out_rep.name}) is zero-dimensional: no irrep of the "
+                             f"output occurs in the input")
+        self._layout = c.layout
+        for i, t in enumerate(c.tensors):
+            self._constant(f"_synthesis{i}", t, dtype)
+        self._constant("_init_std", c.init_std[init_scheme], dtype)
+        self._constant("_fix", c.fix, dtype)
+        self.weight_dof = torch.nn.Parameter(torch.empty(c.dim, device=self._fix.device, dtype=self._fix.dtype))
+        n_fix = c.fix.shape[1]
+        self.bias_dof = (torch.nn.Parameter(torch.empty(n_fix, device=self._fix.device, dtype=self._fix.dtype))
+                         if bias and n_fix > 0 else None)
+        self._weight_cache, self._bias_cache = EvalCache(), EvalCache()
+        self.reset_parameters()
+        self._place(device, dtype)
+
+    def reset_parameters(self):
+        self._reset_constants()
+        with torch.no_grad():
+            if self.init_scheme.endswith("uniform"):
+                self.weight_dof.uniform_(-1.0, 1.0).mul_(self._init_std * math.sqrt(3.0))
+            else:
+                self.weight_dof.normal_().mul_(self._init_std)
+            if self.bias_dof is not None:
+                bound = 1.0 / math.sqrt(self.in_features)
+                self.bias_dof.uniform_(-bound, bound)
+
+    def _synthesis(self):
+        return [getattr(self, f"_synthesis{i}") for i in range(len(self._layout.tensors))]
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """Dense (out, in) weight: synthesised with autograd, or the eval cache when autograd needs nothing."""
+        compute = lambda: ops.linear_weight(self.weight_dof, self._synthesis(), self._layout)
+        if use_eval_cache(self, [self.weight_dof]):
+            return self._weight_cache.get([self.weight_dof], compute)
+        return compute()
+
+    @property
+    def bias(self) -> torch.Tensor | None:
+        """Dense bias (out), or None without one."""
+        if self.bias_dof is None:
+            return None
+        compute = lambda: torch.mv(self._fix, self.bias_dof)
+        if use_eval_cache(self, [self.bias_dof]):
+            return self._bias_cache.get([self.bias_dof], compute)
+        return compute()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_features("eLinear", x, self.in_features)
+        check_device_and_dtype("eLinear", x, self.weight_dof)
+        return F.linear(x, self.weight, self.bias)
+
+    @torch.no_grad()
+    def set_dense(self, weight: torch.Tensor, bias: torch.Tensor | None = None):
+        """Sets the coefficients to the orthogonal projection of a dense (out, in) weight (and bias) onto Hom_G."""
+        basis = _C.HomBasis(self.in_rep, self.out_rep)
+        self.weight_dof.copy_(basis.coefficients(weight.detach().to("cpu", torch.float64)))
+        if bias is not None and self.bias_dof is not None:
+            if bias.shape != (self.out_features,):
+                raise ValueError(f"eLinear.set_dense: expected a bias of shape [{self.out_features}], got {list(bias.shape)}")
+            self.bias_dof.copy_(self._masters["_fix"].T @ bias.detach().to("cpu", torch.float64))
+
+    def extra_repr(self) -> str:
+        return (f"in={self.in_rep.name}, out={self.out_rep.name}, bias={self.bias_dof is not None}, "
+                f"dof={self.weight_dof.numel()}, execution={self.execution}")
+
+
+class InvariantBias(eModule):
+    """x + b with b ∈ Fix(ρ), learned through its coordinates in an orthonormal basis of Fix(ρ) (zeros at
+    initialisation); the identity when Fix(ρ) = 0."""
+
+    def __init__(self, in_rep, device=None, dtype=None):
+        super().__init__(in_rep)
+        self.in_features = in_rep.size
+        self._constant("_fix", in_rep.invariant_basis, dtype)
+        self.bias_dof = torch.nn.Parameter(torch.zeros(self._fix.shape[1], device=self._fix.device, dtype=self._fix.dtype))
+        self.reset_parameters()
+        self._place(device, dtype)
+
+    def reset_parameters(self):
+        self._reset_constants()
+        with torch.no_grad():
+            self.bias_dof.zero_()
+
+    @property
+    def bias(self) -> torch.Tensor:
+        return torch.mv(self._fix, self.bias_dof)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_features("InvariantBias", x, self.in_features)
+        if self.bias_dof.numel() == 0:
+            return x
+        check_device_and_dtype("InvariantBias", x, self.bias_dof)
+        return x + self.bias
+
+    def extra_repr(self) -> str:
+        return f"rep={self.in_rep.name}, dof={self.bias_dof.numel()}"

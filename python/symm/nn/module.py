@@ -1,0 +1,117 @@
+"""What every equivariant module shares: its representations, the constants derived from them (held as
+non-persistent buffers, computed once per representation by the group engine), input checks, and the
+eval-mode cache of dense maps that is used only when autograd needs nothing."""
+from __future__ import annotations
+
+import torch
+
+from .. import _C
+
+__all__ = ["eModule"]
+
+
+def tracing() -> bool:
+    """Whether a forward is being captured (torch.compile, torch.export, jit.trace, ONNX): then nothing is
+    cached, and no check reads tensor values."""
+    return torch.compiler.is_compiling() or torch.compiler.is_exporting() or torch.jit.is_tracing()
+
+
+def default_device() -> torch.device:
+    """The device factory functions use now (a `with torch.device(...)` context included)."""
+    return torch.empty(0).device
+
+
+class eModule(torch.nn.Module):
+    """Base of the equivariant modules: in_rep, out_rep and constant buffers.
+
+    A constant is registered with ``_constant(name, master)``: ``master`` is a CPU tensor from the group
+    engine (float64, or int64 for an index); the buffer is its copy on the construction device, in the
+    module's floating dtype for floating constants. It is not in the state dict (it is derived from the
+    representations) and follows ``.to()``. ``reset_parameters()`` refills it from the master, so that a
+    module built on the meta device and materialised with ``to_empty`` gets its constants back.
+    """
+
+    def __init__(self, in_rep, out_rep=None):
+        super().__init__()
+        self.in_rep = in_rep
+        self.out_rep = in_rep if out_rep is None else out_rep
+        self._masters: dict[str, torch.Tensor] = {}
+
+    def _constant(self, name: str, master: torch.Tensor, dtype=None):
+        self._masters[name] = master
+        value = master.to(device=default_device(),
+                          dtype=(dtype or torch.get_default_dtype()) if master.is_floating_point() else None)
+        self.register_buffer(name, value, persistent=False)
+
+    def _reset_constants(self):
+        with torch.no_grad():
+            for name, master in self._masters.items():
+                getattr(self, name).copy_(master)
+
+    def reset_parameters(self):
+        self._reset_constants()
+
+    def _place(self, device, dtype):
+        if device is not None or dtype is not None:
+            self.to(device=device, dtype=dtype)
+
+
+def check_features(module: str, x: torch.Tensor, features: int, what: str = "input"):
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{module}: expected {what} to be a torch.Tensor, got {type(x).__name__}")
+    if x.dim() == 0 or x.shape[-1] != features:
+        raise RuntimeError(f"{module}: expected {what} with last dimension {features} (the representation's size), "
+                           f"got shape {tuple(x.shape)}")
+
+
+def check_device_and_dtype(module: str, x: torch.Tensor, like: torch.Tensor, what: str = "input"):
+    if x.device != like.device:
+        raise RuntimeError(f"{module}: {what} is on {x.device} but the module's parameters are on {like.device}")
+    if x.dtype != like.dtype and not torch.is_autocast_enabled(x.device.type):
+        raise RuntimeError(f"{module}: {what} has dtype {x.dtype} but the module's parameters have {like.dtype}")
+
+
+def use_eval_cache(module: torch.nn.Module, params) -> bool:
+    """Whether an eval forward may take a dense map cached from ``params``: only when autograd needs nothing
+    from them and nothing is being traced; never for meta or transformed (torch.func) tensors."""
+    if module.training or tracing():
+        return False
+    for p in params:
+        if p is None:
+            continue
+        if torch.is_grad_enabled() and p.requires_grad:
+            return False
+        if p.device.type == "meta" or torch._C._functorch.is_functorch_wrapped_tensor(p):
+            return False
+    return True
+
+
+class EvalCache:
+    """One dense map of eval mode, recomputed when its parameters change. Parameters are compared by value
+    (optimisers, loading, ``.data`` assignments and device moves may change them without touching what a
+    version counter or identity would see); the coefficients are far smaller than the maps made from them.
+    The value is made outside inference mode and without grad, so that a first forward under
+    ``torch.inference_mode()`` cannot leave an inference tensor for later autograd forwards. Not copied
+    (a deepcopy or pickle starts empty)."""
+
+    def __init__(self):
+        self.keys = None
+        self.value = None
+
+    def get(self, params, compute):
+        params = [p for p in params if p is not None]
+        if self.keys is None or len(self.keys) != len(params) or not all(
+                k.device == p.device and k.dtype == p.dtype and torch.equal(k, p) for k, p in zip(self.keys, params)):
+            with torch.inference_mode(False), torch.no_grad():
+                self.value = compute()
+                self.keys = [p.detach().clone() for p in params]
+        return self.value
+
+    def __deepcopy__(self, memo):
+        return EvalCache()
+
+    def __getstate__(self):
+        return {}
+
+    def __setstate__(self, state):
+        self.__init__()

@@ -1,0 +1,86 @@
+"""Equivariant normalisation: eRMSNorm and eLayerNorm. Both divide by a norm that ρ (orthogonal) leaves
+unchanged, then apply an eAffine (a child module, so its hooks fire)."""
+from __future__ import annotations
+
+import torch
+
+from .affine import eAffine
+from .module import check_features, eModule
+
+__all__ = ["eRMSNorm", "eLayerNorm"]
+
+_NO_CENTRE = 1e-9  # below this norm the all-ones direction has no invariant part: no centring
+
+
+def _check_eps(module, eps):
+    if not eps > 0:
+        raise ValueError(f"{module}: eps must be positive, got {eps}")
+
+
+def rms_normalise(x: torch.Tensor, eps: float) -> torch.Tensor:
+    """x / sqrt(mean(x²) + eps) over the last dimension; half and bfloat16 are reduced in float."""
+    xf = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+    return (xf * torch.rsqrt(xf.square().mean(-1, keepdim=True) + eps)).to(x.dtype)
+
+
+class eRMSNorm(eModule):
+    """x / sqrt(mean(x²) + eps) over the last dimension, then an eAffine without bias."""
+
+    def __init__(self, in_rep, eps: float = 1e-5, equiv_affine: bool = True, device=None, dtype=None):
+        super().__init__(in_rep)
+        _check_eps("eRMSNorm", eps)
+        self.in_features, self.eps = in_rep.size, eps
+        self.affine = eAffine(in_rep, bias=False, dtype=dtype) if equiv_affine else None
+        self._place(device, dtype)
+
+    def reset_parameters(self):
+        if self.affine is not None:
+            self.affine.reset_parameters()
+
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        check_features("eRMSNorm", x, self.in_features)
+        return rms_normalise(x, self.eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.normalise(x)
+        return self.affine(y) if self.affine is not None else y
+
+    def extra_repr(self) -> str:
+        return f"in={self.in_rep.name}, eps={self.eps}, equiv_affine={self.affine is not None}"
+
+
+class eLayerNorm(eModule):
+    """Centres x along u, the unit invariant part of the all-ones direction (the mean for the trivial group),
+    divides by sqrt(mean of the centred squares + eps), then eAffine. Equals torch.nn.LayerNorm for C1."""
+
+    def __init__(self, in_rep, eps: float = 1e-5, equiv_affine: bool = True, bias: bool = True, device=None, dtype=None):
+        super().__init__(in_rep)
+        _check_eps("eLayerNorm", eps)
+        self.in_features, self.eps = in_rep.size, eps
+        f = in_rep.invariant_basis
+        v = f @ (f.T @ torch.ones(in_rep.size, dtype=torch.float64))
+        self.centred = bool(v.norm() > _NO_CENTRE * in_rep.size ** 0.5)
+        if self.centred:
+            self._constant("_u", v / v.norm(), dtype)
+        self.affine = eAffine(in_rep, bias=bias, dtype=dtype) if equiv_affine else None
+        self._place(device, dtype)
+
+    def reset_parameters(self):
+        self._reset_constants()
+        if self.affine is not None:
+            self.affine.reset_parameters()
+
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        check_features("eLayerNorm", x, self.in_features)
+        if self.centred:
+            u = self._u.to(x.dtype)
+            x = x - (x @ u).unsqueeze(-1) * u
+        return rms_normalise(x, self.eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.normalise(x)
+        return self.affine(y) if self.affine is not None else y
+
+    def extra_repr(self) -> str:
+        return (f"in={self.in_rep.name}, eps={self.eps}, equiv_affine={self.affine is not None}, "
+                f"bias={self.affine is not None and self.affine.has_bias}, centred={self.centred}")
