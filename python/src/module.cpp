@@ -14,4 +14,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   });
   symm::python::bind_group(m);
   symm::python::bind_nn(m);
+  symm::python::bind_models(m);
 }

@@ -23,15 +23,8 @@ def _bias(linear) -> bool:
     return getattr(linear, "bias_dof", None) is not None
 
 
-def _activation(module) -> str:
-    """The C++ name of a torch activation module, for twins whose state does not depend on it."""
-    act = getattr(module, "activation", None)
-    if isinstance(act, torch.nn.GELU):
-        return "gelu_tanh" if act.approximate == "tanh" else "gelu"
-    for cls, name in ((torch.nn.ReLU, "relu"), (torch.nn.SiLU, "silu"), (torch.nn.Tanh, "tanh")):
-        if isinstance(act, cls):
-            return name
-    return "gelu"  # any other activation holds no state here: the twin's choice does not change the checkpoint
+# A twin's activation and dropout: the C++ modules hold no state for them, so they do not change a checkpoint.
+_ACT, _DROP = "gelu", 0.0
 
 
 def _linear(m):
@@ -39,48 +32,40 @@ def _linear(m):
 
 
 def _affine(m):
-    return _C.eAffine(m.in_rep, getattr(m, "bias_dof", None) is not None)
+    return _C.eAffine(m.in_rep, m.has_bias)
 
 
 def _rmsnorm(m):
-    return _C.eRMSNorm(m.in_rep, m.eps, "affine" in m._modules)
+    return _C.eRMSNorm(m.in_rep, m.eps, m.affine is not None)
 
 
 def _layernorm(m):
-    affine = m._modules.get("affine")
-    return _C.eLayerNorm(m.in_rep, m.eps, affine is not None, affine is not None and getattr(affine, "bias_dof", None) is not None)
+    return _C.eLayerNorm(m.in_rep, m.eps, m.affine is not None, m.affine is not None and m.affine.has_bias)
 
 
 def _attention(m):
     bias = _bias(m.in_proj)
     if type(m).__name__ == "RotaryAttention":
-        return _C.RotaryAttention(m.in_rep, m.num_heads, 0.0, bias, "xavier_uniform", float(getattr(m, "base", 10000.0)))
+        return _C.RotaryAttention(m.in_rep, m.num_heads, _DROP, bias, "xavier_uniform", m.base)
     if type(m).__name__ == "ALiBiAttention":
-        return _C.ALiBiAttention(m.in_rep, m.num_heads, 0.0, bias, "xavier_uniform", "slopes" in m._parameters)
-    return _C.eMultiheadAttention(m.in_rep, m.num_heads, 0.0, bias, "xavier_uniform")
-
-
-def _norm_options(m):
-    norm = m.norm1
-    module = "rmsnorm" if type(norm).__name__ == "eRMSNorm" else "layernorm"
-    return norm.eps, module, _bias(m.feedforward.linear1)
+        return _C.ALiBiAttention(m.in_rep, m.num_heads, _DROP, bias, "xavier_uniform", m.learnable_slopes)
+    return _C.eMultiheadAttention(m.in_rep, m.num_heads, _DROP, bias, "xavier_uniform")
 
 
 def _encoder_layer(m):
-    eps, norm_module, bias = _norm_options(m)
-    return _C.eTransformerEncoderLayer(m.in_rep, cpp_twin(m.self_attn), m.feedforward.linear1.out_rep.size, 0.0,
-                                       _activation(m), eps, bool(m.norm_first), norm_module, bias, "xavier_uniform")
+    return _C.eTransformerEncoderLayer(m.in_rep, cpp_twin(m.self_attn), m.feedforward.hidden_size, _DROP, _ACT,
+                                       m.norm1.eps, m.norm_first, m.norm_module, _bias(m.feedforward.linear1),
+                                       "xavier_uniform")
 
 
 def _encoder(m):
-    return _C.eTransformerEncoder(cpp_twin(m.layers[0]), len(m.layers), None if getattr(m, "norm", None) is None else cpp_twin(m.norm))
+    return _C.eTransformerEncoder(cpp_twin(m.layers[0]), len(m.layers), None if m.norm is None else cpp_twin(m.norm))
 
 
 def _decoder_layer(m):
-    eps, norm_module, bias = _norm_options(m)
-    return _C.eTransformerDecoderLayer(m.in_rep, cpp_twin(m.self_attn), cpp_twin(m.cross_attn),
-                                       m.feedforward.linear1.out_rep.size, 0.0, _activation(m), eps, bool(m.norm_first),
-                                       norm_module, bias, "xavier_uniform")
+    return _C.eTransformerDecoderLayer(m.in_rep, cpp_twin(m.self_attn), cpp_twin(m.cross_attn), m.feedforward.hidden_size,
+                                       _DROP, _ACT, m.norm1.eps, m.norm_first, m.norm_module,
+                                       _bias(m.feedforward.linear1), "xavier_uniform")
 
 
 def _invariant_bias(m):
@@ -88,26 +73,27 @@ def _invariant_bias(m):
 
 
 def _emlp(m):
-    return _C.eMLP(m.in_rep, m.out_rep, [r.size for r in m.hidden_reps], activation="relu", dropout=0.0,
+    return _C.eMLP(m.in_rep, m.out_rep, [r.size for r in m.hidden_reps], activation=_ACT, dropout=_DROP,
                    bias=_bias(m.layers[0]))
 
 
 def _imlp(m):
     # The C++ iMLP's backbone takes all widths but the last, which is the pooled one.
     hidden = [r.size for r in m.backbone.hidden_reps] + [m.pooling.shape[0]]
-    return _C.iMLP(m.in_rep, m.out_dim, hidden, activation="relu", dropout=0.0, bias=m.head.bias is not None)
+    return _C.iMLP(m.in_rep, m.out_dim, hidden, activation=_ACT, dropout=_DROP,
+                   bias=m.head.bias is not None)
 
 
 def _ecrt(m):
     return _C.eCondTransformerRegressor(m.in_rep, m.cond_rep, m.out_rep, m.in_horizon, m.cond_horizon, m.num_layers,
-                                        m.num_attention_heads, m.embedding_dim, p_drop_emb=0.0, p_drop_attn=0.0,
+                                        m.num_attention_heads, m.embedding_dim, p_drop_emb=_DROP, p_drop_attn=_DROP,
                                         causal_attn=m.causal_attn, num_cond_layers=m.num_cond_layers,
                                         norm_module=m.norm_module)
 
 
 def _crt(m):
     return _C.CondTransformerRegressor(m.in_dim, m.cond_dim, m.out_dim, m.in_horizon, m.cond_horizon, m.num_layers,
-                                       m.num_attention_heads, m.embedding_dim, p_drop_emb=0.0, p_drop_attn=0.0,
+                                       m.num_attention_heads, m.embedding_dim, p_drop_emb=_DROP, p_drop_attn=_DROP,
                                        causal_attn=m.causal_attn, num_cond_layers=m.num_cond_layers,
                                        norm_module=m.norm_module)
 

@@ -8,43 +8,17 @@ from __future__ import annotations
 import torch
 
 from .. import Representation
+from .activation import check_activation
 from .linear import eLinear
 from .module import check_features, eModule
 
-__all__ = ["eMLP", "iMLP", "check_pointwise"]
+__all__ = ["eMLP", "iMLP"]
 
 _INIT_SCHEMES = ("xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal")
 
 
 def _regular_copies(group, units: int) -> Representation:
     return Representation.regular(group).copies(max(1, -(-units // group.order)))
-
-
-@torch.no_grad()
-def check_pointwise(module: str, activation, rep: Representation) -> None:
-    """ValueError unless activation commutes with ρ(s) for every generator s on a random input: what makes it
-    equivariant on rep (regular copies in the permutation basis). Softmax over features or PReLU with one slope
-    per feature fail."""
-    if not isinstance(activation, torch.nn.Module) and not callable(activation):
-        raise ValueError(f"{module}: activation must be a torch.nn.Module or a callable, got {type(activation).__name__}")
-    params = list(activation.parameters()) if isinstance(activation, torch.nn.Module) else []
-    if any(p.is_meta for p in params):
-        return  # nothing to evaluate yet; checked values come with to_empty and reset
-    dtype = params[0].dtype if params else torch.float64
-    device = params[0].device if params else torch.device("cpu")
-    x = torch.randn(3, rep.size, dtype=dtype, device=device)
-    try:
-        y = activation(x)
-        worst = 0.0
-        for s in rep.group.generators:
-            r = rep(s).to(dtype=dtype, device=device)
-            worst = max(worst, (activation(x @ r.T) - y @ r.T).abs().max().item())
-    except RuntimeError as e:
-        raise ValueError(f"{module}: activation {activation!r} cannot be applied to features of size {rep.size}: {e}") from e
-    tol = 1e-10 if dtype == torch.float64 else 1e-5
-    if worst > tol * max(1.0, y.abs().max().item()):
-        raise ValueError(f"{module}: activation {activation!r} is not equivariant on {rep.name} (it must act on every "
-                         f"feature alike, pointwise); |act(ρ(g)x) − ρ(g)act(x)| = {worst:.2e} on a generator")
 
 
 class eMLP(eModule):
@@ -69,8 +43,8 @@ class eMLP(eModule):
         reps = [in_rep, *self.hidden_reps, out_rep]
         self.layers = torch.nn.ModuleList(eLinear(a, b, bias=bias, init_scheme=init_scheme, device=device, dtype=dtype)
                                           for a, b in zip(reps[:-1], reps[1:]))
-        for rep in {r.size: r for r in self.hidden_reps}.values():
-            check_pointwise("eMLP", activation, rep)
+        for copies in {r.size // G.order for r in self.hidden_reps}:
+            check_activation("eMLP", activation, G, copies)
         self.activation = activation
         self.dropout = torch.nn.Dropout(dropout)
 
