@@ -170,7 +170,7 @@ class _Converter:
             S, b = _affine_map(affine, D)
         else:
             S, b = torch.eye(D, dtype=torch.float64), torch.zeros(D, dtype=torch.float64)
-        ours_affine = ours._modules.get("affine")
+        ours_affine = ours.affine
         if fold:
             if ours_affine is not None:
                 with torch.no_grad():
@@ -288,7 +288,7 @@ def from_symm_learning(module, tol: float = 1e-4, check: bool = True):
         "in_rep": {"irreps": rep.irreps, "change_of_basis": rep.change_of_basis.tolist()},
         "layer": opts, "attention": attn_opts,
         "num_layers": len(layers) if hasattr(theirs, "layers") else None,
-        "final_norm": None if ours_norm is None else {"eps": ours_norm.eps, "equiv_affine": "affine" in ours_norm._modules},
+        "final_norm": None if ours_norm is None else {"eps": ours_norm.eps, "equiv_affine": ours_norm.affine is not None},
     }
     if check:
         module_was_training = module.training
