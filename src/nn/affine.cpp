@@ -72,17 +72,25 @@ void eAffineImpl::reset_parameters() {
   if (bias_dof.defined()) bias_dof.zero_();
 }
 
+NamedConstants eAffineImpl::functional_constants() const {
+  const auto& c = constants_.masters();
+  return {{"change_of_basis", c[0]}, {"fix", c[1]}, {"copy_of", copy_of_.cpu()}, {"diagonal", torch::tensor(diagonal_)}};
+}
+
 int64_t eAffineImpl::num_copies() const { return static_cast<int64_t>(options.rep().irreps().size()); }
 
 int64_t eAffineImpl::num_fix() const { return num_fix_; }
 
 torch::Tensor eAffineImpl::expand(const torch::Tensor& scale) {
-  if (copy_of_.device() != scale.device()) copy_of_ = copy_of_.to(scale.device());
+  if (copy_of_.device() != scale.device()) {
+    c10::InferenceMode normal(false);  // kept for later forwards, which may save it for backward
+    copy_of_ = copy_of_.to(scale.device());
+  }
   return scale.index_select(scale.dim() - 1, copy_of_);
 }
 
 torch::Tensor eAffineImpl::channel_scale() {
-  if (is_training()) return expand(scale_dof);
+  if (!use_eval_cache(is_training(), {scale_dof})) return expand(scale_dof);
   return scale_cache_.get({scale_dof}, [&] { return expand(scale_dof); });
 }
 
@@ -95,7 +103,7 @@ torch::Tensor eAffineImpl::synthesize_scale_matrix() const {
 torch::Tensor eAffineImpl::scale_matrix() {
   TORCH_CHECK(scale_dof.defined(), "eAffine::scale_matrix: the module is not learnable; its scales are given to forward");
   if (diagonal_) return torch::diag(channel_scale());
-  if (is_training()) return synthesize_scale_matrix();
+  if (!use_eval_cache(is_training(), {scale_dof})) return synthesize_scale_matrix();
   return scale_cache_.get({scale_dof}, [&] { return synthesize_scale_matrix(); });
 }
 
@@ -103,7 +111,7 @@ torch::Tensor eAffineImpl::bias_vector() {
   TORCH_CHECK(options.learnable(), "eAffine::bias_vector: the module is not learnable; its bias is given to forward");
   if (!bias_dof.defined()) return {};
   auto compute = [&] { return torch::mv(constants_.get(bias_dof)[1], bias_dof); };
-  if (is_training()) return compute();
+  if (!use_eval_cache(is_training(), {bias_dof})) return compute();
   return bias_cache_.get({bias_dof}, compute);
 }
 

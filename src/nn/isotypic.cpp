@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "symm/nn/functional.h"
+
 namespace symm::nn::detail {
 
 namespace {
@@ -72,7 +74,7 @@ IsotypicMap::IsotypicMap(const symm::linalg::HomBasis& basis, std::shared_ptr<co
     const auto& o0 = out_->blocks()[i];
     const auto* i0 = in_->block_of(o0.irrep);
     Group gr{0, o0.dim, o0.endo, i0 ? i0->copies : 0, o0.copies, i0 ? i0->chunk_offset * in_->chunks() : 0,
-             o0.chunk_offset, i0 == nullptr, int(master.size()), -1};
+             o0.chunk_offset, i0 == nullptr, int(master.size())};
     std::vector<int64_t> index;
     std::vector<torch::Tensor> extra;  // per irrep: its scale Ψ_0(0,0) (R type) or its Ψ (S, d, d)
     size_t j = i;
@@ -111,20 +113,23 @@ IsotypicMap::IsotypicMap(const symm::linalg::HomBasis& basis, std::shared_ptr<co
     i = j;
   }
   constants_ = Constants(std::move(master));
-  // One split of the input for all groups: under autograd its backward is one cat, where a narrow per
-  // group would zero-fill a gradient of the whole input each.
-  std::vector<Group*> by_row;
-  for (auto& gr : groups_)
-    if (!gr.zero) by_row.push_back(&gr);
-  std::sort(by_row.begin(), by_row.end(), [](const Group* a, const Group* b) { return a->in_row < b->in_row; });
-  int64_t row = 0;
-  for (auto* gr : by_row) {
-    if (gr->in_row > row) input_pieces_.push_back(gr->in_row - row);
-    gr->piece = int(input_pieces_.size());
-    input_pieces_.push_back(gr->count * gr->dim * gr->n_in);
-    row = gr->in_row + input_pieces_.back();
+}
+
+void IsotypicMap::append_constants(NamedConstants& out, const std::string& prefix) const {
+  const auto& c = constants_.masters();
+  std::vector<int64_t> dims, in_rows, out_rows;
+  for (const auto& gr : groups_) {
+    in_rows.push_back(gr.zero ? -1 : gr.in_row);
+    out_rows.push_back(gr.count * gr.dim * gr.n_out);
+    if (gr.zero) continue;
+    const auto k = std::to_string(dims.size());
+    out.emplace_back(prefix + ".index." + k, c[gr.constant]);
+    out.emplace_back(prefix + ".endomorphisms." + k, c[gr.constant + 1]);
+    dims.push_back(gr.dim);
   }
-  if (row < in_->size()) input_pieces_.push_back(in_->size() - row);
+  out.emplace_back(prefix + ".dims", torch::tensor(dims, torch::kInt64));
+  out.emplace_back(prefix + ".in_rows", torch::tensor(in_rows, torch::kInt64));
+  out.emplace_back(prefix + ".out_rows", torch::tensor(out_rows, torch::kInt64));
 }
 
 std::vector<torch::Tensor> IsotypicMap::operands(const torch::Tensor& theta, const torch::Tensor& bias,
@@ -132,68 +137,46 @@ std::vector<torch::Tensor> IsotypicMap::operands(const torch::Tensor& theta, con
   const auto& c = constants_.get(theta);
   const int64_t m = out_->chunks();
   const int64_t kept = chunk_count < 0 ? m : chunk_count;
-  std::vector<torch::Tensor> ops;
+  std::vector<torch::Tensor> index, psi;
+  std::vector<int64_t> dims;
   for (const auto& gr : groups_) {
-    const int64_t mu = gr.n_out / m, n_out = mu * kept, rows = gr.count * gr.dim * n_out;
+    if (gr.zero) continue;
+    auto idx = c[gr.constant];  // (count, S, n_out, n_in)
+    if (kept != m) idx = idx.view({gr.count, gr.endo, gr.n_out / m, m, gr.n_in}).narrow(3, chunk_begin, kept).reshape({gr.count, gr.endo, -1, gr.n_in});
+    index.push_back(idx);
+    psi.push_back(c[gr.constant + 1]);
+    dims.push_back(gr.dim);
+  }
+  const auto weights = functional::isotypic_weights(theta, index, psi, dims);
+  std::vector<torch::Tensor> ops;
+  size_t k = 0;
+  for (const auto& gr : groups_) {
+    const int64_t mu = gr.n_out / m, rows = gr.count * gr.dim * mu * kept;
     const int64_t batch = gr.endo == 1 ? gr.count * gr.dim : gr.count;
-    torch::Tensor w, b;  // b: (batch, rows / batch, 1), the bias of the kept chunks
+    torch::Tensor b;  // (batch, rows / batch, 1), the bias of the kept chunks
     if (bias.defined()) {
       b = bias.view({out_->chunk_size(), m}).narrow(1, chunk_begin, kept).narrow(0, gr.out_chunk_row, gr.count * gr.dim * mu);
       b = b.reshape({batch, rows / batch, 1});
     }
-    if (!gr.zero) {
-      auto index = c[gr.constant];  // (count, S, n_out, n_in)
-      if (kept != m) index = index.view({gr.count, gr.endo, mu, m, gr.n_in}).narrow(3, chunk_begin, kept);
-      w = theta.index_select(0, index.reshape({-1})).view({gr.count, gr.endo, n_out, gr.n_in});
-      if (gr.endo == 1) {
-        w = w * c[gr.constant + 1].view({gr.count, 1, 1, 1});
-        if (gr.dim > 1) w = w.expand({gr.count, gr.dim, n_out, gr.n_in});
-        w = w.reshape({batch, n_out, gr.n_in});
-      } else {
-        // Σ_s Ψ_s ⊗ Θ_s, rows (component, copy), columns (component, copy).
-        w = torch::einsum("ksoi,ksab->kaobi", {w, c[gr.constant + 1]}).reshape({batch, gr.dim * n_out, gr.dim * gr.n_in});
-      }
-    }
-    ops.push_back(w);
+    ops.push_back(gr.zero ? torch::Tensor() : weights[k++]);
     ops.push_back(b);
   }
   return ops;
 }
 
 torch::Tensor IsotypicMap::forward(const torch::Tensor& z, const std::vector<torch::Tensor>& ops, int64_t chunk_count) const {
-  const int64_t n = z.size(1), kept = chunk_count < 0 ? out_->chunks() : chunk_count;
-  // Without autograd every group writes its rows of one output in place; with it, the groups are
-  // concatenated (whose backward is a free split).
-  auto needs_grad = [](const torch::Tensor& t) { return torch::GradMode::is_enabled() && t.defined() && t.requires_grad(); };
-  const bool in_place = !needs_grad(z) && std::none_of(ops.begin(), ops.end(), needs_grad);
-  torch::Tensor y = in_place ? torch::empty({out_->chunk_size() * kept, n}, z.options()) : torch::Tensor();
-  int64_t row = 0;
-  std::vector<torch::Tensor> parts;
-  const auto pieces = z.split_with_sizes(input_pieces_, 0);
+  const int64_t kept = chunk_count < 0 ? out_->chunks() : chunk_count;
+  c10::List<c10::optional<torch::Tensor>> weights, biases;
+  std::vector<int64_t> in_rows, out_rows;
+  auto optional = [](const torch::Tensor& t) { return t.defined() ? c10::optional<torch::Tensor>(t) : c10::nullopt; };
   for (size_t i = 0; i < groups_.size(); ++i) {
     const auto& gr = groups_[i];
-    const auto &w = ops[2 * i], &b = ops[2 * i + 1];
-    const int64_t rows = gr.count * gr.dim * (gr.n_out / out_->chunks()) * kept;
-    const auto out = in_place ? y.narrow(0, row, rows) : torch::Tensor();
-    row += rows;
-    if (gr.zero) {
-      const auto b_rows = b.defined() ? b.view({rows, 1}) : torch::zeros({rows, 1}, z.options());
-      if (in_place) out.copy_(b_rows.expand({rows, n}));
-      else parts.push_back(b_rows.expand({rows, n}).contiguous());
-      continue;
-    }
-    const int64_t batch = w.size(0);
-    const auto x = pieces[gr.piece].view({batch, w.size(2), n});
-    if (in_place) {
-      auto o = out.view({batch, w.size(1), n});
-      if (b.defined()) torch::baddbmm_out(o, b, w, x);
-      else torch::bmm_out(o, w, x);
-    } else {
-      parts.push_back((b.defined() ? torch::baddbmm(b, w, x) : torch::bmm(w, x)).view({rows, n}));
-    }
+    weights.push_back(optional(ops[2 * i]));
+    biases.push_back(optional(ops[2 * i + 1]));
+    in_rows.push_back(gr.in_row);
+    out_rows.push_back(gr.count * gr.dim * (gr.n_out / out_->chunks()) * kept);
   }
-  if (in_place) return y;
-  return parts.size() == 1 ? parts[0] : torch::cat(parts, 0);
+  return functional::isotypic_blocks(z, weights, biases, in_rows, out_rows);
 }
 
 torch::Tensor IsotypicMap::forward(const torch::Tensor& z, const torch::Tensor& theta, const torch::Tensor& bias,

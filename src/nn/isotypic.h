@@ -48,6 +48,11 @@ class IsotypicMap {
   /// forward with the operands of the same chunk range.
   torch::Tensor forward(const torch::Tensor& z, const std::vector<torch::Tensor>& operands, int64_t chunk_count = -1) const;
 
+  /// For the operators (functional::isotypic_weights, isotypic_blocks), all output chunks: per group g with
+  /// input copies prefix.index.<k>, prefix.endomorphisms.<k> (k counts those groups), prefix.dims (one per such
+  /// group); for every group prefix.in_rows (-1 without input copies) and prefix.out_rows, int64. The isotypic
+  /// bias splits along out_rows, each piece viewed (weight.size(0), -1, 1).
+  void append_constants(NamedConstants& out, const std::string& prefix) const;
   /// Multiply-adds per token of forward (the block products; basis changes are the layouts').
   int64_t multiply_adds() const { return multiply_adds_; }
   const IsotypicLayout& in() const { return *in_; }
@@ -59,11 +64,9 @@ class IsotypicMap {
     int64_t in_row, out_chunk_row;          // first input row; first output row inside a chunk
     bool zero;                               // no input copies: the output rows are zero
     int constant;                            // first of this group's constants (index, then scale or Ψ)
-    int piece;                               // its rows of the input among input_pieces_
   };
   std::shared_ptr<const IsotypicLayout> in_, out_;
   std::vector<Group> groups_;
-  std::vector<int64_t> input_pieces_;  // row counts that split the input into the groups' rows and the rest
   Constants constants_;
   int64_t multiply_adds_ = 0;
 };

@@ -1,5 +1,7 @@
 #include "isotypic_layout.h"
 
+#include "symm/nn/functional.h"
+
 #include <algorithm>
 #include <cmath>
 
@@ -78,19 +80,11 @@ const IsotypicLayout::Block* IsotypicLayout::block_of(int irrep) const {
 }
 
 torch::Tensor IsotypicLayout::to_isotypic(const torch::Tensor& x) const {
-  const auto& p = constants_.get(x)[0];
-  const int64_t n = x.numel() / size();
-  // Transposed product, then a transpose of (tokens, chunks) inside each row: the copy stays within
-  // one row of N·m values where (N, m, s) → (s, m, N) fetched each element from another token (1.5-2x
-  // faster at one thread). With one chunk there is nothing to copy.
-  return torch::mm(p.t(), x.reshape({n * m_, s_}).t()).view({s_, n, m_}).transpose(1, 2).contiguous().view({size(), n});
+  return functional::to_isotypic(x, constants_.get(x)[0], m_);
 }
 
 torch::Tensor IsotypicLayout::from_isotypic(const torch::Tensor& z, c10::IntArrayRef sizes) const {
-  const auto& p = constants_.get(z)[0];
-  const int64_t n = z.size(1);
-  // The same transpose inside each row first, then a product whose output is already (N, m, s).
-  return torch::mm(z.view({s_, m_, n}).transpose(1, 2).contiguous().view({s_, n * m_}).t(), p.t()).view(sizes);
+  return functional::from_isotypic(z, constants_.get(z)[0], m_).view(sizes);
 }
 
 torch::Tensor IsotypicLayout::to_chunk_basis(const torch::Tensor& z) const {
@@ -99,6 +93,17 @@ torch::Tensor IsotypicLayout::to_chunk_basis(const torch::Tensor& z) const {
 
 torch::Tensor IsotypicLayout::from_chunk_basis(const torch::Tensor& h) const {
   return torch::mm(constants_.get(h)[0].t(), h).view({size(), -1});
+}
+
+void IsotypicLayout::append_constants(NamedConstants& out, const std::string& prefix) const {
+  const auto& c = constants_.masters();
+  out.emplace_back(prefix + ".chunks", torch::tensor(m_, torch::kInt64));
+  out.emplace_back(prefix + ".basis", c[0]);
+  out.emplace_back(prefix + ".copy_of_row", c[1]);
+  if (trivial_copies_ > 0) {
+    out.emplace_back(prefix + ".fix_rows", c[2]);
+    out.emplace_back(prefix + ".fix_offset", torch::tensor(trivial_offset_, torch::kInt64));
+  }
 }
 
 torch::Tensor IsotypicLayout::invariant(const torch::Tensor& f) const {

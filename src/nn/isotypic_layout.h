@@ -49,6 +49,8 @@ class IsotypicLayout {
   torch::Tensor from_chunk_basis(const torch::Tensor& h) const;
 
   /// For eAffine on this representation: the position in rep.irreps() of the irrep copy of each row (int64, D).
+  /// prefix.chunks, prefix.basis (P), prefix.copy_of_row and, with Fix(ρ) ≠ 0, prefix.fix_rows, prefix.fix_offset.
+  void append_constants(NamedConstants& out, const std::string& prefix) const;
   const torch::Tensor& copy_of_row(const torch::Device& device) const { return constants_.get(device, torch::kFloat64)[1]; }
   /// A vector of Fix(ρ) from its coordinates f in the orthonormal basis rep.invariant_basis(): (D) isotypic,
   /// zero outside the trivial irrep's rows; undefined when f is.

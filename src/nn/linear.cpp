@@ -1,6 +1,7 @@
 #include "symm/nn/linear.h"
 
 #include "symm/nn/affine.h"
+#include "symm/nn/functional.h"
 
 #include "isotypic.h"
 
@@ -16,116 +17,6 @@ namespace symm::nn {
 namespace {
 
 torch::Tensor invariant_basis_tensor(const Representation& rep) { return to_tensor(rep.invariant_basis()); }
-
-struct TileShape { int64_t m_out, m_in, s_out, s_in, r; };
-
-// Up to this many multiply-adds per tile, loops over the tiles beat a matmul: C2's 2x2 tiles (r = 2) made
-// the (m_out·m_in, 2)·(2, 4) matmul and the permute into W's layout take 55 µs for a 256x64 weight, as much
-// again backward, over five autograd nodes; the loops below take one node, and 23 µs for the 192x64 in_proj
-// of C2 m=32 (bench/RESULTS.md).
-constexpr int64_t kLoopTile = 64;
-
-// W[(i,a),(j,c)] = Σ_k φ[(i,j),k] E[k,(a,c)]. Row a of E sits in a local array (at most kLoopTile values),
-// and S_IN, R > 0 fix s_in and r at compile time, so that the inner loops unroll: 2.5-4x faster than loops
-// over run-time sizes that read E in the innermost loop.
-template <typename T, int S_IN, int R>
-void tiles_to_weight(const T* phi, const T* e, T* w, const TileShape& t) {
-  const int64_t s_in = S_IN > 0 ? S_IN : t.s_in, r = R > 0 ? R : t.r;
-  const int64_t tile = t.s_out * s_in, row = t.m_in * s_in;
-  T ea[kLoopTile];  // E[k, (a, c)] for one a, as (k, c)
-  for (int64_t a = 0; a < t.s_out; ++a) {
-    for (int64_t k = 0; k < r; ++k)
-      for (int64_t c = 0; c < s_in; ++c) ea[k * s_in + c] = e[k * tile + a * s_in + c];
-    for (int64_t i = 0; i < t.m_out; ++i) {
-      T* out = w + (i * t.s_out + a) * row;
-      const T* p = phi + i * t.m_in * r;
-      for (int64_t j = 0; j < t.m_in; ++j, p += r, out += s_in) {
-        for (int64_t c = 0; c < s_in; ++c) {
-          T sum = 0;
-          for (int64_t k = 0; k < r; ++k) sum += p[k] * ea[k * s_in + c];
-          out[c] = sum;
-        }
-      }
-    }
-  }
-}
-
-// The adjoint: dφ[(i,j),k] = Σ_{a,c} dW[(i,a),(j,c)] E[k,(a,c)]
-template <typename T, int S_IN, int R>
-void weight_to_tiles(const T* dw, const T* e, T* dphi, const TileShape& t) {
-  const int64_t s_in = S_IN > 0 ? S_IN : t.s_in, r = R > 0 ? R : t.r;
-  const int64_t tile = t.s_out * s_in, row = t.m_in * s_in;
-  T ea[kLoopTile];
-  std::fill(dphi, dphi + t.m_out * t.m_in * r, T(0));
-  for (int64_t a = 0; a < t.s_out; ++a) {
-    for (int64_t k = 0; k < r; ++k)
-      for (int64_t c = 0; c < s_in; ++c) ea[k * s_in + c] = e[k * tile + a * s_in + c];
-    for (int64_t i = 0; i < t.m_out; ++i) {
-      const T* g = dw + (i * t.s_out + a) * row;
-      T* q = dphi + i * t.m_in * r;
-      for (int64_t j = 0; j < t.m_in; ++j, q += r, g += s_in) {
-        for (int64_t k = 0; k < r; ++k) {
-          T sum = 0;
-          for (int64_t c = 0; c < s_in; ++c) sum += g[c] * ea[k * s_in + c];
-          q[k] += sum;
-        }
-      }
-    }
-  }
-}
-
-// One of the loops above, with the sizes of regular copies of C2, C3 and C4 fixed at compile time.
-template <typename T>
-void tile_loops(bool adjoint, const T* in, const T* e, T* out, const TileShape& t) {
-  auto run = [&](auto size) {
-    constexpr int n = decltype(size)::value;
-    adjoint ? weight_to_tiles<T, n, n>(in, e, out, t) : tiles_to_weight<T, n, n>(in, e, out, t);
-  };
-  const int64_t n = t.s_in == t.r ? t.r : 0;
-  if (n == 2) run(std::integral_constant<int, 2>{});
-  else if (n == 3) run(std::integral_constant<int, 3>{});
-  else if (n == 4) run(std::integral_constant<int, 4>{});
-  else run(std::integral_constant<int, 0>{});
-}
-
-TileShape tile_shape(const torch::autograd::AutogradContext* ctx) {
-  const auto v = ctx->saved_data.at("shape").toIntVector();
-  return {v[0], v[1], v[2], v[3], v[4]};
-}
-
-// The two loops above as one autograd node (CPU, float and double).
-struct TileSynthesis : torch::autograd::Function<TileSynthesis> {
-  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& phi, const torch::Tensor& e,
-                               std::vector<int64_t> shape) {
-    ctx->save_for_backward({e});
-    ctx->saved_data["shape"] = shape;
-    const TileShape t = tile_shape(ctx);
-    auto w = torch::empty({t.m_out * t.s_out, t.m_in * t.s_in}, phi.options());
-    const auto p = phi.contiguous();
-    const auto ec = e.contiguous();
-    AT_DISPATCH_FLOATING_TYPES(phi.scalar_type(), "TileSynthesis", [&] {
-      tile_loops(false, p.data_ptr<scalar_t>(), ec.data_ptr<scalar_t>(), w.data_ptr<scalar_t>(), t);
-    });
-    return w;
-  }
-
-  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::variable_list grads) {
-    const auto e = ctx->get_saved_variables()[0];
-    const TileShape t = tile_shape(ctx);
-    if (torch::GradMode::is_enabled()) {
-      // create_graph: the same adjoint through differentiable ops, so higher derivatives stay exact.
-      const auto dw = grads[0].reshape({t.m_out, t.s_out, t.m_in, t.s_in}).permute({0, 2, 1, 3});
-      return {torch::mm(dw.reshape({t.m_out * t.m_in, t.s_out * t.s_in}), e.t()), {}, {}};
-    }
-    const auto dw = grads[0].contiguous();
-    const auto ec = e.contiguous();
-    auto dphi = torch::empty({t.m_out * t.m_in, t.r}, dw.options());
-    AT_DISPATCH_FLOATING_TYPES(dw.scalar_type(), "TileSynthesis", [&] {
-      tile_loops(true, dw.data_ptr<scalar_t>(), ec.data_ptr<scalar_t>(), dphi.data_ptr<scalar_t>(), t);
-    });
-    return {dphi, {}, {}};
-  }
-};
 
 }  // namespace
 
@@ -157,7 +48,7 @@ void eLinearImpl::reset() {
   basis_ = std::make_shared<symm::linalg::HomBasis>(in, out);
   TORCH_CHECK(basis_->dim() > 0, "eLinear: Hom_G(", in.name(), ", ", out.name(),
               ") is zero-dimensional: no irrep of the output occurs in the input");
-  batches_.clear();
+  batch_m_in_.clear();
   constants_ = Constants();
   fix_ = Constants({invariant_basis_tensor(out)});
   use_tiles_ = build_tiles();
@@ -176,7 +67,9 @@ void eLinearImpl::reset() {
       };
       while (j < blocks.size() && same(blocks[i], blocks[j])) ++j;
       const auto& b0 = blocks[i];
-      batches_.push_back({b0.offset, static_cast<int>(j - i), b0.endo, b0.dim, b0.m_out, b0.m_in});
+      // hom_blocks reads each batch's coefficients after the previous batch's.
+      TORCH_INTERNAL_ASSERT(b0.offset == (i == 0 ? 0 : blocks[i - 1].offset + blocks[i - 1].endo * blocks[i - 1].m_out * blocks[i - 1].m_in));
+      batch_m_in_.push_back(b0.m_in);
       std::vector<torch::Tensor> psi, q_out;
       for (size_t k = i; k < j; ++k) {
         std::vector<torch::Tensor> endo;
@@ -219,6 +112,33 @@ void eLinearImpl::reset() {
   }
   for (auto* cache : {&weight_cache_, &bias_cache_, &folded_weight_cache_, &folded_bias_cache_, &isotypic_cache_}) cache->clear();
   reset_parameters();
+}
+
+NamedConstants eLinearImpl::functional_constants() const {
+  NamedConstants out;
+  if (use_tiles_) {
+    const auto& c = tile_constants_.masters();
+    out.emplace_back("tiles", c[0]);
+    out.emplace_back("tile_m_out", torch::tensor(tiles_.m_out, torch::kInt64));
+    if (!tiles_.identity) out.emplace_back("tile_index", c[1]);
+  } else {
+    const auto& c = constants_.masters();
+    const auto n = batch_m_in_.size();
+    for (size_t i = 0; i < n; ++i) {
+      out.emplace_back("endomorphisms." + std::to_string(i), c[2 * i]);
+      out.emplace_back("q_out." + std::to_string(i), c[2 * i + 1]);
+    }
+    out.emplace_back("q_in_t", c[2 * n]);
+    out.emplace_back("m_in", torch::tensor(batch_m_in_, torch::kInt64));
+  }
+  out.emplace_back("fix", fix_.masters()[0]);
+  out.emplace_back("init_std", to_tensor(basis_->init_std(symm::linalg::parse_init_scheme(options.init_scheme()))));
+  out.emplace_back("bias_bound", torch::tensor(1.0 / std::sqrt(double(options.in_rep().size())), torch::kFloat64));
+  out.emplace_back("alpha_index", alpha_index_.masters()[0]);
+  isotypic_->append_constants(out, "isotypic");
+  isotypic_in_->append_constants(out, "isotypic_in");
+  isotypic_out_->append_constants(out, "isotypic_out");
+  return out;
 }
 
 void eLinearImpl::reset_parameters() {
@@ -296,49 +216,34 @@ bool eLinearImpl::build_tiles() {
   }
   tiles_ = Tiles{m_out, m_in, s_out, s_in, r, torch::tensor(index, torch::kInt64), false};
   tiles_.identity = tiles_.index.equal(torch::arange(int64_t(index.size()), torch::kInt64));
-  tile_constants_ = Constants({to_tensor(e), tiles_.index});
+  tile_constants_ = Constants({to_tensor(e).view({r, s_out, s_in}), tiles_.index});
   return true;
 }
 
 torch::Tensor eLinearImpl::synthesize_weight(const torch::Tensor& theta_all) const {
   if (use_tiles_) {
-    const auto& t = tiles_;
     const auto& c = tile_constants_.get(theta_all);
-    const auto phi = (t.identity ? theta_all : theta_all.index_select(0, c[1])).view({t.m_out * t.m_in, t.r});
-    const auto type = phi.scalar_type();
-    if (phi.is_cpu() && (type == torch::kFloat32 || type == torch::kFloat64) && t.r * t.s_out * t.s_in <= kLoopTile)
-      return TileSynthesis::apply(phi, c[0], std::vector<int64_t>{t.m_out, t.m_in, t.s_out, t.s_in, t.r});
-    return torch::mm(phi, c[0])
-        .view({t.m_out, t.m_in, t.s_out, t.s_in})
-        .permute({0, 2, 1, 3})
-        .reshape({t.m_out * t.s_out, t.m_in * t.s_in});
+    return functional::hom_tiles(theta_all, tiles_.identity ? c10::nullopt : c10::optional<torch::Tensor>(c[1]), c[0], tiles_.m_out);
   }
   const auto& c = constants_.get(theta_all);
-  std::vector<torch::Tensor> parts;
-  for (size_t i = 0; i < batches_.size(); ++i) {
-    const auto& b = batches_[i];
-    const auto theta = theta_all.narrow(0, b.offset, int64_t(b.count) * b.endo * b.m_out * b.m_in)
-                           .view({b.count, b.endo, b.m_out, b.m_in});
-    // Block of each irrep: Σ_s Θ_s ⊗ Ψ_s, laid out (copy_out, component, copy_in, component).
-    torch::Tensor k = b.endo == 1 && b.dim == 1
-                          ? theta.view({b.count, b.m_out, b.m_in})
-                          : torch::einsum("bsij,bsac->biajc", {theta, c[2 * i]})
-                                .reshape({b.count, int64_t(b.m_out) * b.dim, int64_t(b.m_in) * b.dim});
-    // Q_out,k · K_k for every block, then side by side along the isotypic input columns.
-    parts.push_back(torch::bmm(c[2 * i + 1], k).permute({1, 0, 2}).reshape({c[2 * i + 1].size(1), -1}));
+  const auto n = batch_m_in_.size();
+  std::vector<torch::Tensor> psi, q_out;
+  for (size_t i = 0; i < n; ++i) {
+    psi.push_back(c[2 * i]);
+    q_out.push_back(c[2 * i + 1]);
   }
-  return torch::matmul(parts.size() == 1 ? parts[0] : torch::cat(parts, 1), c[2 * batches_.size()]);
+  return functional::hom_blocks(theta_all, psi, q_out, c[2 * n], batch_m_in_);
 }
 
 torch::Tensor eLinearImpl::weight() {
-  if (is_training()) return synthesize_weight(weight_dof);
+  if (!use_eval_cache(is_training(), {weight_dof})) return synthesize_weight(weight_dof);
   return weight_cache_.get({weight_dof}, [&] { return synthesize_weight(weight_dof); });
 }
 
 torch::Tensor eLinearImpl::bias() {
   if (!bias_dof.defined()) return {};
   auto compute = [&] { return torch::mv(fix_.get(bias_dof)[0], bias_dof); };
-  if (is_training()) return compute();
+  if (!use_eval_cache(is_training(), {bias_dof})) return compute();
   return bias_cache_.get({bias_dof}, compute);
 }
 
@@ -398,11 +303,11 @@ torch::Tensor eLinearImpl::forward_isotypic(const torch::Tensor& z, eAffineImpl*
   };
   const auto& input = pre && !folds ? pre->forward_isotypic(z, *isotypic_in_) : z;
   const bool all_chunks = chunk_begin == 0 && (chunk_count < 0 || chunk_count == isotypic_out_->chunks());
-  if (is_training() || !all_chunks) return isotypic_->forward(input, operands(), chunk_count);
-  // Eval: the block weights and biases are made once per parameter change (at O m=16's four maps, about a
-  // tenth of the layer's time went into gathering them every forward).
   auto keys = folds ? std::vector<torch::Tensor>{weight_dof, bias_dof, pre->scale_dof, pre->bias_dof}
                     : std::vector<torch::Tensor>{weight_dof, bias_dof};
+  if (!use_eval_cache(is_training(), keys) || !all_chunks) return isotypic_->forward(input, operands(), chunk_count);
+  // Eval: the block weights and biases are made once per parameter change (at O m=16's four maps, about a
+  // tenth of the layer's time went into gathering them every forward).
   return isotypic_->forward(input, isotypic_cache_.get_all(keys, operands), chunk_count);
 }
 
@@ -439,8 +344,8 @@ torch::Tensor eLinearImpl::forward_after(const torch::Tensor& x, eAffineImpl& pr
     const auto wb = torch::mv(weight(), b_pre);
     return b.defined() ? b + wb : wb;
   };
-  if (!is_training()) {
-    const std::vector<torch::Tensor> keys{weight_dof, bias_dof, pre.scale_dof, pre.bias_dof};
+  if (const std::vector<torch::Tensor> keys{weight_dof, bias_dof, pre.scale_dof, pre.bias_dof};
+      use_eval_cache(is_training(), keys)) {
     const auto& w = folded_weight_cache_.get(keys, fold_weight);
     return torch::nn::functional::linear(x, w, folded_bias_cache_.get(keys, fold_bias));
   }

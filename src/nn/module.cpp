@@ -2,6 +2,7 @@
 
 #include "symm/nn/mixed_precision.h"
 
+#include <algorithm>
 #include <cstring>
 #include <sstream>
 
@@ -21,6 +22,9 @@ const std::vector<torch::Tensor>& Constants::get(const torch::Device& device, to
   std::lock_guard<std::mutex> lock(mutex_);
   auto it = materialised_.find(key.str());
   if (it == materialised_.end()) {
+    // Outside inference mode: a first forward under torch.inference_mode must not leave inference tensors
+    // that later forwards with autograd save for backward.
+    c10::InferenceMode normal(false);
     std::vector<torch::Tensor> out;
     // Index tensors keep their integer dtype; only floating-point constants take the module's.
     for (const auto& t : master_) out.push_back((t.is_floating_point() ? t.to(device, dtype) : t.to(device)).contiguous());
@@ -43,6 +47,12 @@ Eigen::MatrixXd to_eigen(const torch::Tensor& t) {
   const auto c = t.detach().to(torch::kCPU, torch::kFloat64).contiguous();
   const auto rows = c.dim() == 1 ? c.size(0) : c.size(0), cols = c.dim() == 1 ? 1 : c.size(1);
   return Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(c.data_ptr<double>(), rows, cols);
+}
+
+bool use_eval_cache(bool training, const std::vector<torch::Tensor>& params) {
+  if (training) return false;
+  if (!torch::GradMode::is_enabled()) return true;
+  return std::none_of(params.begin(), params.end(), [](const torch::Tensor& p) { return p.defined() && p.requires_grad(); });
 }
 
 EvalCache& EvalCache::operator=(const EvalCache&) {

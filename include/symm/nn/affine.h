@@ -39,6 +39,10 @@ class eAffineImpl : public torch::nn::Cloneable<eAffineImpl>, public eModule {
   torch::Tensor bias_vector();
   /// Whether the scaling is elementwise in the original basis (each channel lies in one irrep copy).
   bool is_diagonal() const { return diagonal_; }
+  /// What forward takes, by name: change_of_basis Q (D, D), fix F (D, dim Fix(ρ)), copy_of (D, int64: the
+  /// irrep copy of each channel when diagonal, else of each column of Q), diagonal (bool): y = x·s[copy_of]
+  /// + F·b when diagonal, else y = ((x·Q)·s[copy_of])·Qᵀ + F·b.
+  NamedConstants functional_constants() const;
   /// Sets the learned values from a dense per-channel scale and bias where the representation allows it
   /// (each irrep copy gets the mean of its channels' scales; the bias is projected onto Fix(ρ)).
   void set_dense(const torch::Tensor& weight, const torch::Tensor& bias = {});

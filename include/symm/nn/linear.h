@@ -69,6 +69,19 @@ class eLinearImpl : public torch::nn::Cloneable<eLinearImpl>, public eModule {
   const Representation& in_rep() const override { return options.in_rep(); }
   const Representation& out_rep() const override { return options.out_rep(); }
   const symm::linalg::HomBasis& basis() const { return *basis_; }
+  /// What the dense forward's kernels take (functional::hom_tiles or hom_blocks), by name:
+  /// - tiles (r, s_out, s_in), tile_m_out, and tile_index unless θ is φ already: for hom_tiles; or
+  /// - endomorphisms.<b>, q_out.<b> for each batch b, q_in_t, m_in (int64, one per batch): for hom_blocks;
+  /// - fix (D_out, dim Fix(ρ_out)): the bias is fix · bias_dof; init_std (dof): the std of each coefficient
+  ///   under options.init_scheme() (uniform schemes draw from ±√3·std); bias_bound: 1/sqrt(D_in), the
+  ///   bias draws from ±bias_bound;
+  /// - alpha_index (dof): the irrep copy of in_rep each coefficient reads (an eAffine's scale on it folds
+  ///   into the coefficient);
+  /// - isotypic.*: the block products (functional::isotypic_weights, isotypic_blocks; see IsotypicMap);
+  /// - isotypic_in.*, isotypic_out.*: the layouts (functional::to_isotypic, from_isotypic: chunks m, basis P
+  ///   (s, s) of a chunk; copy_of_row; fix_rows (n, dim Fix) and fix_offset: the isotypic bias is fix_rows ·
+  ///   bias_dof at rows [fix_offset, fix_offset + n), zero elsewhere).
+  NamedConstants functional_constants() const;
   /// Whether forward runs the isotypic path (options.execution() resolved).
   bool uses_isotypic() const;
   /// Multiply-adds per token of forward on the path in use (the dense path: D_out·D_in; the isotypic one
@@ -103,10 +116,9 @@ class eLinearImpl : public torch::nn::Cloneable<eLinearImpl>, public eModule {
   torch::Tensor forward_through_isotypic(const torch::Tensor& x, eAffineImpl* pre);
 
   std::shared_ptr<const symm::linalg::HomBasis> basis_;
-  // Blocks batched by shape: for each group, Ψ (nb, S, d, d), Q_out (nb, D_out, m_out d); then
-  // Q_inᵀ (D_in, D_in). Empty when tiles_ synthesises the weight.
-  struct Batch { int offset, count, endo, dim, m_out, m_in; };
-  std::vector<Batch> batches_;
+  // Blocks batched by shape (functional::hom_blocks): for each batch, Ψ (nb, S, d, d), Q_out (nb, D_out, m_out d);
+  // then Q_inᵀ (D_in, D_in). Empty when tiles_ synthesises the weight.
+  std::vector<int64_t> batch_m_in_;
   Constants constants_;
   // Both representations are copies of one small block each, side by side (regular copies in the
   // permutation basis, for instance): the (s_out, s_in) tile of W for each copy pair is then φ·E with
@@ -116,7 +128,7 @@ class eLinearImpl : public torch::nn::Cloneable<eLinearImpl>, public eModule {
   struct Tiles { int64_t m_out = 0, m_in = 0, s_out = 0, s_in = 0, r = 0; torch::Tensor index; bool identity = false; };
   Tiles tiles_;
   bool use_tiles_ = false;
-  Constants tile_constants_;              // E, tiles_.index
+  Constants tile_constants_;              // E (r, s_out, s_in), tiles_.index
   Constants fix_;                         // Fix(ρ_out) basis (D_out, n_fix)
   // For forward_after: index (dof) of the eAffine scale acting on each coefficient's input irrep copy.
   Constants alpha_index_;

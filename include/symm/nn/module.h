@@ -35,12 +35,18 @@ class Constants {
   const std::vector<torch::Tensor>& get(const torch::Device& device, torch::Dtype dtype) const;
   const std::vector<torch::Tensor>& get(const torch::Tensor& like) const { return get(like.device(), like.scalar_type()); }
   size_t size() const { return master_.size(); }
+  /// The float64 CPU masters.
+  const std::vector<torch::Tensor>& masters() const { return master_; }
 
  private:
   std::vector<torch::Tensor> master_;
   mutable std::mutex mutex_;  // guards materialised_ (std::map nodes never move, so references stay valid)
   mutable std::map<std::string, std::vector<torch::Tensor>> materialised_;
 };
+
+/// Constants by name (float64, indices and sizes int64, on the CPU): what a module's kernels take, for a
+/// frontend that calls the operators of symm/nn/functional.h itself (the Python modules).
+using NamedConstants = std::vector<std::pair<std::string, torch::Tensor>>;
 
 /// A float64 CPU tensor holding an Eigen matrix.
 torch::Tensor to_tensor(const Eigen::MatrixXd& m);
@@ -55,6 +61,11 @@ void check_features(const std::string& module, const torch::Tensor& x, int64_t f
 void check_device_and_dtype(const std::string& module, const torch::Tensor& x, const torch::Tensor& like,
                             const char* what = "input");
 
+/// Whether an eval forward may take a value cached from `params` (EvalCache): only when autograd needs
+/// nothing from them (grad mode off, or none of them requires grad). Otherwise eval computes as training
+/// does, so that eval changes dropout and norms only and never cuts the gradients of the parameters.
+bool use_eval_cache(bool training, const std::vector<torch::Tensor>& params);
+
 /// Result of a dense map whose eval-mode value is cached until its parameters change. Parameters are
 /// compared by value: optimisers, loading and device or dtype moves may change them without touching the
 /// version counter, and the coefficients are far smaller than the dense maps derived from them.
@@ -67,7 +78,9 @@ class EvalCache {
   EvalCache(const EvalCache&) {}
   EvalCache& operator=(const EvalCache&);
 
-  /// Returns the cached tensor while the key tensors are unchanged, else recomputes it under no_grad. The
+  /// Returns the cached tensor while the key tensors are unchanged, else recomputes it under no_grad and
+  /// outside inference mode (a value first made under torch.inference_mode is later saved for backward by
+  /// forwards whose input requires grad, which an inference tensor cannot be). The
   /// reference stays valid until the keys change or clear() is called, neither of which may race with a
   /// forward that uses it.
   template <typename F>
@@ -79,6 +92,7 @@ class EvalCache {
   const std::vector<torch::Tensor>& get_all(const std::vector<torch::Tensor>& keys, F compute) {
     std::lock_guard<std::mutex> lock(mutex_);
     if (!filled_ || !unchanged(keys)) {
+      c10::InferenceMode normal(false);
       torch::NoGradGuard no_grad;
       values_ = compute();
       filled_ = true;

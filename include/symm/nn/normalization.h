@@ -65,6 +65,9 @@ class eLayerNormImpl : public torch::nn::Cloneable<eLayerNormImpl>, public eModu
   /// The same on z (D, N) in `layout`, the isotypic layout of in_rep (the layers' isotypic execution).
   torch::Tensor normalise_isotypic(const torch::Tensor& z, const detail::IsotypicLayout& layout);
   torch::Tensor forward_isotypic(const torch::Tensor& z, const detail::IsotypicLayout& layout);
+  /// What normalise takes (functional::layer_normalise): centre (D), the unit invariant vector along the
+  /// all-ones direction; absent when that direction has no invariant part (no centring).
+  NamedConstants functional_constants() const;
   void pretty_print(std::ostream& stream) const override;
   const Representation& in_rep() const override { return options.in_rep(); }
   const Representation& out_rep() const override { return options.in_rep(); }

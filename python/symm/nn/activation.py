@@ -33,7 +33,7 @@ def check_activation(module: str, activation, group, copies: int, samples: int =
     n = group.order
     probe = _random_parameters(activation)
     gen = torch.Generator().manual_seed(0)
-    h = torch.randn(2, 3, copies, n, generator=gen, dtype=torch.float64)
+    h = torch.randn(2, 3, copies, n, generator=gen, dtype=torch.float64, device="cpu")
     try:
         y = probe(h.reshape(2, 3, copies * n))
     except Exception as e:  # noqa: BLE001 - the activation's own error, reported with what was tried
@@ -44,7 +44,7 @@ def check_activation(module: str, activation, group, copies: int, samples: int =
     y = y.reshape(2, 3, copies, n)
     step = max(1, n // samples)
     for g in range(1, n, step):
-        perm = torch.tensor([group.mul(g, k) for k in range(n)])  # ρ(g) e_k = e_{gk}
+        perm = torch.tensor([group.mul(g, k) for k in range(n)], device="cpu")  # ρ(g) e_k = e_{gk}
         gh = torch.empty_like(h)
         gh[..., perm] = h
         gy = torch.empty_like(y)

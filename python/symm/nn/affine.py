@@ -5,21 +5,15 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from . import ops
 from .module import EvalCache, check_device_and_dtype, check_features, eModule, use_eval_cache
 
 __all__ = ["eAffine"]
 
-_ZERO = 1e-12  # entries of Q below this are structural zeros when deciding whether the scaling is elementwise
 
-
-def _copy_indices(rep):
-    """(irrep copy of each column of Q, irrep copy of each channel or None when a channel mixes copies)."""
-    group = rep.group
-    column = torch.tensor([k for k, irrep in enumerate(rep.irreps) for _ in range(group.irrep(irrep).dim)])
-    q = rep.change_of_basis
-    channel = column[q.abs().argmax(1)]
-    mixes = ((column.unsqueeze(0) != channel.unsqueeze(1)) & (q.abs() > _ZERO)).any()
-    return column, None if mixes else channel
+def _column_copies(rep):
+    """The irrep copy of each column of Q."""
+    return torch.tensor([k for k, irrep in enumerate(rep.irreps) for _ in range(rep.group.irrep(irrep).dim)], device="cpu")
 
 
 class eAffine(eModule):
@@ -30,12 +24,12 @@ class eAffine(eModule):
         super().__init__(in_rep)
         self.in_features = in_rep.size
         self.learnable, self.has_bias = learnable, bias
-        column, channel = _copy_indices(in_rep)
+        c = ops.affine_constants(in_rep)
         self.num_copies = len(in_rep.irreps)
-        self.diagonal = channel is not None
-        self._constant("_copy_of", channel if self.diagonal else column)
-        self._constant("_q", in_rep.change_of_basis, dtype)
-        self._constant("_fix", in_rep.invariant_basis, dtype)
+        self.diagonal = bool(c["diagonal"])
+        self._constant("_copy_of", c["copy_of"])
+        self._constant("_q", c["change_of_basis"], dtype)
+        self._constant("_fix", c["fix"], dtype)
         self.num_fix = self._fix.shape[1]
         like = dict(device=self._q.device, dtype=self._q.dtype)
         self.scale_dof = torch.nn.Parameter(torch.empty(self.num_copies, **like)) if learnable else None
@@ -116,10 +110,11 @@ class eAffine(eModule):
         if weight.shape != (self.in_features,):
             raise ValueError(f"eAffine.set_dense: expected a weight of shape [{self.in_features}], got {list(weight.shape)}")
         q = self._masters["_q"]
-        column, _ = _copy_indices(self.in_rep)
+        column = _column_copies(self.in_rep)
         per_column = q.square().T @ weight.detach().to("cpu", torch.float64)
-        sums = torch.zeros(self.num_copies, dtype=torch.float64).index_add_(0, column, per_column)
-        dims = torch.zeros(self.num_copies, dtype=torch.float64).index_add_(0, column, torch.ones(len(column), dtype=torch.float64))
+        cpu = dict(dtype=torch.float64, device="cpu")
+        sums = torch.zeros(self.num_copies, **cpu).index_add_(0, column, per_column)
+        dims = torch.zeros(self.num_copies, **cpu).index_add_(0, column, torch.ones(len(column), **cpu))
         self.scale_dof.copy_(sums / dims)
         if bias is not None and self.bias_dof is not None:
             self.bias_dof.copy_(self._masters["_fix"].T @ bias.detach().to("cpu", torch.float64))

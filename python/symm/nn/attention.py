@@ -85,8 +85,8 @@ class AttentionBase(eModule):
                     proj.bias_dof.zero_()
 
     def _project(self, query, key, value):
-        """(B, H, L, head_dim) heads of Q, K and V: self-attention through in_proj (one fused product); else
-        the row blocks of its dense weight that each input needs."""
+        """(B, H, L, head_dim) heads of Q, K and V: self-attention (query, key and value one tensor) in one
+        fused in_proj product; else in_proj's output rows that each input needs."""
         like = self.in_proj.weight_dof
         for t, what in ((query, "query"), (key, "key"), (value, "value")):
             _check_sequence(self._name, t, what, self.embed_dim, like)
@@ -100,13 +100,11 @@ class AttentionBase(eModule):
         if query is key and key is value:
             q, k, v = self.in_proj(query).chunk(3, -1)
         else:
-            w, b = self.in_proj.weight, self.in_proj.bias
-            rows = lambda i, n: (w[i * d:(i + n) * d], None if b is None else b[i * d:(i + n) * d])
-            q = F.linear(query, *rows(0, 1))
+            q = self.in_proj(query, rows=(0, d))
             if key is value:
-                k, v = F.linear(key, *rows(1, 2)).chunk(2, -1)
+                k, v = self.in_proj(key, rows=(d, 3 * d)).chunk(2, -1)
             else:
-                k, v = F.linear(key, *rows(1, 1)), F.linear(value, *rows(2, 1))
+                k, v = self.in_proj(key, rows=(d, 2 * d)), self.in_proj(value, rows=(2 * d, 3 * d))
         split = lambda t: t.unflatten(-1, (self.num_heads, self.head_dim)).transpose(1, 2)
         return split(q), split(k), split(v)
 

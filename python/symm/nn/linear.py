@@ -46,14 +46,14 @@ class eLinear(eModule):
         self.init_scheme = init_scheme
         self.execution = _check_execution("eLinear", execution)
         self.in_features, self.out_features = in_rep.size, out_rep.size
-        c = ops.linear_constants(in_rep, out_rep)
-        if c.dim == 0:
-            raise ValueError(f"eLinear: Hom_G({in_rep.name}, {out_rep.name}) is zero-dimensional: no irrep of the "
-                             f"output occurs in the input")
-        self._layout = c.layout
+        try:
+            c = ops.linear_constants(in_rep, out_rep, init_scheme)
+        except RuntimeError as e:  # the group engine's refusal (a zero-dimensional Hom_G), as a bad argument
+            raise ValueError(str(e)) from None
+        self._layout, self._n_synthesis = c.layout, len(c.tensors)
         for i, t in enumerate(c.tensors):
             self._constant(f"_synthesis{i}", t, dtype)
-        self._constant("_init_std", c.init_std[init_scheme], dtype)
+        self._constant("_init_std", c.init_std, dtype)
         self._constant("_fix", c.fix, dtype)
         self.weight_dof = torch.nn.Parameter(torch.empty(c.dim, device=self._fix.device, dtype=self._fix.dtype))
         n_fix = c.fix.shape[1]
@@ -75,7 +75,7 @@ class eLinear(eModule):
                 self.bias_dof.uniform_(-bound, bound)
 
     def _synthesis(self):
-        return [getattr(self, f"_synthesis{i}") for i in range(len(self._layout.tensors))]
+        return [getattr(self, f"_synthesis{i}") for i in range(self._n_synthesis)]
 
     @property
     def weight(self) -> torch.Tensor:
@@ -95,10 +95,15 @@ class eLinear(eModule):
             return self._bias_cache.get([self.bias_dof], compute)
         return compute()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, rows: tuple[int, int] | None = None) -> torch.Tensor:
+        """W x + b; with ``rows = (start, stop)`` only output features [start, stop) (attention's Q, K or V
+        of the fused in_proj, computed through the module so that its hooks fire)."""
         check_features("eLinear", x, self.in_features)
         check_device_and_dtype("eLinear", x, self.weight_dof)
-        return F.linear(x, self.weight, self.bias)
+        w, b = self.weight, self.bias
+        if rows is not None:
+            w, b = w[rows[0]:rows[1]], None if b is None else b[rows[0]:rows[1]]
+        return F.linear(x, w, b)
 
     @torch.no_grad()
     def set_dense(self, weight: torch.Tensor, bias: torch.Tensor | None = None):

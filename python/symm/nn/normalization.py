@@ -4,23 +4,16 @@ from __future__ import annotations
 
 import torch
 
+from . import ops
 from .affine import eAffine
 from .module import check_features, eModule
 
 __all__ = ["eRMSNorm", "eLayerNorm"]
 
-_NO_CENTRE = 1e-9  # below this norm the all-ones direction has no invariant part: no centring
-
 
 def _check_eps(module, eps):
     if not eps > 0:
         raise ValueError(f"{module}: eps must be positive, got {eps}")
-
-
-def rms_normalise(x: torch.Tensor, eps: float) -> torch.Tensor:
-    """x / sqrt(mean(x²) + eps) over the last dimension; half and bfloat16 are reduced in float."""
-    xf = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
-    return (xf * torch.rsqrt(xf.square().mean(-1, keepdim=True) + eps)).to(x.dtype)
 
 
 class eRMSNorm(eModule):
@@ -39,7 +32,7 @@ class eRMSNorm(eModule):
 
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
         check_features("eRMSNorm", x, self.in_features)
-        return rms_normalise(x, self.eps)
+        return ops.rms_normalise(x, self.eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.normalise(x)
@@ -57,11 +50,10 @@ class eLayerNorm(eModule):
         super().__init__(in_rep)
         _check_eps("eLayerNorm", eps)
         self.in_features, self.eps = in_rep.size, eps
-        f = in_rep.invariant_basis
-        v = f @ (f.T @ torch.ones(in_rep.size, dtype=torch.float64))
-        self.centred = bool(v.norm() > _NO_CENTRE * in_rep.size ** 0.5)
+        centre = ops.layer_norm_constants(in_rep).get("centre")
+        self.centred = centre is not None
         if self.centred:
-            self._constant("_u", v / v.norm(), dtype)
+            self._constant("_centre", centre, dtype)
         self.affine = eAffine(in_rep, bias=bias, dtype=dtype) if equiv_affine else None
         self._place(device, dtype)
 
@@ -72,10 +64,7 @@ class eLayerNorm(eModule):
 
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
         check_features("eLayerNorm", x, self.in_features)
-        if self.centred:
-            u = self._u.to(x.dtype)
-            x = x - (x @ u).unsqueeze(-1) * u
-        return rms_normalise(x, self.eps)
+        return ops.layer_normalise(x, self._centre.to(x.dtype) if self.centred else None, self.eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.normalise(x)

@@ -75,7 +75,8 @@ class RotaryAttention(PositionalAttentionBase):
         if not base > 0:
             raise ValueError(f"RotaryAttention: base must be positive, got {base}")
         self.base, self.pairs = base, per_head // 2
-        self._constant("_omega", torch.tensor([base ** (-j / self.pairs) for j in range(self.pairs)], dtype=torch.float64),
+        self._constant("_omega", torch.tensor([base ** (-j / self.pairs) for j in range(self.pairs)],
+                                                dtype=torch.float64, device="cpu"),
                        torch.float64)
         self.reset_parameters()
         self._place(device, dtype)
@@ -132,7 +133,7 @@ class ALiBiAttention(PositionalAttentionBase):
         super().reset_parameters()
         h = self.num_heads
         with torch.no_grad():
-            self.slopes.copy_(torch.tensor([2.0 ** (-8.0 * (i + 1) / h) for i in range(h)], dtype=torch.float64))
+            self.slopes.copy_(torch.tensor([2.0 ** (-8.0 * (i + 1) / h) for i in range(h)], dtype=torch.float64, device="cpu"))
 
     def _apply_positions(self, q, k, pq, pk):
         b, t, s = q.shape[0], q.shape[2], k.shape[2]
