@@ -15,6 +15,8 @@ from .module import check_features, eModule
 __all__ = ["eMLP", "iMLP"]
 
 _INIT_SCHEMES = ("xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal")
+#: symm_learning's default activation; each model gets its own ReLU for it.
+DEFAULT_ACTIVATION = torch.nn.ReLU()
 
 
 def _regular_copies(group, units: int) -> Representation:
@@ -25,7 +27,7 @@ class eMLP(eModule):
     """x ↦ eLinear ∘ (activation ∘ eLinear)^L (x); f(ρ_in(g)x) = ρ_out(g) f(x) for every g. Each hidden width is
     rounded up to whole regular copies of the group; dropout follows every activation."""
 
-    def __init__(self, in_rep: Representation, out_rep: Representation, hidden_units, activation=torch.nn.ReLU(),
+    def __init__(self, in_rep: Representation, out_rep: Representation, hidden_units, activation=DEFAULT_ACTIVATION,
                  dropout: float = 0.0, bias: bool = True, init_scheme: str = "xavier_normal", device=None, dtype=None):
         super().__init__(in_rep, out_rep)
         G = in_rep.group
@@ -45,7 +47,7 @@ class eMLP(eModule):
                                           for a, b in zip(reps[:-1], reps[1:]))
         for copies in {r.size // G.order for r in self.hidden_reps}:
             check_activation("eMLP", activation, G, copies)
-        self.activation = activation
+        self.activation = torch.nn.ReLU() if activation is DEFAULT_ACTIVATION else activation
         self.dropout = torch.nn.Dropout(dropout)
 
     def reset_parameters(self):
@@ -54,10 +56,9 @@ class eMLP(eModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_features("eMLP", x, self.in_rep.size)
-        *hidden, last = self.layers
-        for layer in hidden:
+        for layer in self.layers[:-1]:
             x = self.dropout(self.activation(layer(x)))
-        return last(x)
+        return self.layers[-1](x)
 
     def extra_repr(self) -> str:
         return f"in={self.in_rep.name}, hidden={[r.size for r in self.hidden_reps]}, out={self.out_rep.name}"
@@ -68,7 +69,7 @@ class iMLP(eModule):
     vector h are its coordinates on the trivial irrep copies and the norm of its component on every other irrep
     copy; for m regular copies of G that is m·(number of irreps of the regular representation) values."""
 
-    def __init__(self, in_rep: Representation, out_dim: int, hidden_units, activation=torch.nn.ReLU(),
+    def __init__(self, in_rep: Representation, out_dim: int, hidden_units, activation=DEFAULT_ACTIVATION,
                  dropout: float = 0.0, bias: bool = True, init_scheme: str = "xavier_normal", device=None, dtype=None):
         G = in_rep.group
         super().__init__(in_rep, Representation.trivial(G, out_dim) if out_dim > 0 else in_rep)
