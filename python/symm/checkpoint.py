@@ -116,7 +116,7 @@ def cpp_twin(module: torch.nn.Module):
 
 def _cpp_state(cpp, prefix=""):
     """{name: tensor} over the parameters and buffers of a C++ module and its children, as state_dict names them."""
-    out = {prefix + k: t for k, t in _C.named_parameters(cpp) + _C.named_buffers(cpp)}
+    out = {prefix + k: t for k, t in _C.named_parameters(cpp) + _C.named_buffers(cpp) if t is not None}
     for name, child in _C.named_children(cpp):
         out.update(_cpp_state(child, f"{prefix}{name}."))
     return out
