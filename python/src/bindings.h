@@ -8,5 +8,6 @@ namespace symm::python {
 void bind_group(pybind11::module_& m);
 void bind_nn(pybind11::module_& m);
 void bind_ops(pybind11::module_& m);
+void bind_models(pybind11::module_& m);
 
 }  // namespace symm::python

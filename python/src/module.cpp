@@ -15,4 +15,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   symm::python::bind_group(m);
   symm::python::bind_nn(m);
   symm::python::bind_ops(m);
+  symm::python::bind_models(m);
 }

@@ -12,6 +12,7 @@ import torch as _torch  # loads the libtorch the extension links against
 from . import _C
 from ._C import Group, Irrep, Representation
 from . import _pickle, interop, nn
+from .checkpoint import architecture, load, save
 
 __all__ = ["group", "Group", "Irrep", "Representation", "nn", "interop", "save", "load", "architecture"]
 
@@ -40,19 +41,3 @@ def _isotypic_decomposition(rep):
 
 Representation.from_generators = staticmethod(_from_generators)
 Representation.isotypic_decomposition = _isotypic_decomposition
-
-
-def save(module, path) -> None:
-    """Writes module in symm's checkpoint format (what C++ ``symm::save`` writes and ``symm::load`` reads)."""
-    _C.save(nn.cpp_module(module), _os.fspath(path))
-
-
-def load(module, path) -> None:
-    """Reads a checkpoint written by ``symm.save`` or C++ ``symm::save`` into a module of the same
-    architecture; on any mismatch raises RuntimeError with the C++ message and leaves module unchanged."""
-    _C.load(nn.cpp_module(module), _os.fspath(path))
-
-
-def architecture(module) -> str:
-    """The architecture fingerprint a checkpoint of module carries: one line per submodule and parameter."""
-    return _C.architecture(nn.cpp_module(module))

@@ -19,14 +19,17 @@ import sys
 
 import torch
 
-from . import Representation, _C, interop, load, nn, save
+from . import Representation, _C, interop, nn
+from .checkpoint import load, save
 
 
 def build(spec: dict):
     """The (untrained) symm model a conversion spec describes."""
     group = _C.group_from_permutations(spec["group"]["name"], spec["group"]["permutations"])
     rep = Representation(group, spec["in_rep"]["irreps"], torch.tensor(spec["in_rep"]["change_of_basis"], dtype=torch.float64))
-    layer = nn.eTransformerEncoderLayer(rep, nn.eMultiheadAttention(rep, **spec["attention"]), **spec["layer"])
+    options = dict(spec["layer"])
+    options["activation"] = interop.ACTIVATIONS[options["activation"]]()
+    layer = nn.eTransformerEncoderLayer(rep, nn.eMultiheadAttention(rep, **spec["attention"]), **options)
     if spec["num_layers"] is None:
         return layer
     norm = None if spec["final_norm"] is None else nn.eRMSNorm(rep, **spec["final_norm"])
@@ -45,12 +48,20 @@ def convert(module, out) -> dict:
     """Converts a symm_learning model and writes OUT, OUT.json and OUT.group.json; returns the spec."""
     model = interop.from_symm_learning(module)
     spec = model.conversion_spec
+    if spec["layer"]["activation"] is None:
+        raise interop.ConversionError(f"activation {module_activation(module)!r}: only "
+                                      f"{', '.join(interop.ACTIVATIONS)} can be written beside a checkpoint")
     save(model, out)
     with open(f"{out}.json", "w") as f:
         json.dump(spec, f)
     with open(f"{out}.group.json", "w") as f:
         json.dump(spec["group"], f)
     return spec
+
+
+def module_activation(module):
+    layers = list(module.layers) if hasattr(module, "layers") else [module]
+    return layers[0].activation
 
 
 def main(argv=None) -> int:

@@ -143,14 +143,16 @@ class _Converter:
     def affine(self, where, ours, S, b):
         """Sets our eAffine to y = S x (+ b) where S scales whole irrep copies of our representation."""
         q, dims = self.rep.change_of_basis, [self.rep.group.irreps[k].dim for k in self.rep.irreps]
-        alphas, o = [], 0
+        alphas, columns, o = [], [], 0
         for d in dims:
             qc = q[:, o:o + d]
             alphas.append(torch.trace(qc.T @ S @ qc).item() / d)
+            columns.append(qc)
             o += d
         with torch.no_grad():
             ours.scale_dof.copy_(torch.tensor(alphas))
-        self.check(where, ours._cpp.scale_matrix(), S)
+        # The map the scales give: Σ_i α_i Q_i Q_iᵀ over the irrep copies i.
+        self.check(where, sum(a * qc @ qc.T for a, qc in zip(alphas, columns)), S)
         if b is not None and b.abs().max() > 0:
             raise ConversionError(f"{where}: an affine bias after RMS normalisation has no counterpart here")
 
@@ -168,7 +170,7 @@ class _Converter:
             S, b = _affine_map(affine, D)
         else:
             S, b = torch.eye(D, dtype=torch.float64), torch.zeros(D, dtype=torch.float64)
-        ours_affine = ours._modules.get("affine")
+        ours_affine = ours.affine
         if fold:
             if ours_affine is not None:
                 with torch.no_grad():
@@ -213,13 +215,27 @@ class _Converter:
         self.linear(where + ".linear2", ours.feedforward.linear2, w2 @ Ph.T, b2 if bias else None)
 
 
+ACTIVATIONS = {"relu": torch.nn.ReLU, "gelu": torch.nn.GELU, "gelu_tanh": lambda: torch.nn.GELU("tanh"),
+               "silu": torch.nn.SiLU, "tanh": torch.nn.Tanh, "mish": torch.nn.Mish}
+
+
+def activation_name(activation) -> str | None:
+    """The name (a key of ACTIVATIONS) of a parameter-free torch activation module; None for any other."""
+    if isinstance(activation, torch.nn.GELU):
+        return "gelu_tanh" if activation.approximate == "tanh" else "gelu"
+    for name, cls in (("relu", torch.nn.ReLU), ("silu", torch.nn.SiLU), ("tanh", torch.nn.Tanh), ("mish", torch.nn.Mish)):
+        if type(activation) is cls:
+            return name
+    return None
+
+
 def _layer_options(where, theirs, rep):
     attn = theirs.self_attn
     if rep.regular_copies is None:
         raise ConversionError(f"{where}: in_rep is not isomorphic to copies of the regular representation")
     bias = getattr(theirs.linear1, "bias", None) is not None
-    return dict(dim_feedforward=theirs.hidden_dim, dropout=theirs.dropout.p, activation=nn._activation_name(theirs.activation),
-                layer_norm_eps=theirs.norm1.eps, norm_first=bool(theirs.norm_first), norm_module="rmsnorm", bias=bias), \
+    return dict(dim_feedforward=theirs.hidden_dim, dropout=theirs.dropout.p, layer_norm_eps=theirs.norm1.eps,
+                norm_first=bool(theirs.norm_first), norm_module="rmsnorm", bias=bias), \
         dict(num_heads=attn.num_heads, dropout=float(attn.dropout), bias=attn.in_proj_bias is not None)
 
 
@@ -228,9 +244,12 @@ def _our_layer(where, theirs, rep):
         raise ConversionError(f"{where}: expected symm_learning's eTransformerEncoderLayer, got {type(theirs).__name__}")
     opts, attn_opts = _layer_options(where, theirs, rep)
     try:
-        return nn.eTransformerEncoderLayer(rep, nn.eMultiheadAttention(rep, **attn_opts), **opts), opts, attn_opts
-    except ValueError as e:
+        # Their activation module itself (any pointwise one); the layer refuses one that is not equivariant.
+        layer = nn.eTransformerEncoderLayer(rep, nn.eMultiheadAttention(rep, **attn_opts),
+                                            activation=copy.deepcopy(theirs.activation).float(), **opts)
+    except (ValueError, RuntimeError) as e:
         raise ConversionError(f"{where}: {e}") from e
+    return layer, {**opts, "activation": activation_name(theirs.activation)}, attn_opts
 
 
 def from_symm_learning(module, tol: float = 1e-4, check: bool = True):
@@ -269,7 +288,7 @@ def from_symm_learning(module, tol: float = 1e-4, check: bool = True):
         "in_rep": {"irreps": rep.irreps, "change_of_basis": rep.change_of_basis.tolist()},
         "layer": opts, "attention": attn_opts,
         "num_layers": len(layers) if hasattr(theirs, "layers") else None,
-        "final_norm": None if ours_norm is None else {"eps": ours_norm.eps, "equiv_affine": "affine" in ours_norm._modules},
+        "final_norm": None if ours_norm is None else {"eps": ours_norm.eps, "equiv_affine": ours_norm.affine is not None},
     }
     if check:
         module_was_training = module.training

@@ -7,12 +7,14 @@ The C++ modules stay available as ``symm._C.eLinear`` etc.
 """
 from .activation import check_activation
 from .affine import eAffine
+from .cond_regressor import CondTransformerRegressor, eCondTransformerRegressor
 from .attention import AttentionBase, eMultiheadAttention
 from .decoder_layer import eTransformerDecoderLayer
 from .encoder import eTransformerEncoder
 from .encoder_layer import eTransformerEncoderLayer
 from .feedforward import eFeedForward
 from .linear import InvariantBias, eLinear
+from .mlp import eMLP, iMLP
 from .module import eModule
 from .normalization import eLayerNorm, eRMSNorm
 from .positional import ALiBiAttention, PositionalAttentionBase, RotaryAttention
@@ -20,5 +22,6 @@ from .positional import ALiBiAttention, PositionalAttentionBase, RotaryAttention
 __all__ = [
     "eModule", "eLinear", "InvariantBias", "eAffine", "eRMSNorm", "eLayerNorm", "AttentionBase", "eMultiheadAttention",
     "PositionalAttentionBase", "RotaryAttention", "ALiBiAttention", "eFeedForward", "eTransformerEncoderLayer",
-    "eTransformerEncoder", "eTransformerDecoderLayer", "check_activation",
+    "eTransformerEncoder", "eTransformerDecoderLayer", "check_activation", "eMLP", "iMLP", "eCondTransformerRegressor",
+    "CondTransformerRegressor",
 ]

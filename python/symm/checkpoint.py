@@ -1,0 +1,167 @@
+"""Checkpoints of the Python modules in symm's own format, the one C++ ``symm::save`` writes and ``symm::load``
+reads: dense weights in the original basis, the architecture and representation fingerprints, an atomic write, a
+hashed payload.
+
+The Python modules have the C++ modules' state_dict keys, so the file is written by the C++ code itself: the C++
+twin of the module (the same architecture, built from the module's options) receives the module's tensors and
+``symm::save`` writes it; ``load`` reads the file into a fresh twin with ``symm::load`` (which refuses another
+architecture, group or a damaged file) and only then copies the tensors into the module, so a refused file leaves
+the module unchanged. Keys that do not line up between the module and its twin are an error, never skipped.
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+
+from . import _C
+
+__all__ = ["save", "load", "architecture", "cpp_twin"]
+
+
+def _bias(linear) -> bool:
+    return getattr(linear, "bias_dof", None) is not None
+
+
+# A twin's activation and dropout: the C++ modules hold no state for them, so they do not change a checkpoint.
+_ACT, _DROP = "gelu", 0.0
+
+
+def _linear(m):
+    return _C.eLinear(m.in_rep, m.out_rep, _bias(m), "xavier_uniform")
+
+
+def _affine(m):
+    return _C.eAffine(m.in_rep, m.has_bias)
+
+
+def _rmsnorm(m):
+    return _C.eRMSNorm(m.in_rep, m.eps, m.affine is not None)
+
+
+def _layernorm(m):
+    return _C.eLayerNorm(m.in_rep, m.eps, m.affine is not None, m.affine is not None and m.affine.has_bias)
+
+
+def _attention(m):
+    bias = _bias(m.in_proj)
+    if type(m).__name__ == "RotaryAttention":
+        return _C.RotaryAttention(m.in_rep, m.num_heads, _DROP, bias, "xavier_uniform", m.base)
+    if type(m).__name__ == "ALiBiAttention":
+        return _C.ALiBiAttention(m.in_rep, m.num_heads, _DROP, bias, "xavier_uniform", m.learnable_slopes)
+    return _C.eMultiheadAttention(m.in_rep, m.num_heads, _DROP, bias, "xavier_uniform")
+
+
+def _encoder_layer(m):
+    return _C.eTransformerEncoderLayer(m.in_rep, cpp_twin(m.self_attn), m.feedforward.hidden_size, _DROP, _ACT,
+                                       m.norm1.eps, m.norm_first, m.norm_module, _bias(m.feedforward.linear1),
+                                       "xavier_uniform")
+
+
+def _encoder(m):
+    return _C.eTransformerEncoder(cpp_twin(m.layers[0]), len(m.layers), None if m.norm is None else cpp_twin(m.norm))
+
+
+def _decoder_layer(m):
+    return _C.eTransformerDecoderLayer(m.in_rep, cpp_twin(m.self_attn), cpp_twin(m.cross_attn), m.feedforward.hidden_size,
+                                       _DROP, _ACT, m.norm1.eps, m.norm_first, m.norm_module,
+                                       _bias(m.feedforward.linear1), "xavier_uniform")
+
+
+def _invariant_bias(m):
+    return _C.InvariantBias(m.in_rep)
+
+
+def _emlp(m):
+    return _C.eMLP(m.in_rep, m.out_rep, [r.size for r in m.hidden_reps], activation=_ACT, dropout=_DROP,
+                   bias=_bias(m.layers[0]))
+
+
+def _imlp(m):
+    # The C++ iMLP's backbone takes all widths but the last, which is the pooled one.
+    hidden = [r.size for r in m.backbone.hidden_reps] + [m.pooling.shape[0]]
+    return _C.iMLP(m.in_rep, m.out_dim, hidden, activation=_ACT, dropout=_DROP,
+                   bias=m.head.bias is not None)
+
+
+def _ecrt(m):
+    return _C.eCondTransformerRegressor(m.in_rep, m.cond_rep, m.out_rep, m.in_horizon, m.cond_horizon, m.num_layers,
+                                        m.num_attention_heads, m.embedding_dim, p_drop_emb=_DROP, p_drop_attn=_DROP,
+                                        causal_attn=m.causal_attn, num_cond_layers=m.num_cond_layers,
+                                        norm_module=m.norm_module)
+
+
+def _crt(m):
+    return _C.CondTransformerRegressor(m.in_dim, m.cond_dim, m.out_dim, m.in_horizon, m.cond_horizon, m.num_layers,
+                                       m.num_attention_heads, m.embedding_dim, p_drop_emb=_DROP, p_drop_attn=_DROP,
+                                       causal_attn=m.causal_attn, num_cond_layers=m.num_cond_layers,
+                                       norm_module=m.norm_module)
+
+
+_TWINS = {"eLinear": _linear, "eAffine": _affine, "eRMSNorm": _rmsnorm, "eLayerNorm": _layernorm,
+          "eMultiheadAttention": _attention, "RotaryAttention": _attention, "ALiBiAttention": _attention,
+          "eTransformerEncoderLayer": _encoder_layer, "eTransformerEncoder": _encoder,
+          "eTransformerDecoderLayer": _decoder_layer, "InvariantBias": _invariant_bias, "eMLP": _emlp, "iMLP": _imlp,
+          "eCondTransformerRegressor": _ecrt, "CondTransformerRegressor": _crt}
+
+
+def cpp_twin(module: torch.nn.Module):
+    """The C++ module (symm._C) of the same architecture as a symm.nn module, with its own (fresh) tensors."""
+    build = _TWINS.get(type(module).__name__) if type(module).__module__.startswith("symm.") else None
+    if build is None:
+        raise TypeError(f"expected a symm.nn module ({', '.join(_TWINS)}), got {type(module).__module__}."
+                        f"{type(module).__name__}")
+    return build(module)
+
+
+def _cpp_state(cpp, prefix=""):
+    """{name: tensor} over the parameters and buffers of a C++ module and its children, as state_dict names them."""
+    out = {prefix + k: t for k, t in _C.named_parameters(cpp) + _C.named_buffers(cpp) if t is not None}
+    for name, child in _C.named_children(cpp):
+        out.update(_cpp_state(child, f"{prefix}{name}."))
+    return out
+
+
+def _paired(module, twin):
+    ours, theirs = module.state_dict(keep_vars=True), _cpp_state(twin)
+    if ours.keys() != theirs.keys():
+        only_py, only_cpp = sorted(ours.keys() - theirs.keys()), sorted(theirs.keys() - ours.keys())
+        raise TypeError(f"{type(module).__name__}: its state_dict does not line up with the C++ module's "
+                        f"(only in Python: {only_py[:4]}, only in C++: {only_cpp[:4]})")
+    for k, t in ours.items():
+        if t.shape != theirs[k].shape:
+            raise TypeError(f"{type(module).__name__}: '{k}' has shape {tuple(t.shape)} in Python but "
+                            f"{tuple(theirs[k].shape)} in C++")
+    return ours, theirs
+
+
+def save(module: torch.nn.Module, path) -> None:
+    """Writes module in symm's checkpoint format (what C++ ``symm::save`` writes and ``symm::load`` reads);
+    the path holds either its previous content or the complete checkpoint."""
+    twin = cpp_twin(module)
+    ours, theirs = _paired(module, twin)
+    with torch.no_grad():
+        for k, t in ours.items():
+            # The twin takes the module's dtype, so a float64 module is written without rounding.
+            theirs[k].data = t.detach().to("cpu", copy=True)
+    _C.save(twin, os.fspath(path))
+
+
+def load(module: torch.nn.Module, path) -> None:
+    """Reads a checkpoint written by ``symm.save`` or C++ ``symm::save`` into a module of the same architecture;
+    on any mismatch (another group, width or depth, a damaged or foreign file) raises RuntimeError with the C++
+    message and leaves the module unchanged."""
+    twin = cpp_twin(module)
+    ours, theirs = _paired(module, twin)
+    with torch.no_grad():
+        for k, t in ours.items():
+            theirs[k].data = torch.empty(t.shape, dtype=t.dtype)
+    _C.load(twin, os.fspath(path))
+    with torch.no_grad():
+        for k, t in ours.items():
+            t.copy_(theirs[k])
+
+
+def architecture(module: torch.nn.Module) -> str:
+    """The architecture fingerprint a checkpoint of module carries: one line per submodule and parameter."""
+    return _C.architecture(cpp_twin(module))
