@@ -16,6 +16,7 @@ Representation channel_group(const Representation& rep, int64_t groups, const ch
               rep.size(), " (", rep.name(), ")");
   const auto c = rep.size() / groups;
   const auto& g = rep.group();
+  if (g->generators().empty()) return Representation::trivial(g, static_cast<int>(c));  // the trivial group
   std::vector<Eigen::MatrixXd> images;
   for (int s : g->generators()) {
     const Eigen::MatrixXd m = rep(s);

@@ -37,7 +37,7 @@ TEST_P(PoolingTest, NormPoolingIsInvariantAndTheBasisChangeEquivariant) {
   EXPECT_TRUE(std::is_sorted(change->out_rep().irreps().begin(), change->out_rep().irreps().end()));
   // The norms of the copies survive the change of basis.
   IrrepSubspaceNormPooling pool_iso(change->out_rep());
-  EXPECT_LT((pool_iso(change(x)).sort(-1).values - r.sort(-1).values).abs().max().item<double>(), tol * 10);
+  EXPECT_LT((std::get<0>(pool_iso(change(x)).sort(-1)) - std::get<0>(r.sort(-1))).abs().max().item<double>(), tol * 10);
 }
 
 INSTANTIATE_TEST_SUITE_P(Groups, PoolingTest,
@@ -68,7 +68,7 @@ TEST(Pooling, IdentityBasisIsPassedThroughAndLearnableStartsAtTheChange) {
   const auto x = torch::randn({2, 8});
   Change2DisentangledBasis fixed(Representation::regular(g));
   EXPECT_LT((learned(x) - fixed(x)).abs().max().item<double>(), 1e-5);
-  Change2DisentangledBasis already(Change2DisentangledBasis(fixed->out_rep())->out_rep());
+  Change2DisentangledBasis already(fixed->out_rep());  // already isotypic
   EXPECT_TRUE(torch::equal(already(x), x));
 }
 
