@@ -62,11 +62,10 @@ void eMultivariateNormalImpl::reset() {
   const auto& rep = options.out_rep();
   TORCH_CHECK(rep.size() > 0, "eMultivariateNormal: out_rep is empty");
   in_rep_ = direct_sum(rep, Representation::trivial(rep.group(), static_cast<int>(n_cov_params())));
-  auto copy = torch::empty({rep.size()}, torch::kInt64);
-  int64_t offset = 0;
+  std::vector<int64_t> copy;  // the irrep copy of each spectral coordinate
   for (size_t i = 0; i < rep.irreps().size(); ++i)
-    for (int r = 0; r < rep.group()->irrep(rep.irreps()[i]).dim; ++r) copy[offset++] = static_cast<int64_t>(i);
-  constants_ = Constants({to_tensor(rep.change_of_basis()), copy});
+    copy.insert(copy.end(), rep.group()->irrep(rep.irreps()[i]).dim, static_cast<int64_t>(i));
+  constants_ = Constants({to_tensor(rep.change_of_basis()), torch::tensor(copy, torch::kInt64)});
 }
 
 MultivariateNormal eMultivariateNormalImpl::forward(const torch::Tensor& input) {

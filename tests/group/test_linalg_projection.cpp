@@ -32,8 +32,9 @@ GroupPtr group_of(const std::string& spec) {
   return make_group(spec);
 }
 
-// In: regular ⊕ the last irrep ⊕ trivial; out: 2 × the last irrep ⊕ regular ⊕ trivial. Both in random bases,
-// so no structure of Q survives; the last irrep is 2-dimensional for the C-type groups and 4 for Q8's H type.
+// In: base ⊕ the last irrep ⊕ trivial; out: 2 × the last irrep ⊕ base ⊕ trivial, base the regular
+// representation (every irrep once for groups above order 8, keeping the dense reference small). Both in random
+// bases, so no structure of Q survives; the last irrep is 2-dimensional for the C-type groups, 4 for Q8's H type.
 struct Reps {
   GroupPtr g;
   Representation x, y;
@@ -41,9 +42,13 @@ struct Reps {
 Reps reps_of(const std::string& spec) {
   const auto g = group_of(spec);
   const int last = static_cast<int>(g->irreps().size()) - 1;
-  const auto x = direct_sum(direct_sum(Representation::regular(g), Representation::irrep(g, last)), Representation::trivial(g));
-  const auto y = direct_sum(direct_sum(Representation::irrep(g, last).copies(2), Representation::regular(g)),
-                            Representation::trivial(g));
+  Representation base = Representation::regular(g);
+  if (g->order() > 8) {
+    base = Representation::irrep(g, 0);
+    for (int k = 1; k <= last; ++k) base = direct_sum(base, Representation::irrep(g, k));
+  }
+  const auto x = direct_sum(direct_sum(base, Representation::irrep(g, last)), Representation::trivial(g));
+  const auto y = direct_sum(direct_sum(Representation::irrep(g, last).copies(2), base), Representation::trivial(g));
   return {g, scrambled(x, 11), scrambled(y, 12)};
 }
 

@@ -81,7 +81,7 @@ Eigen::MatrixXd group_average(const Eigen::MatrixXd& w, const Representation& x,
 class eEMAStatsTest : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(eEMAStatsTest, SymmetricStatisticsOfTwoBatches) {
-  const auto rx = rep_of(GetParam(), 41), ry = rep_of(GetParam(), 42).copies(1);
+  const auto rx = rep_of(GetParam(), 41), ry = rep_of(GetParam(), 42);
   const auto g = rx.group();
   const auto trivial = Representation::trivial(g);
   symm::nn::eEMAStats stats(symm::nn::eEMAStatsOptions(rx).y_rep(ry).momentum(0.3));

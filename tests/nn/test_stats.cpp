@@ -55,7 +55,6 @@ TEST_P(StatsTest, MeanIsTheGroupAverageOfTheEmpiricalMean) {
   const auto rep = mixed(group_of(GetParam()), 1);
   const auto x = samples(7, rep.size(), 1);
   const Eigen::MatrixXd xbar = to_eigen(x.mean(0).unsqueeze(1));
-  const Eigen::MatrixXd one = Eigen::MatrixXd::Identity(1, 1);
   const auto trivial = Representation::trivial(rep.group());
   EXPECT_LT(max_abs(to_eigen(st::mean(x, rep).unsqueeze(1)) - group_average(xbar, trivial, rep)), 1e-10);
   // A time axis joins the samples: (N, D, T) is the same as its (N·T, D) samples.
