@@ -315,8 +315,8 @@ int run_policy_bench(bool quick) {
   symm::nn::FlowPolicy our_policy(*ours), plain_policy(*plain);
   std::cout << "# symm bench --policy: FlowPolicy control step (encode + 10 flow steps) of the D4 eCondTransformerRegressor "
                "(width 64, 2 layers, 2 heads, horizon 8, 2 observations) vs the plain CondTransformerRegressor of the same width "
-               "compiled alike; forward = one forward of the D4 regressor's module; float32, threads=""
-            << symm::thread_setting() << "" load="" << load_average() << "" libtorch=" << TORCH_VERSION << (quick ? " quick" : "")
+               "compiled alike; forward = one forward of the D4 regressor's module; float32, threads=\""
+            << symm::thread_setting() << "\" load=\"" << load_average() << "\" libtorch=" << TORCH_VERSION << (quick ? " quick" : "")
             << "; medians in ms" << std::endl;
   const Repetitions reps = quick ? Repetitions{1, 3, 3, 0.0} : Repetitions{10, 50, 2000, 0.5};
   for (const int64_t batch : {1, 64}) {

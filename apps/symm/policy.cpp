@@ -42,17 +42,17 @@ constexpr int64_t kEquivarianceDraws = 8;  // draws whose rollouts are compared 
 constexpr const char* kCheckpointFormat = "symm-policy-checkpoint-2";
 
 struct PolicyOptions {
-  std::string demos = "2,8,32";
+  std::string demos = "4,16";
   int layers = 2;
   int width = 64;
   int heads = 2;
-  int steps = 1000;
+  int steps = 1500;
   int seeds = 3;          // independent repetitions of the sweep (draws, demonstrations, models, noise)
   double ema = 0.995;     // decay of the weights' exponential moving average the evaluation uses; 0: none
   int batch_size = 64;
   double lr = 1e-3;
-  int horizon = 8;     // actions predicted per plan
-  int execute = 4;     // actions executed before planning again
+  int horizon = 4;     // actions predicted per plan
+  int execute = 2;     // actions executed before planning again
   int obs = 2;         // observations in the condition
   int flow_steps = 10; // Euler steps of the sampler
   int eval = 64;       // held-out draws
