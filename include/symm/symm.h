@@ -12,6 +12,7 @@
 #include "symm/nn/attention.h"
 #include "symm/nn/checkpoint.h"
 #include "symm/nn/cond_regressor.h"
+#include "symm/nn/policy.h"
 #include "symm/nn/decoder_layer.h"
 #include "symm/nn/encoder.h"
 #include "symm/nn/encoder_layer.h"
