@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstdio>
+#include <fstream>
 #include <functional>
 #include <iostream>
 #include <memory>
@@ -24,6 +25,7 @@
 #include "symm/group/named.h"
 #include "symm/nn/encoder.h"
 #include "symm/nn/mixed_precision.h"
+#include "symm/nn/policy.h"
 #include "symm/threads.h"
 
 namespace symm::app {
@@ -44,7 +46,15 @@ struct BenchOptions {
   std::string dtype;            // float32, bfloat16 or both; default float32 on the CPU, both on CUDA
   std::string execution = "automatic";
   int threads = 0;  // 0: the machine's cores
+  bool policy = false;
 };
+
+/// The machine's load average (1, 5, 15 minutes) as /proc/loadavg gives it, or "unknown".
+std::string load_average() {
+  std::ifstream f("/proc/loadavg");
+  std::string a, b, c;
+  return f >> a >> b >> c ? a + " " + b + " " + c : "unknown";
+}
 
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
@@ -284,7 +294,49 @@ void run_stack(const BenchConfig& c, const torch::Device& device, const Repetiti
             << std::endl;
 }
 
+/// symm bench --policy: one control step (encode the observations, 10 Euler steps of the flow) of FlowPolicy
+/// compiled from the D4 regressor of `symm policy` (width 64, 2 decoder layers, 2 heads, horizon 8, 2
+/// observations) and from the plain regressor of the same width, and one forward of the D4 regressor's own
+/// module; float32, one thread, at batch 1 and 64.
+int run_policy_bench(bool quick) {
+  symm::set_num_threads(1);
+  const auto g = symm::group::make_group("D4");
+  symm::group::Representation plane;
+  for (int k = 0; k < static_cast<int>(g->irreps().size()); ++k)
+    if (g->irrep(k).dim == 2) plane = symm::group::Representation::irrep(g, k);
+  const auto cond = symm::group::direct_sum(plane, plane);
+  constexpr int64_t kHorizon = 8, kObs = 2, kWidth = 64;
+  torch::manual_seed(0);
+  symm::nn::eCondTransformerRegressor ours(
+      symm::nn::eCondTransformerRegressorOptions(plane, cond, plane, kHorizon, kObs, 2, 2, kWidth).p_drop_emb(0).p_drop_attn(0));
+  symm::nn::CondTransformerRegressor plain(
+      symm::nn::CondTransformerRegressorOptions(2, 4, 2, kHorizon, kObs, 2, 2, kWidth).p_drop_emb(0).p_drop_attn(0));
+  ours->eval(), plain->eval();
+  symm::nn::FlowPolicy our_policy(*ours), plain_policy(*plain);
+  std::cout << "# symm bench --policy: FlowPolicy control step (encode + 10 flow steps) of the D4 eCondTransformerRegressor "
+               "(width 64, 2 layers, 2 heads, horizon 8, 2 observations) vs the plain CondTransformerRegressor of the same width "
+               "compiled alike; forward = one forward of the D4 regressor's module; float32, threads=\""
+            << symm::thread_setting() << "\" load=\"" << load_average() << "\" libtorch=" << TORCH_VERSION << (quick ? " quick" : "")
+            << "; medians in ms" << std::endl;
+  const Repetitions reps = quick ? Repetitions{1, 3, 3, 0.0} : Repetitions{10, 50, 2000, 0.5};
+  for (const int64_t batch : {1, 64}) {
+    const auto obs = torch::randn({batch, kObs, 4}), noise = torch::randn({batch, kHorizon, 2});
+    auto out = torch::empty({batch, kHorizon, 2}), out_plain = torch::empty({batch, kHorizon, 2});
+    torch::NoGradGuard no_grad;
+    const auto t = time_interleaved({[&] { our_policy.act_into(obs, noise, out); }, [&] { plain_policy.act_into(obs, noise, out_plain); },
+                                     [&] { ours->forward(noise, 50.0, obs); }},
+                                    false, reps.warmup, reps.min_reps, reps.max_reps, reps.budget_s);
+    std::cout << "policy batch=" << batch << " control_step_ms=" << fixed(t[0], 4) << " forward_ms=" << fixed(t[2], 4)
+              << " plain_control_step_ms=" << fixed(t[1], 4) << " ratio=" << fixed(t[0] / t[1], 3) << std::endl;
+  }
+  return 0;
+}
+
 int run_bench(const BenchOptions& o) {
+  if (o.policy) {
+    if (o.device != "cpu") throw std::invalid_argument("bench: --policy runs on the CPU only, got --device " + o.device);
+    return run_policy_bench(o.quick);
+  }
   if (o.device == "cuda" && !torch::cuda::is_available()) {
     throw std::invalid_argument("bench: --device cuda requested, but CUDA is not available in this build or machine");
   }
@@ -314,7 +366,7 @@ int run_bench(const BenchOptions& o) {
   const Repetitions reps = o.quick ? Repetitions{1, 3, 3, 0.0} : Repetitions{3, 15, 200, 0.6};
   std::cout << "# symm bench: eTransformerEncoderLayer (eMultiheadAttention, GELU, dropout 0, default norm, execution="
             << o.execution << ") vs torch::nn::TransformerEncoderLayer and a dense layer of the fastest ops; device="
-            << o.device << " threads=\"" << symm::thread_setting() << "\" allocator=\"" << symm::allocator_setting()
+            << o.device << " threads=\"" << symm::thread_setting() << "\" load=\"" << load_average() << "\" allocator=\"" << symm::allocator_setting()
             << "\" libtorch=" << TORCH_VERSION << (o.quick ? " quick" : "")
             << "; times are medians in ms, ratio = ours/torch, flops_ratio = our multiply-adds per token (on the training path) / dense" << std::endl;
   double worst_eval = 0, worst_train = 0;
@@ -335,6 +387,7 @@ void add_bench_command(CLI::App& app, int& exit_code) {
   auto o = std::make_shared<BenchOptions>();
   cmd->add_option("--device", o->device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
   cmd->add_flag("--quick", o->quick, "few repetitions: checks that it runs, not how fast");
+  cmd->add_flag("--policy", o->policy, "time a control step of the flow-matching policy (FlowPolicy) instead, one thread");
   cmd->add_flag("--breakdown", o->breakdown, "also print per-block times (comment lines starting with #)");
   cmd->add_option("--threads", o->threads, "intra-op threads of torch and of OpenBLAS (default: the machine's cores)");
   cmd->add_option("--configs", o->configs, "small (D <= 128, B=32), large (D 384-512, B=16) or all")

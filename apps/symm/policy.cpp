@@ -9,8 +9,9 @@
 #include <cmath>
 #include <filesystem>
 #include <iomanip>
-#include <numeric>
 #include <iostream>
+#include <numeric>
+#include <optional>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -38,18 +39,20 @@ constexpr double kClipNorm = 1.0;
 constexpr double kStepScale = 100.0;       // flow time t ∈ [0, 1] enters the step embedding as k = 100·t
 constexpr int64_t kPlotted = 6;            // evaluation rollouts kept for the arena plot
 constexpr int64_t kEquivarianceDraws = 8;  // draws whose rollouts are compared with their transforms
-constexpr const char* kCheckpointFormat = "symm-policy-checkpoint-1";
+constexpr const char* kCheckpointFormat = "symm-policy-checkpoint-2";
 
 struct PolicyOptions {
-  std::string demos = "2,8,32";
+  std::string demos = "4,16";
   int layers = 2;
   int width = 64;
   int heads = 2;
-  int steps = 1000;
+  int steps = 1500;
+  int seeds = 3;          // independent repetitions of the sweep (draws, demonstrations, models, noise)
+  double ema = 0.995;     // decay of the weights' exponential moving average the evaluation uses; 0: none
   int batch_size = 64;
   double lr = 1e-3;
-  int horizon = 8;     // actions predicted per plan
-  int execute = 4;     // actions executed before planning again
+  int horizon = 4;     // actions predicted per plan
+  int execute = 2;     // actions executed before planning again
   int obs = 2;         // observations in the condition
   int flow_steps = 10; // Euler steps of the sampler
   int eval = 64;       // held-out draws
@@ -107,6 +110,16 @@ class BaselineFlow : public FlowModel {
 
 const char* model_name(int64_t run) { return run % 2 == 0 ? "equivariant" : "baseline"; }
 
+/// Runs go seed after seed; within a seed, demonstration count after count, the equivariant model first.
+struct RunIndex {
+  int64_t seed_index, demos_index, in_seed;
+};
+RunIndex run_index(const Job& job, int64_t run) {
+  const int64_t per_seed = 2 * static_cast<int64_t>(job.demos.size());
+  return {run / per_seed, (run % per_seed) / 2, run % per_seed};
+}
+uint64_t seed_of(const Job& job, int64_t seed_index) { return job.opt.seed + static_cast<uint64_t>(seed_index); }
+
 // --- options ----------------------------------------------------------------------------------------------
 
 Job make_job(const PolicyOptions& opt) {
@@ -127,6 +140,8 @@ Job make_job(const PolicyOptions& opt) {
   in_range("--flow-steps", opt.flow_steps, 1, 1000);
   in_range("--eval", opt.eval, 1, 100000);
   in_range("--threads", opt.threads, 0, 1024);
+  in_range("--seeds", opt.seeds, 1, 100);
+  if (!(opt.ema >= 0 && opt.ema < 1)) throw std::invalid_argument("--ema must be in [0, 1), got " + std::to_string(opt.ema));
   if (!(opt.lr > 0) || !std::isfinite(opt.lr)) throw std::invalid_argument("--lr must be positive");
   if (opt.halt_after < 0) throw std::invalid_argument("--halt-after must be >= 0");
   job.demos = parse_count_list("--demos", opt.demos, 10000, "demonstrations");
@@ -143,7 +158,7 @@ Job make_job(const PolicyOptions& opt) {
                 {"heads", opt.heads},          {"steps", opt.steps},          {"batch_size", opt.batch_size},
                 {"lr", opt.lr},                {"horizon", opt.horizon},      {"execute", opt.execute},
                 {"obs", opt.obs},              {"flow_steps", opt.flow_steps}, {"eval", opt.eval},
-                {"seed", opt.seed},
+                {"seed", opt.seed},            {"seeds", opt.seeds},          {"ema", opt.ema},
                 {"task", {{"dt", t.dt}, {"max_speed", t.max_speed}, {"goal_radius", t.goal_radius}, {"max_steps", t.max_steps},
                           {"obstacles", t.obstacles.size()}}}};
   return job;
@@ -298,9 +313,10 @@ nlohmann::json to_json(const PolicyResult& r) {
     for (const auto& v : path) p.push_back({v[0], v[1]});
     rollouts.push_back(p);
   }
-  nlohmann::json j = {{"model", r.model}, {"demos", r.demos}, {"success", r.success}, {"final_distance", r.final_distance},
+  nlohmann::json j = {{"model", r.model}, {"seed", r.seed}, {"demos", r.demos}, {"success", r.success}, {"final_distance", r.final_distance},
                       {"train_loss", r.train_loss}, {"policy_equivariance_error", r.policy_equivariance}, {"steps", r.steps},
-                      {"parameters", r.parameters}, {"seconds", r.seconds}, {"rollouts", rollouts}};
+                      {"parameters", r.parameters}, {"seconds", r.seconds}, {"rollouts", rollouts},
+                      {"rollout_success", r.rollout_success}};
   if (r.model_equivariance >= 0) j["model_equivariance_error"] = r.model_equivariance;
   return j;
 }
@@ -308,6 +324,7 @@ nlohmann::json to_json(const PolicyResult& r) {
 PolicyResult result_from_json(const nlohmann::json& j) {
   PolicyResult r;
   r.model = j.at("model");
+  r.seed = j.at("seed");
   r.demos = j.at("demos");
   r.success = j.at("success");
   r.final_distance = j.at("final_distance");
@@ -321,6 +338,7 @@ PolicyResult result_from_json(const nlohmann::json& j) {
     r.rollouts.emplace_back();
     for (const auto& v : p) r.rollouts.back().push_back({v[0].get<double>(), v[1].get<double>()});
   }
+  for (const auto& b : j.at("rollout_success")) r.rollout_success.push_back(b.get<bool>());
   return r;
 }
 
@@ -328,7 +346,17 @@ struct Training {
   std::shared_ptr<FlowModel> model;
   std::unique_ptr<torch::optim::Adam> optimizer;
   at::Generator sampler;
+  std::vector<torch::Tensor> ema;  // moving average of the parameters, in their order
 };
+
+/// The EMA after step `step` (1-based) with its usual warm-up: decay min(ema, (1 + step) / (10 + step)), so the
+/// average forgets the random initialisation within the first few dozen steps.
+void update_ema(Training& tr, double decay, int64_t step) {
+  torch::NoGradGuard no_grad;
+  const double d = std::min(decay, (1.0 + static_cast<double>(step)) / (10.0 + static_cast<double>(step)));
+  const auto params = tr.model->parameters();
+  for (size_t i = 0; i < params.size(); ++i) tr.ema[i].mul_(d).add_(params[i].detach(), 1 - d);
+}
 
 void save_checkpoint(const std::string& path, const Job& job, const JobState& st, const Training* tr) {
   torch::serialize::OutputArchive root;
@@ -337,14 +365,17 @@ void save_checkpoint(const std::string& path, const Job& job, const JobState& st
   for (const auto& r : st.results) results.push_back(to_json(r));
   write_sweep_position(root, st, results);
   root.write("loss_average", c10::IValue(st.loss_average));
-  if (tr && st.step > 0) write_run_state(root, *tr->model, *tr->optimizer, tr->sampler);
+  if (tr && st.step > 0) {
+    write_run_state(root, *tr->model, *tr->optimizer, tr->sampler);
+    for (size_t i = 0; i < tr->ema.size(); ++i) root.write("ema_" + std::to_string(i), tr->ema[i]);
+  }
   save_checkpoint_file(root, path);
 }
 
 JobState load_checkpoint(const std::string& path, const Job& job) {
   const auto root = open_checkpoint(path, kCheckpointFormat, "symm policy", job.config);
   JobState st;
-  for (const auto& r : read_sweep_position(root, path, 2 * static_cast<int64_t>(job.demos.size()), job.opt.steps, st))
+  for (const auto& r : read_sweep_position(root, path, 2 * static_cast<int64_t>(job.demos.size()) * job.opt.seeds, job.opt.steps, st))
     st.results.push_back(result_from_json(r));
   c10::IValue v;
   root->read("loss_average", v), st.loss_average = v.toDouble();
@@ -362,9 +393,12 @@ struct Data {
 /// Trains run st.run from st.step, then evaluates it; returns false when halted by --halt-after.
 bool train_run(const Job& job, const Data& data, JobState& st, int64_t& halt_budget) {
   const auto& o = job.opt;
-  const int64_t run = st.run, demos = job.demos[static_cast<size_t>(run / 2)];
+  const int64_t run = st.run;
+  const auto index = run_index(job, run);
+  const int64_t demos = job.demos[static_cast<size_t>(index.demos_index)];
   const std::string name = model_name(run);
-  const auto seed = mix_seed(o.seed, static_cast<uint64_t>(run));
+  const uint64_t job_seed = seed_of(job, index.seed_index);
+  const auto seed = mix_seed(job_seed, static_cast<uint64_t>(index.in_seed));
   torch::manual_seed(seed);
   Training tr;
   if (run % 2 == 0) tr.model = std::make_shared<EquivariantFlow>(job);
@@ -372,15 +406,19 @@ bool train_run(const Job& job, const Data& data, JobState& st, int64_t& halt_bud
   tr.model->to(job.device);
   tr.optimizer = std::make_unique<torch::optim::Adam>(tr.model->parameters(), torch::optim::AdamOptions(o.lr));
   tr.sampler = at::detail::createCPUGenerator(seed + 1);
-  if (st.step > 0) read_run_state(*st.archive, *tr.model, *tr.optimizer, tr.sampler);
-  st.archive.reset();
   const auto params = tr.model->parameters();
+  for (const auto& p : params) tr.ema.push_back(p.detach().clone());
+  if (st.step > 0) {
+    read_run_state(*st.archive, *tr.model, *tr.optimizer, tr.sampler);
+    for (size_t i = 0; i < tr.ema.size(); ++i) st.archive->read("ema_" + std::to_string(i), tr.ema[i]);
+  }
+  st.archive.reset();
   int64_t n_params = 0;
   for (const auto& p : params) n_params += p.numel();
 
   const int64_t samples = demos * data.demos.per_episode;
   const auto cond = data.cond.narrow(0, 0, samples), actions = data.actions.narrow(0, 0, samples);
-  Progress progress(name + " demos=" + std::to_string(demos), o.steps, 250);
+  Progress progress(name + " seed=" + std::to_string(job_seed) + " demos=" + std::to_string(demos), o.steps, 250);
   const auto checkpoint = (fs::path(o.out) / "checkpoint.pt").string();
   const auto start = std::chrono::steady_clock::now();
   const double seconds_before = st.seconds;
@@ -403,6 +441,7 @@ bool train_run(const Job& job, const Data& data, JobState& st, int64_t& halt_bud
     torch::nn::utils::clip_grad_norm_(params, kClipNorm);
     tr.optimizer->step();
     ++st.step;
+    if (o.ema > 0) update_ema(tr, o.ema, st.step);
     const double l = loss.item<double>();
     st.loss_average = st.step == 1 ? l : 0.99 * st.loss_average + 0.01 * l;
     st.csv += name + "," + std::to_string(demos) + "," + std::to_string(st.step) + "," + format_number(l) + "," + format_number(lr) + "\n";
@@ -419,19 +458,26 @@ bool train_run(const Job& job, const Data& data, JobState& st, int64_t& halt_bud
     }
   }
 
-  // Closed-loop evaluation on the held-out draws, and equivariance of the model and of the whole policy.
+  // Closed-loop evaluation (with the averaged weights) on the held-out draws, and equivariance of the model and
+  // of the whole policy.
+  if (o.ema > 0) {
+    torch::NoGradGuard no_grad;
+    for (size_t i = 0; i < params.size(); ++i) params[i].copy_(tr.ema[i]);
+  }
   PolicyResult r;
   r.model = name;
+  r.seed = job_seed;
   r.demos = demos;
   std::vector<int64_t> base(data.eval.size());
   std::iota(base.begin(), base.end(), 0);
-  const auto eval = rollout(job, *tr.model, data.eval, base, std::vector<int>(base.size(), 0), mix_seed(o.seed, 1000));
+  const auto eval = rollout(job, *tr.model, data.eval, base, std::vector<int>(base.size(), 0), mix_seed(job_seed, 1000));
   for (size_t i = 0; i < base.size(); ++i) r.success += eval.success[i], r.final_distance += eval.final_distance[i];
   r.success /= static_cast<double>(base.size());
   r.final_distance /= static_cast<double>(base.size());
-  for (size_t i = 0; i < base.size() && static_cast<int64_t>(i) < kPlotted; ++i) r.rollouts.push_back(eval.paths[i]);
+  for (size_t i = 0; i < base.size() && static_cast<int64_t>(i) < kPlotted; ++i)
+    r.rollouts.push_back(eval.paths[i]), r.rollout_success.push_back(eval.success[i]);
   const std::vector<Draw> few(data.eval.begin(), data.eval.begin() + std::min<int64_t>(kEquivarianceDraws, data.eval.size()));
-  r.policy_equivariance = policy_equivariance(job, *tr.model, few, mix_seed(o.seed, 2000));
+  r.policy_equivariance = policy_equivariance(job, *tr.model, few, mix_seed(job_seed, 2000));
   if (auto* eq = dynamic_cast<EquivariantFlow*>(tr.model.get())) r.model_equivariance = eq->net->check_equivariance(8, 0, 0, 64, 1.0, 1.0).max_relative;
   r.train_loss = st.loss_average;
   r.steps = st.step;
@@ -451,6 +497,35 @@ bool train_run(const Job& job, const Data& data, JobState& st, int64_t& halt_bud
   return true;
 }
 
+/// The draws and demonstrations of one seed: its training draws (the largest count; smaller counts take a
+/// prefix) and its held-out draws.
+Data make_data(const Job& job, uint64_t seed) {
+  Data data;
+  const auto train_draws = draw_tasks(job.task, job.demos.back(), mix_seed(seed, 1));
+  data.eval = draw_tasks(job.task, job.opt.eval, mix_seed(seed, 2));
+  data.demos = make_demonstrations(job, train_draws);
+  data.cond = data.demos.cond.to(job.device);
+  data.actions = data.demos.actions.to(job.device);
+  return data;
+}
+
+/// Mean and sample standard deviation of the success over the seeds, per model and demonstration count.
+struct Spread {
+  double mean = 0, std = 0, lo = 1, hi = 0, distance = 0;
+};
+Spread spread(const std::vector<PolicyResult>& results, const std::string& model, int64_t demos) {
+  Spread s;
+  std::vector<double> v;
+  for (const auto& r : results)
+    if (r.model == model && r.demos == demos) v.push_back(r.success), s.distance += r.final_distance;
+  if (v.empty()) return s;
+  for (double x : v) s.mean += x, s.lo = std::min(s.lo, x), s.hi = std::max(s.hi, x);
+  s.mean /= static_cast<double>(v.size()), s.distance /= static_cast<double>(v.size());
+  for (double x : v) s.std += (x - s.mean) * (x - s.mean);
+  s.std = v.size() > 1 ? std::sqrt(s.std / static_cast<double>(v.size() - 1)) : 0.0;
+  return s;
+}
+
 int run_policy(const PolicyOptions& opt) {
   const auto t0 = std::chrono::steady_clock::now();
   const Job job = make_job(opt);
@@ -459,53 +534,62 @@ int run_policy(const PolicyOptions& opt) {
   ensure_writable_directory(opt.out, "--out");
   if (opt.threads > 0) symm::set_num_threads(opt.threads);
 
-  Data data;
-  const auto train_draws = draw_tasks(job.task, job.demos.back(), mix_seed(opt.seed, 1));
-  data.eval = draw_tasks(job.task, opt.eval, mix_seed(opt.seed, 2));
-  data.demos = make_demonstrations(job, train_draws);
-  data.cond = data.demos.cond.to(job.device);
-  data.actions = data.demos.actions.to(job.device);
+  const Data first = make_data(job, seed_of(job, 0));
   std::cout << "symm policy: point robot in [-1, 1]² around " << job.task.obstacles.size() << " obstacles, group D4 on the plane\n"
             << "  flow-matching policy: " << opt.obs << " observations -> " << opt.horizon << " velocity commands (" << opt.execute
             << " executed per plan), " << opt.flow_steps << " Euler steps\n"
             << "  models: width " << opt.width << " (" << opt.width / 8 << " regular copies), " << opt.layers << " decoder layers, "
             << opt.heads << " heads; eCondTransformerRegressor vs CondTransformerRegressor\n"
-            << "  expert: " << data.demos.expert_successes << "/" << train_draws.size() << " demonstrations reach the goal; "
-            << opt.steps << " steps per run, demonstrations";
+            << "  expert: " << first.demos.expert_successes << "/" << job.demos.back() << " demonstrations reach the goal; "
+            << opt.steps << " steps per run (weights' EMA " << opt.ema << "), demonstrations";
   for (auto n : job.demos) std::cout << " " << n;
-  std::cout << "; " << opt.eval << " held-out draws\n";
+  std::cout << "; " << opt.eval << " held-out draws; seeds " << opt.seed << ".." << seed_of(job, opt.seeds - 1) << "\n";
   if (!opt.resume.empty()) std::cout << "  resuming " << opt.resume << " at run " << st.run << ", step " << st.step << "\n";
   std::cout << std::flush;
 
   int64_t halt_budget = opt.halt_after > 0 ? opt.halt_after : -1;
-  const int64_t runs = 2 * static_cast<int64_t>(job.demos.size());
+  const int64_t runs = 2 * static_cast<int64_t>(job.demos.size()) * opt.seeds;
+  std::optional<Data> data;
+  int64_t data_seed = -1;
   while (st.run < runs) {
-    if (!train_run(job, data, st, halt_budget)) return 0;
+    const int64_t seed_index = run_index(job, st.run).seed_index;
+    if (seed_index != data_seed) data.emplace(seed_index == 0 ? first : make_data(job, seed_of(job, seed_index))), data_seed = seed_index;
+    if (!train_run(job, *data, st, halt_budget)) return 0;
     if (halt_budget == 0 && st.run < runs) {
       std::cout << "  halted after run " << st.run << " (--halt-after); continue with --resume " << opt.out << "/checkpoint.pt\n";
       return 0;
     }
   }
 
-  // Summary: the table, JSON, plots and the last line.
+  // Summary: the table over the seeds, JSON, plots and the last line. The plots show the first seed's draws.
   int64_t expert_eval = 0;
   std::vector<std::vector<Vec2>> expert_paths;
-  for (const auto& d : data.eval) {
+  for (const auto& d : first.eval) {
     const auto ep = expert_episode(job.task, d);
     expert_eval += ep.success;
     if (static_cast<int64_t>(expert_paths.size()) < kPlotted) expert_paths.push_back(ep.states);
   }
-  const double expert_rate = static_cast<double>(expert_eval) / static_cast<double>(data.eval.size());
-  std::cout << "\n  closed-loop success on " << opt.eval << " held-out draws (expert: " << std::fixed << std::setprecision(3) << expert_rate
-            << ")\n  demos   equivariant (final dist)   baseline (final dist)\n";
-  const PolicyResult *eq = nullptr, *base = nullptr;
-  for (size_t i = 0; i + 1 < st.results.size(); i += 2) {
-    eq = &st.results[i], base = &st.results[i + 1];
-    char line[160];
-    std::snprintf(line, sizeof line, "  %5lld   %11.3f (%.3f)        %8.3f (%.3f)\n", static_cast<long long>(eq->demos), eq->success,
-                  eq->final_distance, base->success, base->final_distance);
+  const double expert_rate = static_cast<double>(expert_eval) / static_cast<double>(first.eval.size());
+  std::cout << "\n  closed-loop success on " << opt.eval << " held-out draws per seed (expert: " << std::fixed << std::setprecision(3)
+            << expert_rate << " on seed " << opt.seed << "), mean ± standard deviation over " << opt.seeds << " seeds [min, max]\n"
+            << "  demos   equivariant                       baseline\n";
+  nlohmann::json table = nlohmann::json::array();
+  for (const int64_t n : job.demos) {
+    const auto e = spread(st.results, "equivariant", n), b = spread(st.results, "baseline", n);
+    char line[200];
+    std::snprintf(line, sizeof line, "  %5lld   %.3f ± %.3f [%.3f, %.3f]   %.3f ± %.3f [%.3f, %.3f]\n", static_cast<long long>(n), e.mean,
+                  e.std, e.lo, e.hi, b.mean, b.std, b.lo, b.hi);
     std::cout << line;
+    table.push_back({{"demos", n},
+                     {"equivariant", {{"mean", e.mean}, {"std", e.std}, {"min", e.lo}, {"max", e.hi}, {"final_distance", e.distance}}},
+                     {"baseline", {{"mean", b.mean}, {"std", b.std}, {"min", b.lo}, {"max", b.hi}, {"final_distance", b.distance}}}});
   }
+  double model_eq = 0, policy_eq = 0, baseline_policy_eq = INFINITY;
+  for (const auto& r : st.results) {
+    if (r.model == "equivariant") model_eq = std::max(model_eq, r.model_equivariance), policy_eq = std::max(policy_eq, r.policy_equivariance);
+    else baseline_policy_eq = std::min(baseline_policy_eq, r.policy_equivariance);
+  }
+  const auto eq = spread(st.results, "equivariant", job.demos.back()), base = spread(st.results, "baseline", job.demos.back());
   nlohmann::json runs_json = nlohmann::json::array();
   for (const auto& r : st.results) runs_json.push_back(to_json(r));
   const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -513,22 +597,25 @@ int run_policy(const PolicyOptions& opt) {
                                   {"device", opt.device},
                                   {"expert_success", expert_rate},
                                   {"runs", runs_json},
-                                  {"largest_demos", eq->demos},
-                                  {"equivariant_success", eq->success},
-                                  {"baseline_success", base->success},
-                                  {"model_equivariance_error", eq->model_equivariance},
-                                  {"policy_equivariance_error", eq->policy_equivariance},
-                                  {"baseline_policy_equivariance_error", base->policy_equivariance},
+                                  {"success", table},
+                                  {"largest_demos", job.demos.back()},
+                                  {"equivariant_success", eq.mean},
+                                  {"baseline_success", base.mean},
+                                  {"model_equivariance_error", model_eq},
+                                  {"policy_equivariance_error", policy_eq},
+                                  {"baseline_policy_equivariance_error", baseline_policy_eq},
                                   {"seconds_this_invocation", total}};
   write_file_atomically((fs::path(opt.out) / "summary.json").string(), summary.dump(2) + "\n");
-  write_file_atomically((fs::path(opt.out) / "success.svg").string(), success_svg(st.results, "D4 point-robot navigation: success vs demonstrations"));
-  const std::vector<Draw> plotted(data.eval.begin(), data.eval.begin() + std::min<int64_t>(kPlotted, data.eval.size()));
+  write_file_atomically((fs::path(opt.out) / "success.svg").string(),
+                        success_svg(st.results, "D4 point-robot navigation: success vs demonstrations (" + std::to_string(opt.seeds) +
+                                                    (opt.seeds == 1 ? " seed)" : " seeds, mean ± sd)")));
+  const std::vector<Draw> plotted(first.eval.begin(), first.eval.begin() + std::min<int64_t>(kPlotted, first.eval.size()));
   write_file_atomically((fs::path(opt.out) / "rollouts.svg").string(),
-                        rollouts_svg(job.task, st.results, job.demos.front(), expert_paths, plotted));
+                        rollouts_svg(job.task, st.results, job.demos.front(), opt.seed, expert_paths, plotted));
   std::cout << "  wrote " << opt.out << "/{metrics.csv, summary.json, success.svg, rollouts.svg, checkpoint.pt} in " << std::setprecision(1)
             << total << " s\n";
-  std::cout << "equivariant_success=" << format_number(eq->success) << " baseline_success=" << format_number(base->success)
-            << " equivariance_error=" << format_number(eq->policy_equivariance) << std::endl;
+  std::cout << "equivariant_success=" << format_number(eq.mean) << " baseline_success=" << format_number(base.mean)
+            << " equivariance_error=" << format_number(policy_eq) << std::endl;
   return 0;
 }
 
@@ -542,6 +629,8 @@ void add_policy_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--width", opt->width, "embedding width, a multiple of |D4| = 8")->capture_default_str();
   cmd->add_option("--heads", opt->heads, "attention heads; must divide width/8")->capture_default_str();
   cmd->add_option("--steps", opt->steps, "optimisation steps per run")->capture_default_str();
+  cmd->add_option("--seeds", opt->seeds, "repetitions of the sweep with seeds --seed, --seed + 1, ...")->capture_default_str();
+  cmd->add_option("--ema", opt->ema, "decay of the weights' moving average used for evaluation (0: the last weights)")->capture_default_str();
   cmd->add_option("--batch-size", opt->batch_size, "samples per optimisation step")->capture_default_str();
   cmd->add_option("--lr", opt->lr, "peak learning rate of Adam")->capture_default_str();
   cmd->add_option("--horizon", opt->horizon, "velocity commands predicted per plan")->capture_default_str();

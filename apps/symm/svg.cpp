@@ -72,6 +72,16 @@ void LineChart::log_decades_y() {
     for (int m = 1; m < 10 && d + std::log10(m) <= y_hi_ + 1e-9; ++m) y_grid(d + std::log10(m), m == 1 ? decade_label(d) : "", m == 1);
 }
 
+void LineChart::error_bar(const std::string& name, double x, double y_lo, double y_hi) {
+  const std::string colour = model_colour(name), at = svg_fixed(px(x)), lo = svg_fixed(py(y_lo)), hi = svg_fixed(py(y_hi));
+  lines_ << "<g class=\"error-bar\"><line x1=\"" << at << "\" y1=\"" << lo << "\" x2=\"" << at << "\" y2=\"" << hi << "\" stroke=\"" << colour
+         << "\" stroke-width=\"1.5\"/>";
+  for (const auto& y : {lo, hi})
+    lines_ << "<line x1=\"" << svg_fixed(px(x) - 5) << "\" y1=\"" << y << "\" x2=\"" << svg_fixed(px(x) + 5) << "\" y2=\"" << y
+           << "\" stroke=\"" << colour << "\" stroke-width=\"1.5\"/>";
+  lines_ << "</g>\n";
+}
+
 void LineChart::line(const std::string& name, std::vector<std::pair<double, double>> points) {
   std::sort(points.begin(), points.end());
   const std::string colour = model_colour(name);

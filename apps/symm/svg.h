@@ -31,6 +31,8 @@ class LineChart {
   void log_decades_y();
   /// One model's line through the points (sorted by x), with markers and a legend entry in model_colour(name).
   void line(const std::string& name, std::vector<std::pair<double, double>> points);
+  /// A vertical bar from y_lo to y_hi at x, with caps, in the model's colour (a spread over seeds).
+  void error_bar(const std::string& name, double x, double y_lo, double y_hi);
 
   std::string svg() const;
 

@@ -30,6 +30,7 @@
 #include "symm/nn/mlp.h"
 #include "symm/nn/module.h"
 #include "symm/nn/normalization.h"
+#include "symm/nn/policy.h"
 #include "symm/nn/pooling.h"
 #include "symm/nn/positional.h"
 #include "symm/nn/running_stats.h"

@@ -3,14 +3,14 @@
 # float32 rounding (one forward < 1e-5 relative, a whole sampled rollout from transformed start, goal and
 # noise < 1e-4 from the transformed rollout) and succeeds at least as often as the plain one; its files
 # exist; a halted run resumed from its checkpoint ends bit for bit like the uninterrupted one; bad options
-# exit 2 and leave nothing behind.
+# exit 2 and leave nothing behind; a sweep over two seeds reports their spread.
 set -u
 symm=$1
 fail() { echo "FAIL: $*"; exit 1; }
 tmp=$(mktemp -d)
 trap 'chmod -R u+w "$tmp" 2>/dev/null; rm -rf "$tmp"' EXIT
 
-small=(--demos 8 --steps 100 --eval 16 --seed 1)
+small=(--demos 8 --steps 100 --eval 16 --seed 1 --seeds 1)
 
 "$symm" policy "${small[@]}" --out "$tmp/a" > "$tmp/a.log" 2>&1 || { cat "$tmp/a.log"; fail "small policy run exited $?"; }
 last=$(tail -n 1 "$tmp/a.log")
@@ -31,12 +31,29 @@ assert 0 <= d["model_equivariance_error"] < 1e-5, f"one forward: {d['model_equiv
 assert 0 <= err < 1e-4 and close(err, d["policy_equivariance_error"]), f"sampled rollout: {err}"
 # The plain model is not equivariant: the same check finds a visible deviation, so the check can fail.
 assert d["baseline_policy_equivariance_error"] > 1e-3, d["baseline_policy_equivariance_error"]
-assert len(d["runs"]) == 2 and all(len(r["rollouts"]) > 0 for r in d["runs"])
+assert len(d["runs"]) == 2 and all(len(r["rollouts"]) == len(r["rollout_success"]) > 0 for r in d["runs"])
 PY
 head -n 1 "$tmp/a/metrics.csv" | grep -qx "model,demos,step,loss,lr" || fail "CSV header"
 grep -q "^equivariant,8,100," "$tmp/a/metrics.csv" && grep -q "^baseline,8,100," "$tmp/a/metrics.csv" || fail "CSV rows"
 grep -q "<polyline" "$tmp/a/success.svg" && grep -q "<polyline" "$tmp/a/rollouts.svg" || fail "SVG has no lines"
 ls "$tmp/a" | grep -q '\.tmp$' && fail "temporary files left in --out"
+
+# Two seeds, two counts: every (seed, count, model) runs, the summary's mean and spread are those of the runs,
+# and the success plot carries error bars.
+"$symm" policy --demos 2,4 --steps 5 --eval 4 --seed 3 --seeds 2 --out "$tmp/s" > "$tmp/s.log" 2>&1 || { cat "$tmp/s.log"; fail "two-seed run"; }
+grep -q 'class="error-bar"' "$tmp/s/success.svg" || fail "success.svg has no error bars"
+python3 - "$tmp/s/summary.json" <<'PY' || fail "two-seed summary"
+import json, statistics, sys
+d = json.load(open(sys.argv[1]))
+runs = d["runs"]
+assert sorted((r["seed"], r["demos"], r["model"]) for r in runs) == sorted(
+    (s, n, m) for s in (3, 4) for n in (2, 4) for m in ("equivariant", "baseline")), runs
+for row in d["success"]:
+    for m in ("equivariant", "baseline"):
+        v = [r["success"] for r in runs if r["model"] == m and r["demos"] == row["demos"]]
+        assert abs(row[m]["mean"] - statistics.mean(v)) < 1e-12 and abs(row[m]["std"] - statistics.stdev(v)) < 1e-12, (row, v)
+assert d["equivariant_success"] == d["success"][-1]["equivariant"]["mean"]
+PY
 
 # Halt in the middle of the first run, resume into another directory: same result and CSV, bit for bit.
 "$symm" policy "${small[@]}" --out "$tmp/b" --halt-after 40 > "$tmp/b.log" 2>&1 || { cat "$tmp/b.log"; fail "halted run"; }
@@ -67,6 +84,8 @@ expect2 "zero demos" --demos 0 --out "$tmp/x"
 expect2 "execute beyond horizon" --horizon 4 --execute 5 --out "$tmp/x"
 expect2 "bad device" --device tpu --out "$tmp/x"
 expect2 "negative threads" --threads -1 --out "$tmp/x"
+expect2 "zero seeds" --seeds 0 --out "$tmp/x"
+expect2 "EMA decay of 1" --ema 1 --out "$tmp/x"
 [ -e "$tmp/x" ] && fail "a rejected run created its output directory"
 expect2 "unwritable --out (a file)" --steps 1 --out "$tmp/a/metrics.csv"
 expect2 "resume from another configuration" "${small[@]}" --layers 1 --out "$tmp/y" --resume "$tmp/b/checkpoint.pt"
