@@ -1,6 +1,5 @@
 """The contracts of torch.nn that PyTorch's own tools rely on (issue 22): every one on a small D4 stack."""
 import copy
-import io
 import pickle
 
 import pytest

@@ -1,5 +1,4 @@
 import copy
-import os
 
 import pytest
 import torch

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import symm
-from conftest import cpp_state_dict, cpp_twin, encoder, encoder_layer
+from conftest import cpp_state_dict, cpp_twin, encoder
 
 C = symm._C
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import torch
 
-from .. import _C
 
 __all__ = ["eModule"]
 
