@@ -1,4 +1,3 @@
-import copy
 import os
 import subprocess
 import sys
@@ -43,12 +42,11 @@ def assert_same_outputs(theirs, ours, size, **kw):
 
 def assert_equivariant(model, rep):
     model.eval()
-    x = torch.randn(2, 5, rep.size, dtype=torch.float64)
-    model = copy.deepcopy(model).double()
+    x = torch.randn(2, 5, rep.size)
     with torch.no_grad():
         y = model(x)
         err = max((model(act(rep, g, x)) - act(rep, g, y)).abs().max().item() for g in range(rep.group.order))
-    assert err < 1e-10 * y.abs().max().item(), err
+    assert err < 1e-5 * y.abs().max().item(), err
 
 
 @pytest.mark.parametrize("make_group,copies", [(lambda: escnn_group.dihedral_group(4), 4),
