@@ -27,7 +27,8 @@ void eBatchNorm1dImpl::reset() {
   if (options.track_running_stats()) {
     running_mean = register_buffer("running_mean", torch::zeros({rep.size()}));
     running_var = register_buffer("running_var", torch::ones({num_copies()}));
-    num_batches_tracked = register_buffer("num_batches_tracked", torch::zeros({}, torch::kInt64));
+    // Shape (1), not torch's 0-dim: symm::load reads every stored tensor as a vector or matrix.
+    num_batches_tracked = register_buffer("num_batches_tracked", torch::zeros({1}, torch::kInt64));
   } else {
     running_mean = running_var = num_batches_tracked = torch::Tensor();
   }

@@ -146,7 +146,7 @@ void TimeCNNEncoderImpl::reset() {
   for (int64_t channels : o.hidden_channels()) {
     TORCH_CHECK(channels > 0, "TimeCNNEncoder: hidden_channels must be positive, got ", channels);
     convs->push_back(torch::nn::Conv1d(torch::nn::Conv1dOptions(in, channels, 3).stride(stride ? 2 : 1).padding(1).bias(o.bias())));
-    if (o.normalize()) norm_weights->append(torch::ones({channels}));
+    if (o.normalize()) norm_weights->append(torch::ones({channels}).requires_grad_());  // append keeps requires_grad
     in = channels;
   }
   const int64_t flat = in * horizon_out_ + (o.append_last_frame() ? o.in_dim() : 0);
