@@ -226,7 +226,7 @@ def test_bad_input_is_refused():
         model(torch.randn(2, model.in_rep.size + 1))
     rep = rep_of(G, 1)
     with pytest.raises(ValueError, match="not equivariant"):
-        eMLP(rep, rep, [16], activation=torch.nn.Softmax(dim=-1))
+        eMLP(rep, rep, [16], activation=torch.nn.Linear(16, 16))  # mixes the features
     with pytest.raises(ValueError, match="not equivariant|failed"):
         eMLP(rep, rep, [16], activation=torch.nn.PReLU(16))  # one slope per feature
     eMLP(rep, rep, [16], activation=torch.nn.PReLU())  # one shared slope is pointwise
