@@ -195,7 +195,7 @@ def test_deepcopy_and_ema(index):
             p.add_(1.0)
     ema.update_parameters(model)
     for (name, p), q in zip(model.named_parameters(), ema.module.parameters()):
-        assert torch.allclose(q, 0.5 * before[name] + 0.5 * p), name
+        assert torch.allclose(q, 0.5 * before[name] + 0.5 * p, atol=1e-6), name  # lerp rounds apart from the mean
     ema.eval()
     with torch.no_grad():
         assert ema(*args).shape == model(*args).shape
