@@ -72,15 +72,21 @@ def _invariant_bias(m):
     return _C.InvariantBias(m.in_rep)
 
 
+def _act_name(activation) -> str:
+    """The C++ name of the activation where there is one (forwards of the twin then equal the module's)."""
+    from .interop import activation_name
+    return activation_name(activation) or _ACT
+
+
 def _emlp(m):
-    return _C.eMLP(m.in_rep, m.out_rep, [r.size for r in m.hidden_reps], activation=_ACT, dropout=_DROP,
+    return _C.eMLP(m.in_rep, m.out_rep, [r.size for r in m.hidden_reps], activation=_act_name(m.activation), dropout=_DROP,
                    bias=_bias(m.layers[0]))
 
 
 def _imlp(m):
     # The C++ iMLP's backbone takes all widths but the last, which is the pooled one.
     hidden = [r.size for r in m.backbone.hidden_reps] + [m.pooling.shape[0]]
-    return _C.iMLP(m.in_rep, m.out_dim, hidden, activation=_ACT, dropout=_DROP,
+    return _C.iMLP(m.in_rep, m.out_dim, hidden, activation=_act_name(m.backbone.activation), dropout=_DROP,
                    bias=m.head.bias is not None)
 
 

@@ -195,7 +195,7 @@ def test_deepcopy_and_ema(index):
             p.add_(1.0)
     ema.update_parameters(model)
     for (name, p), q in zip(model.named_parameters(), ema.module.parameters()):
-        assert torch.allclose(q, 0.5 * before[name] + 0.5 * p), name
+        assert torch.allclose(q, 0.5 * before[name] + 0.5 * p, atol=1e-6), name  # lerp rounds apart from the mean
     ema.eval()
     with torch.no_grad():
         assert ema(*args).shape == model(*args).shape
@@ -226,7 +226,7 @@ def test_bad_input_is_refused():
         model(torch.randn(2, model.in_rep.size + 1))
     rep = rep_of(G, 1)
     with pytest.raises(ValueError, match="not equivariant"):
-        eMLP(rep, rep, [16], activation=torch.nn.Softmax(dim=-1))
+        eMLP(rep, rep, [16], activation=torch.nn.Linear(16, 16))  # mixes the features
     with pytest.raises(ValueError, match="not equivariant|failed"):
         eMLP(rep, rep, [16], activation=torch.nn.PReLU(16))  # one slope per feature
     eMLP(rep, rep, [16], activation=torch.nn.PReLU())  # one shared slope is pointwise
