@@ -67,7 +67,9 @@ TEST(EMAStats, BadInputIsNamed) {
 }
 
 Representation rep_of(const std::string& spec, std::uint64_t seed) {
-  const auto g = spec == "perm" ? Group::from_permutations("perm", {{1, 2, 0}, {1, 0, 2}}) : make_group(spec);
+  // One group object for both representations (make_group caches; the permutation group is built once here).
+  static const auto perm = Group::from_permutations("perm", {{1, 2, 0}, {1, 0, 2}});
+  const auto g = spec == "perm" ? perm : make_group(spec);
   const int last = static_cast<int>(g->irreps().size()) - 1;
   return symm::test::scrambled(direct_sum(Representation::regular(g), Representation::irrep(g, last)), seed);
 }
