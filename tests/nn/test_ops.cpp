@@ -71,7 +71,10 @@ void expect_derivatives_match_differences(const std::function<torch::Tensor(cons
   EXPECT_NEAR(got, want, 1e-6 * std::max(1.0, std::abs(want))) << what << ": first derivative";
   if (!second_order) return;
   // d/dx <g(x), w> along u.
-  const auto h = torch::autograd::grad({(g * w).sum()}, {x}, {}, /*retain_graph=*/false, /*create_graph=*/false, /*allow_unused=*/true)[0];
+  // A map linear in x has a constant gradient (no graph): its second derivative is zero.
+  const auto h = g.requires_grad()
+                     ? torch::autograd::grad({(g * w).sum()}, {x}, {}, /*retain_graph=*/false, /*create_graph=*/false, /*allow_unused=*/true)[0]
+                     : torch::Tensor();
   auto gradient_dot_w = [&](const torch::Tensor& t) {
     torch::AutoGradMode enable(true);
     const auto xt = t.detach().clone().requires_grad_(true);
