@@ -1,10 +1,6 @@
 // FlowPolicy: the compiled regressor equals the regressor's forward (dense and isotypic execution, and the
-// plain twin), a control step equals the Euler loop over forward, bad input is refused before any work, and
-// steady-state control steps allocate nothing.
+// plain twin), a control step equals the Euler loop over forward, and bad input is refused before any work.
 #include <gtest/gtest.h>
-#include <malloc.h>
-
-#include <atomic>
 
 #include "symm/group/named.h"
 #include "symm/nn/policy.h"
@@ -12,56 +8,6 @@
 
 using namespace symm::nn;
 using symm::group::make_group;
-
-// Counting allocator: every malloc-family call of the process (torch's CPU allocator, Eigen, operator new)
-// goes through these definitions, which forward to glibc's. Not under the sanitizers, which own malloc.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define SYMM_COUNT_ALLOCATIONS 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
-#define SYMM_COUNT_ALLOCATIONS 0
-#endif
-#endif
-#if !defined(SYMM_COUNT_ALLOCATIONS) && defined(__GLIBC__)
-#define SYMM_COUNT_ALLOCATIONS 1
-#endif
-#ifndef SYMM_COUNT_ALLOCATIONS
-#define SYMM_COUNT_ALLOCATIONS 0
-#endif
-
-namespace {
-std::atomic<int64_t> g_allocations{0};
-}  // namespace
-
-#if SYMM_COUNT_ALLOCATIONS
-extern "C" {
-void* __libc_malloc(size_t);
-void* __libc_calloc(size_t, size_t);
-void* __libc_realloc(void*, size_t);
-void* __libc_memalign(size_t, size_t);
-void* malloc(size_t n) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  return __libc_malloc(n);
-}
-void* calloc(size_t n, size_t m) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  return __libc_calloc(n, m);
-}
-void* realloc(void* p, size_t n) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  return __libc_realloc(p, n);
-}
-void* memalign(size_t a, size_t n) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  return __libc_memalign(a, n);
-}
-void* aligned_alloc(size_t a, size_t n) { return memalign(a, n); }
-int posix_memalign(void** p, size_t a, size_t n) {
-  *p = memalign(a, n);
-  return *p ? 0 : 12;  // ENOMEM
-}
-}
-#endif
 
 namespace {
 
@@ -161,25 +107,4 @@ TEST(FlowPolicy, RefusesBadInputAndStaysUsable) {
   symm::test::expect_error([&] { policy.act(obs.to(torch::kFloat64), noise); }, {"float32", "Double"});
   symm::test::expect_error([&] { FlowPolicy(*model, FlowPolicyOptions().chunk(kHorizon + 1)); }, {"chunk", "6", "7"});
   EXPECT_TRUE(torch::equal(policy.act(obs, noise), good));
-}
-
-TEST(FlowPolicy, SteadyStateAllocatesNothing) {
-#if !SYMM_COUNT_ALLOCATIONS
-  GTEST_SKIP() << "the allocation counter needs glibc's malloc (not under a sanitizer)";
-#else
-  auto model = equivariant(make_group("D4"));
-  FlowPolicy policy(*model, FlowPolicyOptions().flow_steps(kSteps));
-  for (const int64_t batch : {1, 5}) {
-    const auto obs = torch::randn({batch, kObs, 4}), noise = torch::randn({batch, kHorizon, 2});
-    auto out = torch::empty({batch, kHorizon, 2});
-    policy.act_into(obs, noise, out);  // sizes the buffers
-    const int64_t before = g_allocations.load();
-    for (int i = 0; i < 3; ++i) policy.act_into(obs, noise, out);
-    EXPECT_EQ(g_allocations.load() - before, 0) << "batch " << batch;
-  }
-  // The counter counts: a tensor allocates.
-  const int64_t before = g_allocations.load();
-  const auto t = torch::empty({1000});
-  EXPECT_GT(g_allocations.load() - before, 0);
-#endif
 }
