@@ -46,7 +46,14 @@ class eModule(torch.nn.Module):
     def _reset_constants(self):
         with torch.no_grad():
             for name, master in self._masters.items():
-                getattr(self, name).copy_(master)
+                if getattr(self, name).device.type != "meta":
+                    getattr(self, name).copy_(master)
+
+    def _apply(self, fn, recurse=True):
+        # A dtype move rounds through the old dtype: refill from the float64 masters, as C++ Constants do.
+        super()._apply(fn, recurse)
+        self._reset_constants()
+        return self
 
     def reset_parameters(self):
         self._reset_constants()
