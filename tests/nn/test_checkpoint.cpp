@@ -33,9 +33,7 @@ std::string read_file(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
-std::string test_data(const std::string& name) {
-  return read_file(std::string(__FILE__).substr(0, std::string(__FILE__).rfind('/')) + "/data/" + name);
-}
+std::string test_data(const std::string& name) { return read_file(std::string(SYMM_TEST_DATA_DIR "/") + name); }
 
 std::vector<torch::Tensor> snapshot(const torch::nn::Module& m) {
   std::vector<torch::Tensor> v;
