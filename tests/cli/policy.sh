@@ -10,7 +10,7 @@ fail() { echo "FAIL: $*"; exit 1; }
 tmp=$(mktemp -d)
 trap 'chmod -R u+w "$tmp" 2>/dev/null; rm -rf "$tmp"' EXIT
 
-small=(--demos 8 --steps 100 --eval 16 --seed 1 --seeds 1)
+small=(--demos 8 --steps 100 --eval 16 --seed 1 --seeds 1 --horizon 8 --execute 4)
 
 "$symm" policy "${small[@]}" --out "$tmp/a" > "$tmp/a.log" 2>&1 || { cat "$tmp/a.log"; fail "small policy run exited $?"; }
 last=$(tail -n 1 "$tmp/a.log")
