@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 prefix=$(realpath "${1:?usage: scripts/check-docs.sh PREFIX [WORKDIR] [VENV]}")
 work=$(realpath -m "${2:-build-docs}")
-venv=${3:-}
+venv=${3:+$(realpath "$3")}  # absolute: the Python blocks run from the scratch folder
 
 missing=0
 for h in $(cd include && find symm -name '*.h' ! -path symm/symm.h | sort); do
