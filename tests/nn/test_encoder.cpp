@@ -195,7 +195,9 @@ TEST(Encoder, LayersAreIndependentClones) {
   EXPECT_FALSE(torch::equal(p0[0], p1[0]));  // ...in separate storage
 }
 
-TEST(Encoder, TwelveLayersStayFiniteThrough500AdamSteps) {
+// 150 steps at a learning rate of 3e-3 take the stack as far from its initialisation as 500 at 1e-3 did, in a
+// third of the time (it ran 390 s against the wheel's LibTorch on CI's two cores).
+TEST(Encoder, TwelveLayersStayFiniteThrough150AdamSteps) {
   const auto rep = Representation::regular(make_group("C2")).copies(4);
   for (const std::string norm : {"rmsnorm", "layernorm"}) {
     torch::manual_seed(0);
@@ -205,11 +207,11 @@ TEST(Encoder, TwelveLayersStayFiniteThrough500AdamSteps) {
                                      .dropout(0.1)
                                      .norm_module(norm)),
         12).norm(make_norm(norm, rep, 1e-5, true)));
-    torch::optim::Adam opt(enc->parameters(), torch::optim::AdamOptions(1e-3));
+    torch::optim::Adam opt(enc->parameters(), torch::optim::AdamOptions(3e-3));
     const auto x = torch::randn({4, 6, rep.size()});
     const auto y = torch::randn({4, 6, rep.size()});
     double first = 0, last = 0;
-    for (int step = 0; step < 500; ++step) {
+    for (int step = 0; step < 150; ++step) {
       opt.zero_grad();
       auto loss = (enc->forward(x, {}, {}, true) - y).pow(2).mean();
       loss.backward();
