@@ -20,6 +20,14 @@ namespace {
 
 [[maybe_unused]] const bool kOperatorsLinked = operators_registered();
 
+bool has_symbolic_sizes(const torch::Tensor& t) {
+#if TORCH_VERSION_MAJOR >= 2
+  return t.unsafeGetTensorImpl()->has_symbolic_sizes_strides();
+#else
+  return false;  // LibTorch 1.13 traces with concrete sizes
+#endif
+}
+
 // Whether a hand kernel (a C++ torch::autograd::Function reading raw data) may run: plain eager mode. Not
 // under a functorch transform (which refuses C++ autograd Functions), not on fake, meta or other Python
 // tensors or under a Python dispatch mode (no data, or a trace that would record the kernel's empty output,
@@ -241,20 +249,24 @@ torch::Tensor hom_tiles(const torch::Tensor& theta, const c10::optional<torch::T
   TORCH_CHECK(tiles.dim() == 3, "symm::hom_tiles: expected tiles (r, s_out, s_in), got shape ", tiles.sizes());
   const int64_t r = tiles.size(0), s_out = tiles.size(1), s_in = tiles.size(2);
   const auto phi_all = index.has_value() && index->defined() ? theta.index_select(0, index->reshape({-1})) : theta;
-  TORCH_CHECK(theta.dim() == 1 && m_out > 0 && r > 0 && phi_all.numel() % (m_out * r) == 0, "symm::hom_tiles: ",
-              phi_all.numel(), " coefficients do not make ", m_out, " output copies of ", r, " per tile");
-  const int64_t m_in = phi_all.numel() / (m_out * r);
-  const auto phi = phi_all.view({m_out * m_in, r});
+  TORCH_CHECK(theta.dim() == 1 && m_out > 0 && r > 0, "symm::hom_tiles: expected coefficients (n) and m_out > 0, got ",
+              theta.dim(), " dimensions and m_out = ", m_out);
+  // Under torch.compile with dynamic shapes the index's length is symbolic: the sizes below are inferred (-1).
+  if (!has_symbolic_sizes(phi_all))
+    TORCH_CHECK(phi_all.numel() % (m_out * r) == 0, "symm::hom_tiles: ", phi_all.numel(),
+                " coefficients do not make ", m_out, " output copies of ", r, " per tile");
+  const auto phi = phi_all.view({m_out, -1, r});  // (copy out, copy in, coefficient)
   const auto type = phi.scalar_type();
   if (phi.is_cpu() && (type == torch::kFloat32 || type == torch::kFloat64) && r * s_out * s_in <= kLoopTile &&
       plain_eager(phi) && plain_eager(tiles)) {
+    const int64_t m_in = phi.size(1);
     const auto e = tiles.view({r, s_out * s_in}).to(type);
-    return TileSynthesis::apply(phi, e, std::vector<int64_t>{m_out, m_in, s_out, s_in, r});
+    return TileSynthesis::apply(phi.view({m_out * m_in, r}), e, std::vector<int64_t>{m_out, m_in, s_out, s_in, r});
   }
-  return torch::mm(phi, tiles.reshape({r, s_out * s_in}))
-      .view({m_out, m_in, s_out, s_in})
+  return torch::matmul(phi, tiles.reshape({r, s_out * s_in}))
+      .view({m_out, -1, s_out, s_in})
       .permute({0, 2, 1, 3})
-      .reshape({m_out * s_out, m_in * s_in});
+      .reshape({m_out * s_out, -1});
 }
 
 torch::Tensor hom_blocks(const torch::Tensor& theta, torch::TensorList endomorphisms, torch::TensorList q_out,

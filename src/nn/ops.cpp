@@ -1,5 +1,6 @@
 // The functional core (symm/nn/functional.h) as PyTorch operators, torch.ops.symm.<name>, each registered as
-// CompositeImplicitAutograd: the functions themselves, whose hand kernels run in plain eager mode only.
+// CompositeImplicitAutograd (and FuncTorchBatched): the functions themselves, whose hand kernels run in plain
+// eager mode only.
 #include "symm/nn/functional.h"
 
 #include <torch/library.h>
@@ -28,4 +29,14 @@ TORCH_LIBRARY(symm, m) {
   m.impl("from_isotypic", c10::DispatchKey::CompositeImplicitAutograd, TORCH_FN(f::from_isotypic));
   m.impl("rms_normalise", c10::DispatchKey::CompositeImplicitAutograd, TORCH_FN(f::rms_normalise));
   m.impl("layer_normalise", c10::DispatchKey::CompositeImplicitAutograd, TORCH_FN(f::layer_normalise));
+  // Under vmap the same functions run on the batched tensors, so that each LibTorch operator inside meets its
+  // own batching rule: vmap's fallback is a loop over the batch, and has none for operators with tensor lists.
+  m.impl("hom_tiles", c10::DispatchKey::FuncTorchBatched, TORCH_FN(f::hom_tiles));
+  m.impl("hom_blocks", c10::DispatchKey::FuncTorchBatched, TORCH_FN(f::hom_blocks));
+  m.impl("isotypic_weights", c10::DispatchKey::FuncTorchBatched, TORCH_FN(f::isotypic_weights));
+  m.impl("isotypic_blocks", c10::DispatchKey::FuncTorchBatched, TORCH_FN(f::isotypic_blocks));
+  m.impl("to_isotypic", c10::DispatchKey::FuncTorchBatched, TORCH_FN(f::to_isotypic));
+  m.impl("from_isotypic", c10::DispatchKey::FuncTorchBatched, TORCH_FN(f::from_isotypic));
+  m.impl("rms_normalise", c10::DispatchKey::FuncTorchBatched, TORCH_FN(f::rms_normalise));
+  m.impl("layer_normalise", c10::DispatchKey::FuncTorchBatched, TORCH_FN(f::layer_normalise));
 }
