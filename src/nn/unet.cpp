@@ -359,6 +359,7 @@ void ConditionalUnet1DImpl::reset() {
   for (const auto* d : {&o.local_cond_dim(), &o.global_cond_dim()})
     TORCH_CHECK(!*d || **d > 0, name, ": local_cond_dim and global_cond_dim must be positive when given, got ", **d);
   const int64_t start = o.input_dim() + o.local_cond_dim().value_or(0);
+  TORCH_CHECK(o.n_groups() > 0, name, ": n_groups must be positive, got ", o.n_groups());
   for (auto w : o.down_dims())
     TORCH_CHECK(w % o.n_groups() == 0, name, ": n_groups=", o.n_groups(), " must divide every width of down_dims, got ", w);
   TORCH_CHECK(start % o.n_groups() == 0, name, ": n_groups=", o.n_groups(), " must divide input_dim + local_cond_dim = ", start);

@@ -26,14 +26,14 @@ torch::Tensor act_channels(const Representation& rep, int g, const torch::Tensor
 }
 
 /// max_g |f(ρ(g)x, ρ_loc(g)z, ρ_glob(g)c, t) − ρ(g) f(x, z, c, t)|∞ / |f(x, z, c, t)|∞ over every element checked.
-/// With act_on_film false the global condition is left untransformed (a negative control).
+/// act_on_local / act_on_film false leave that condition untransformed.
 double unet_error(eConditionalUnet1D& net, const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& local,
-                  const torch::Tensor& film, bool act_on_film = true) {
+                  const torch::Tensor& film, bool act_on_local = true, bool act_on_film = true) {
   const auto& o = net->options;
   const auto y = net(x, t, local, film);
   double worst = 0;
   for (int g : elements_to_check(*o.in_rep().group())) {
-    const auto gl = local.defined() ? act_channels(*o.local_cond_rep(), g, local) : local;
+    const auto gl = local.defined() && act_on_local ? act_channels(*o.local_cond_rep(), g, local) : local;
     const auto gc = film.defined() && act_on_film ? act_channels(*o.global_cond_rep(), g, film) : film;
     const auto gy = net(act_channels(o.in_rep(), g, x), t, gl, gc);
     worst = std::max(worst, ((gy - act_channels(o.in_rep(), g, y)).abs().max() / y.abs().max()).item<double>());
@@ -73,10 +73,12 @@ TEST_P(UnetTest, IsEquivariantWithEquivariantConditionsInTrainAndEval) {
     EXPECT_LT(unet_error(strided, x4, t, z, c), tol) << "stride, local + global, train=" << train;
     EXPECT_LT(unet_error(pooled, x8, t, torch::Tensor(), c), tol) << "pooling, global, train=" << train;
   }
-  // The conditions and the timestep reach the output (the checks above are not vacuous), and a global
-  // condition left untransformed breaks the equality.
+  // The conditions and the timestep reach the output (the checks above are not vacuous). The local
+  // condition is equivariant: left untransformed it breaks the equality. The global one enters through its
+  // irrep norms only (symm_learning's FiLM encoder), so the output is also equivariant without transforming it.
   torch::NoGradGuard no_grad;
-  EXPECT_GT(unet_error(strided, x4, t, z, c, /*act_on_film=*/false), 1e-3);
+  EXPECT_GT(unet_error(strided, x4, t, z, c, /*act_on_local=*/false), 1e-3);
+  EXPECT_LT(unet_error(strided, x4, t, z, c, /*act_on_local=*/true, /*act_on_film=*/false), tol);
   const auto y = strided(x4, t, z, c);
   EXPECT_GT((strided(x4, t, z, torch::randn_like(c)) - y).abs().max().item<double>(), 1e-3 * y.abs().max().item<double>());
   EXPECT_GT((strided(x4, t, torch::randn_like(z), c) - y).abs().max().item<double>(), 1e-3 * y.abs().max().item<double>());
@@ -279,6 +281,7 @@ TEST(Unet, BadInputsRaiseNamedErrors) {
   expect_error([&] { ConditionalUnet1D(ConditionalUnet1DOptions(3).down_dims({8, 12}).n_groups(8)); }, {p, "n_groups=8", "got 12"});
   expect_error([&] { ConditionalUnet1D(ConditionalUnet1DOptions(3).down_dims({8}).n_groups(2)); },
                {p, "n_groups=2", "input_dim + local_cond_dim = 3"});
+  expect_error([&] { ConditionalUnet1D(ConditionalUnet1DOptions(3).n_groups(0)); }, {p, "n_groups must be positive", "got 0"});
 }
 
 }  // namespace
