@@ -56,8 +56,8 @@ eConditionalResidualBlock1DImpl& block(torch::nn::ModuleList& list, size_t i) {
 torch::Tensor resample(torch::nn::Module& m, const torch::Tensor& x) {
   if (auto* c = m.as<eConv1dImpl>()) return c->forward(x);
   if (auto* c = m.as<eConvTranspose1dImpl>()) return c->forward(x);
-  if (auto* c = m.as<torch::nn::Conv1dImpl>()) return c->forward(x);
-  if (auto* c = m.as<torch::nn::ConvTranspose1dImpl>()) return c->forward(x);
+  if (auto* c = m.as<Downsample1dImpl>()) return c->forward(x);
+  if (auto* c = m.as<Upsample1dImpl>()) return c->forward(x);
   if (auto* p = m.as<torch::nn::MaxPool1dImpl>()) return p->forward(x);
   if (auto* u = m.as<torch::nn::UpsampleImpl>()) return u->forward(x);
   TORCH_CHECK(m.as<torch::nn::IdentityImpl>(), "U-Net: unexpected resampler ", m.name());
@@ -305,6 +305,14 @@ void Conv1dBlockImpl::reset() {
                                        torch::nn::GroupNorm(n_groups, out_channels), torch::nn::Mish()));
 }
 
+void Downsample1dImpl::reset() {
+  conv = register_module("conv", torch::nn::Conv1d(torch::nn::Conv1dOptions(dim, dim, 3).stride(2).padding(1)));
+}
+
+void Upsample1dImpl::reset() {
+  conv = register_module("conv", torch::nn::ConvTranspose1d(torch::nn::ConvTranspose1dOptions(dim, dim, 4).stride(2).padding(1)));
+}
+
 ConditionalResidualBlock1DImpl::ConditionalResidualBlock1DImpl(ConditionalResidualBlock1DOptions options_)
     : options(std::move(options_)) {
   reset();
@@ -377,7 +385,7 @@ void ConditionalUnet1DImpl::reset() {
   down_modules = register_module("down_modules", torch::nn::ModuleList());
     for (size_t i = 0; i < levels; ++i) {
     torch::nn::AnyModule down = i + 1 == levels ? torch::nn::AnyModule(torch::nn::Identity())
-        : torch::nn::AnyModule(torch::nn::Conv1d(torch::nn::Conv1dOptions(dims[i + 1], dims[i + 1], 3).stride(2).padding(1)));
+        : torch::nn::AnyModule(Downsample1d(dims[i + 1]));
     torch::nn::ModuleList level(res(dims[i], dims[i + 1]), res(dims[i + 1], dims[i + 1]));
     level->push_back(down.ptr());
     down_modules->push_back(level);
@@ -387,7 +395,7 @@ void ConditionalUnet1DImpl::reset() {
     for (size_t j = 0; j < levels; ++j) {
     const size_t i = levels - 1 - j;  // the level (dims[i] → dims[i + 1]) this stage undoes
     torch::nn::AnyModule up = j + 1 == levels ? torch::nn::AnyModule(torch::nn::Identity())
-        : torch::nn::AnyModule(torch::nn::ConvTranspose1d(torch::nn::ConvTranspose1dOptions(dims[i], dims[i], 4).stride(2).padding(1)));
+        : torch::nn::AnyModule(Upsample1d(dims[i]));
     torch::nn::ModuleList level(res(2 * dims[i + 1], dims[i]), res(dims[i], dims[i]));
     level->push_back(up.ptr());
     up_modules->push_back(level);

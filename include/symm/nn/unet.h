@@ -4,7 +4,8 @@
 // activation on regular copies in the permutation basis, and FiLM through a non-learnable eAffine whose scales
 // (one per irrep copy) and invariant bias are predicted from the irrep norms of the condition, which are
 // invariant; so f(ρ_X(g)x, ρ_Z(g)z, ρ_C(g)c, t) = ρ_X(g) f(x, z, c, t) exactly.
-// ConditionalUnet1D: symm_learning's unconstrained baseline on torch::nn modules.
+// ConditionalUnet1D: symm_learning's unconstrained baseline on torch::nn modules; its state dict has
+// symm_learning's keys and its outputs equal symm_learning's on the same weights.
 //
 // Where symm_learning 0.8.1 cannot run, these follow its documented contract (output length = input length)
 // instead of its code: its equivariant decoder drops the last of the n−1 up-samplings (the output came out at
@@ -166,6 +167,28 @@ class Conv1dBlockImpl : public torch::nn::Cloneable<Conv1dBlockImpl> {
 };
 TORCH_MODULE(Conv1dBlock);
 
+/// Conv1d(dim, dim, 3, stride 2, padding 1): halves the horizon (key conv.*, as symm_learning's).
+class Downsample1dImpl : public torch::nn::Cloneable<Downsample1dImpl> {
+ public:
+  explicit Downsample1dImpl(int64_t dim) : dim(dim) { reset(); }
+  void reset() override;
+  torch::Tensor forward(const torch::Tensor& x) { return conv(x); }
+  int64_t dim;
+  torch::nn::Conv1d conv{nullptr};
+};
+TORCH_MODULE(Downsample1d);
+
+/// ConvTranspose1d(dim, dim, 4, stride 2, padding 1): doubles the horizon exactly.
+class Upsample1dImpl : public torch::nn::Cloneable<Upsample1dImpl> {
+ public:
+  explicit Upsample1dImpl(int64_t dim) : dim(dim) { reset(); }
+  void reset() override;
+  torch::Tensor forward(const torch::Tensor& x) { return conv(x); }
+  int64_t dim;
+  torch::nn::ConvTranspose1d conv{nullptr};
+};
+TORCH_MODULE(Upsample1d);
+
 struct ConditionalResidualBlock1DOptions {
   ConditionalResidualBlock1DOptions(int64_t in_channels, int64_t out_channels, int64_t cond_dim)
       : in_channels_(in_channels), out_channels_(out_channels), cond_dim_(cond_dim) {}
@@ -226,10 +249,10 @@ class ConditionalUnet1DImpl : public torch::nn::Cloneable<ConditionalUnet1DImpl>
 
   ConditionalUnet1DOptions options;
   torch::nn::Sequential diffusion_step_encoder{nullptr};
-  /// Per level: [block, block, Conv1d(3, stride 2, padding 1) or identity at the last level].
+  /// Per level: [block, block, Downsample1d or identity at the last level].
   torch::nn::ModuleList down_modules{nullptr};
   torch::nn::ModuleList mid_modules{nullptr};
-  /// Per level, deepest first: [block on (current ⊕ skip), block, ConvTranspose1d(4, 2, 1) or identity].
+  /// Per level, deepest first: [block on (current ⊕ skip), block, Upsample1d or identity at the last].
   torch::nn::ModuleList up_modules{nullptr};
   /// Conv1dBlock → 1×1 Conv1d to input_dim.
   torch::nn::Sequential final_conv{nullptr};
