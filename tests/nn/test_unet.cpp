@@ -2,9 +2,6 @@
 // group element with equivariant local and global conditions and an invariant timestep, in train and eval;
 // output shapes for one to three levels; gradients against finite differences; training and checkpoints;
 // the errors of bad input.
-#include <cstdlib>
-#include <iostream>
-
 #include <gtest/gtest.h>
 
 #include "symm/group/named.h"
@@ -38,7 +35,6 @@ double unet_error(eConditionalUnet1D& net, const torch::Tensor& x, const torch::
     const auto gy = net(act_channels(o.in_rep(), g, x), t, gl, gc);
     worst = std::max(worst, ((gy - act_channels(o.in_rep(), g, y)).abs().max() / y.abs().max()).item<double>());
   }
-  if (std::getenv("SYMM_UNET_PRINT")) std::cout << "unet_error " << worst << "\n";
   return worst;
 }
 
@@ -112,6 +108,7 @@ TEST(Unet, OutputKeepsTheHorizonForEveryDepthAndTimestepForm) {
       const auto a = net(x, torch::tensor(5.0), z), b = net(x, torch::tensor({5.0}), z);
       EXPECT_TRUE(torch::equal(a, b));
       EXPECT_TRUE(torch::equal(a, net(x, torch::tensor(5, torch::kLong), z)));  // integer steps, as symm_learning's
+      EXPECT_EQ(net(x, torch::tensor(5.0)).sizes(), y.sizes());  // the local condition may be left out, as there
     }
   }
   // Hidden widths are whole regular copies (5 channels of C2 → 3 copies) and the condition is the global
@@ -204,6 +201,10 @@ TEST(Unet, TrainsAndRoundTripsThroughACheckpoint) {
   torch::NoGradGuard no_grad;
   const auto ya = a(x, t, torch::Tensor(), c);
   EXPECT_LT((ya - b(x, t, torch::Tensor(), c)).abs().max().item<double>(), 1e-5 * ya.abs().max().item<double>());
+  // clone() rebuilds the levels' type-erased resamplers with the copied weights.
+  const auto copy = std::dynamic_pointer_cast<eConditionalUnet1DImpl>(a->clone());
+  ASSERT_TRUE(copy);
+  EXPECT_TRUE(torch::allclose(copy->forward(x, t, torch::Tensor(), c), ya));
   // A model of another depth is refused, not half-loaded.
   eConditionalUnet1D deeper(eConditionalUnet1DOptions(options).down_dims({8, 8, 8}));
   EXPECT_THROW(symm::load(deeper, path), c10::Error);
