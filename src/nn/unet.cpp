@@ -9,8 +9,6 @@ namespace symm::nn {
 
 namespace {
 
-namespace F = torch::nn::functional;
-
 torch::IntArrayRef sizes_of(const torch::Tensor& t) { return t.defined() ? t.sizes() : torch::IntArrayRef{}; }
 
 // Timesteps as symm_learning takes them (a scalar, (1) or (B)), broadcast to (B) in the sample's dtype.
