@@ -8,7 +8,7 @@ namespace symm::nn {
 // ------------------------------------------------------------------------------------ additive absolute
 
 eAdditivePosMultiheadAttentionImpl::eAdditivePosMultiheadAttentionImpl(eAdditivePosMultiheadAttentionOptions options_)
-    : options(std::move(options_)) {
+    : PositionalAttention(std::move(options_)) {
   reset();
 }
 
@@ -62,17 +62,6 @@ std::tuple<torch::Tensor, torch::Tensor> eAdditivePosMultiheadAttentionImpl::run
                                     *out_proj);
 }
 
-std::tuple<torch::Tensor, torch::Tensor> eAdditivePosMultiheadAttentionImpl::forward(
-    const torch::Tensor& query, const torch::Tensor& key, const torch::Tensor& value, const torch::Tensor& query_positions,
-    const torch::Tensor& key_positions, const torch::Tensor& key_padding_mask, const torch::Tensor& attn_mask,
-    bool is_causal) {
-  return run(detail::make_call(query, key, value, key_padding_mask, attn_mask, is_causal, query_positions, key_positions));
-}
-
-std::tuple<torch::Tensor, torch::Tensor> eAdditivePosMultiheadAttentionImpl::attend(const AttentionCall& call) {
-  return run(call);
-}
-
 void eAdditivePosMultiheadAttentionImpl::pretty_print(std::ostream& stream) const {
   stream << "symm::nn::eAdditivePosMultiheadAttention(in=" << options.in_rep().name() << ", copies=" << copies_
          << ", num_heads=" << options.num_heads() << ", max_len=" << options.max_len() << ", dropout=" << options.dropout()
@@ -82,7 +71,7 @@ void eAdditivePosMultiheadAttentionImpl::pretty_print(std::ostream& stream) cons
 // ------------------------------------------------------------------------------------ additive relative
 
 eAdditiveRelMultiheadAttentionImpl::eAdditiveRelMultiheadAttentionImpl(eAdditiveRelMultiheadAttentionOptions options_)
-    : options(std::move(options_)) {
+    : PositionalAttention(std::move(options_)) {
   reset();
 }
 
@@ -117,17 +106,6 @@ std::tuple<torch::Tensor, torch::Tensor> eAdditiveRelMultiheadAttentionImpl::run
   if (call.query_position_mask.defined())
     bias = bias * call.query_position_mask.view({s.batch, 1, s.tgt_len, 1}).to(bias.scalar_type());
   return detail::attend_and_project(call, h, bias, p.key_valid, causal_cache_, options.dropout(), is_training(), *out_proj);
-}
-
-std::tuple<torch::Tensor, torch::Tensor> eAdditiveRelMultiheadAttentionImpl::forward(
-    const torch::Tensor& query, const torch::Tensor& key, const torch::Tensor& value, const torch::Tensor& query_positions,
-    const torch::Tensor& key_positions, const torch::Tensor& key_padding_mask, const torch::Tensor& attn_mask,
-    bool is_causal) {
-  return run(detail::make_call(query, key, value, key_padding_mask, attn_mask, is_causal, query_positions, key_positions));
-}
-
-std::tuple<torch::Tensor, torch::Tensor> eAdditiveRelMultiheadAttentionImpl::attend(const AttentionCall& call) {
-  return run(call);
 }
 
 void eAdditiveRelMultiheadAttentionImpl::pretty_print(std::ostream& stream) const {

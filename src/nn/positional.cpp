@@ -6,9 +6,16 @@
 
 namespace symm::nn {
 
+AttentionCall PositionalAttentionBase::make_call(const torch::Tensor& query, const torch::Tensor& key,
+                                                const torch::Tensor& value, const torch::Tensor& query_positions,
+                                                const torch::Tensor& key_positions, const torch::Tensor& key_padding_mask,
+                                                const torch::Tensor& attn_mask, bool is_causal) {
+  return detail::make_call(query, key, value, key_padding_mask, attn_mask, is_causal, query_positions, key_positions);
+}
+
 // ------------------------------------------------------------------------------------------------- Rotary
 
-RotaryAttentionImpl::RotaryAttentionImpl(RotaryAttentionOptions options_) : options(std::move(options_)) { reset(); }
+RotaryAttentionImpl::RotaryAttentionImpl(RotaryAttentionOptions options_) : PositionalAttention(std::move(options_)) { reset(); }
 
 void RotaryAttentionImpl::reset() {
   copies_ = detail::check_attention_options("RotaryAttention", options.in_rep(), options.num_heads(), options.dropout());
@@ -59,17 +66,6 @@ std::tuple<torch::Tensor, torch::Tensor> RotaryAttentionImpl::run(const Attentio
   return detail::attend_and_project(call, h, {}, p.key_valid, causal_cache_, options.dropout(), is_training(), *out_proj);
 }
 
-std::tuple<torch::Tensor, torch::Tensor> RotaryAttentionImpl::forward(const torch::Tensor& query, const torch::Tensor& key,
-                                                                      const torch::Tensor& value,
-                                                                      const torch::Tensor& query_positions,
-                                                                      const torch::Tensor& key_positions,
-                                                                      const torch::Tensor& key_padding_mask,
-                                                                      const torch::Tensor& attn_mask, bool is_causal) {
-  return run(detail::make_call(query, key, value, key_padding_mask, attn_mask, is_causal, query_positions, key_positions));
-}
-
-std::tuple<torch::Tensor, torch::Tensor> RotaryAttentionImpl::attend(const AttentionCall& call) { return run(call); }
-
 void RotaryAttentionImpl::pretty_print(std::ostream& stream) const {
   stream << "symm::nn::RotaryAttention(in=" << options.in_rep().name() << ", copies=" << copies_
          << ", num_heads=" << options.num_heads() << ", base=" << options.base() << ", dropout=" << options.dropout()
@@ -78,7 +74,7 @@ void RotaryAttentionImpl::pretty_print(std::ostream& stream) const {
 
 // -------------------------------------------------------------------------------------------------- ALiBi
 
-ALiBiAttentionImpl::ALiBiAttentionImpl(ALiBiAttentionOptions options_) : options(std::move(options_)) { reset(); }
+ALiBiAttentionImpl::ALiBiAttentionImpl(ALiBiAttentionOptions options_) : PositionalAttention(std::move(options_)) { reset(); }
 
 void ALiBiAttentionImpl::reset() {
   copies_ = detail::check_attention_options("ALiBiAttention", options.in_rep(), options.num_heads(), options.dropout());
@@ -108,17 +104,6 @@ std::tuple<torch::Tensor, torch::Tensor> ALiBiAttentionImpl::run(const Attention
   const auto bias = distance * slopes.neg().view({1, s.heads, 1, 1});
   return detail::attend_and_project(call, h, bias, p.key_valid, causal_cache_, options.dropout(), is_training(), *out_proj);
 }
-
-std::tuple<torch::Tensor, torch::Tensor> ALiBiAttentionImpl::forward(const torch::Tensor& query, const torch::Tensor& key,
-                                                                     const torch::Tensor& value,
-                                                                     const torch::Tensor& query_positions,
-                                                                     const torch::Tensor& key_positions,
-                                                                     const torch::Tensor& key_padding_mask,
-                                                                     const torch::Tensor& attn_mask, bool is_causal) {
-  return run(detail::make_call(query, key, value, key_padding_mask, attn_mask, is_causal, query_positions, key_positions));
-}
-
-std::tuple<torch::Tensor, torch::Tensor> ALiBiAttentionImpl::attend(const AttentionCall& call) { return run(call); }
 
 void ALiBiAttentionImpl::pretty_print(std::ostream& stream) const {
   stream << "symm::nn::ALiBiAttention(in=" << options.in_rep().name() << ", copies=" << copies_
