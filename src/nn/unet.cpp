@@ -62,6 +62,32 @@ torch::Tensor resample(torch::nn::Module& m, const torch::Tensor& x) {
   return x;
 }
 
+/// The levels of both U-Nets: each encoder level two Blocks (`after_first`, if defined, added after the very
+/// first) and a downsampler, keeping its output as a skip; the middle blocks; each decoder level the input
+/// joined with the skips in reverse, two Blocks and an upsampler.
+template <typename Block>
+torch::Tensor unet_levels(torch::nn::ModuleListImpl& down, torch::nn::ModuleListImpl& mid, torch::nn::ModuleListImpl& up,
+                          torch::Tensor x, const torch::Tensor& cond, const torch::Tensor& after_first) {
+  std::vector<torch::Tensor> skips;
+  for (size_t i = 0; i < down.size(); ++i) {
+    const auto level = down[i]->as<torch::nn::ModuleListImpl>();
+    x = level->at<Block>(0).forward(x, cond);
+    if (i == 0 && after_first.defined()) x = x + after_first;
+    x = level->at<Block>(1).forward(x, cond);
+    skips.push_back(x);
+    x = resample(level->at<torch::nn::Module>(2), x);
+  }
+  for (const auto& m : mid) x = m->as<Block>()->forward(x, cond);
+  for (size_t i = 0; i < up.size(); ++i) {
+    const auto level = up[i]->as<torch::nn::ModuleListImpl>();
+    x = torch::cat({x, skips[skips.size() - 1 - i]}, 1);
+    x = level->at<Block>(0).forward(x, cond);
+    x = level->at<Block>(1).forward(x, cond);
+    x = resample(level->at<torch::nn::Module>(2), x);
+  }
+  return x;
+}
+
 }  // namespace
 
 namespace functional {
@@ -256,24 +282,8 @@ torch::Tensor eConditionalUnet1DImpl::forward(const torch::Tensor& sample, const
   if (local_cond.defined()) {
     for (size_t i = 0; i < 2; ++i) local.push_back(block(local_cond_encoder, i).forward(local_cond, cond));
   }
-  auto x = sample;
-  std::vector<torch::Tensor> skips;
-  for (size_t i = 0; i < down_modules->size(); ++i) {
-    const auto level = down_modules[i]->as<torch::nn::ModuleListImpl>();
-    x = level->at<eConditionalResidualBlock1DImpl>(0).forward(x, cond);
-    if (i == 0 && !local.empty()) x = x + local[0];
-    x = level->at<eConditionalResidualBlock1DImpl>(1).forward(x, cond);
-    skips.push_back(x);
-    x = resample(level->at<torch::nn::Module>(2), x);
-  }
-  for (const auto& m : *mid_modules) x = m->as<eConditionalResidualBlock1DImpl>()->forward(x, cond);
-  for (size_t i = 0; i < up_modules->size(); ++i) {
-    const auto level = up_modules[i]->as<torch::nn::ModuleListImpl>();
-    x = torch::cat({x, skips[skips.size() - 1 - i]}, 1);
-    x = level->at<eConditionalResidualBlock1DImpl>(0).forward(x, cond);
-    x = level->at<eConditionalResidualBlock1DImpl>(1).forward(x, cond);
-    x = resample(level->at<torch::nn::Module>(2), x);
-  }
+  auto x = unet_levels<eConditionalResidualBlock1DImpl>(*down_modules, *mid_modules, *up_modules, sample, cond,
+                                                       local.empty() ? torch::Tensor() : local[0]);
   if (!local.empty()) x = x + local[1];
   x = o.activation()(channel_norm(final_norm, final_conv(x)));
   return final_proj(x);
@@ -422,23 +432,8 @@ torch::Tensor ConditionalUnet1DImpl::forward(const torch::Tensor& sample, const 
   }
   const auto steps = diffusion_step_encoder->forward(batch_timesteps(name, timestep, sample));
   const auto cond = film_cond.defined() ? torch::cat({film_cond, steps}, -1) : steps;
-  auto x = local_cond.defined() ? torch::cat({sample, local_cond.unsqueeze(-1).expand({-1, -1, sample.size(2)})}, 1) : sample;
-  std::vector<torch::Tensor> skips;
-  for (size_t i = 0; i < down_modules->size(); ++i) {
-    const auto level = down_modules[i]->as<torch::nn::ModuleListImpl>();
-    x = level->at<ConditionalResidualBlock1DImpl>(0).forward(x, cond);
-    x = level->at<ConditionalResidualBlock1DImpl>(1).forward(x, cond);
-    skips.push_back(x);
-    x = resample(level->at<torch::nn::Module>(2), x);
-  }
-  for (const auto& m : *mid_modules) x = m->as<ConditionalResidualBlock1DImpl>()->forward(x, cond);
-  for (size_t i = 0; i < up_modules->size(); ++i) {
-    const auto level = up_modules[i]->as<torch::nn::ModuleListImpl>();
-    x = torch::cat({x, skips[skips.size() - 1 - i]}, 1);
-    x = level->at<ConditionalResidualBlock1DImpl>(0).forward(x, cond);
-    x = level->at<ConditionalResidualBlock1DImpl>(1).forward(x, cond);
-    x = resample(level->at<torch::nn::Module>(2), x);
-  }
+  const auto x0 = local_cond.defined() ? torch::cat({sample, local_cond.unsqueeze(-1).expand({-1, -1, sample.size(2)})}, 1) : sample;
+  const auto x = unet_levels<ConditionalResidualBlock1DImpl>(*down_modules, *mid_modules, *up_modules, x0, cond, {});
   return final_conv->forward(x);
 }
 
