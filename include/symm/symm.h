@@ -35,6 +35,7 @@
 #include "symm/nn/positional.h"
 #include "symm/nn/running_stats.h"
 #include "symm/nn/time_cnn.h"
+#include "symm/nn/unet.h"
 #include "symm/stats/linalg.h"
 #include "symm/stats/stats.h"
 #include "symm/threads.h"

@@ -5,36 +5,16 @@
 
 namespace symm::nn {
 
-namespace {
-
-void check_common(const char* module, double dropout) {
-  TORCH_CHECK(dropout >= 0.0 && dropout < 1.0, module, ": dropout must be in [0, 1), got ", dropout);
-}
-
-/// The call with a pre-norm's affine map applied to its inputs (sameness of query, key and value kept).
-AttentionCall without_affine(const AttentionCall& call) {
-  if (!call.input_affine) return call;
-  AttentionCall applied = call;
-  applied.input_affine = nullptr;
-  applied.query = call.input_affine->forward(call.query);
-  applied.key = call.key.is_same(call.query) ? applied.query : call.input_affine->forward(call.key);
-  applied.value = call.value.is_same(call.key) ? applied.key : call.input_affine->forward(call.value);
-  return applied;
-}
-
-}  // namespace
-
 // ------------------------------------------------------------------------------------ additive absolute
 
 eAdditivePosMultiheadAttentionImpl::eAdditivePosMultiheadAttentionImpl(eAdditivePosMultiheadAttentionOptions options_)
-    : options(std::move(options_)) {
+    : PositionalAttention(std::move(options_)) {
   reset();
 }
 
 void eAdditivePosMultiheadAttentionImpl::reset() {
   static const char* name = "eAdditivePosMultiheadAttention";
-  copies_ = detail::check_attention_rep(name, options.in_rep(), options.num_heads());
-  check_common(name, options.dropout());
+  copies_ = detail::check_attention_options(name, options.in_rep(), options.num_heads(), options.dropout());
   TORCH_CHECK(options.max_len() > 0, name, ": max_len must be positive, got ", options.max_len());
   detail::make_projections(*this, options.in_rep(), copies_, options.bias(), options.init_scheme(), in_proj, out_proj);
   detail::reset_projections(in_proj, out_proj);
@@ -70,32 +50,16 @@ std::tuple<torch::Tensor, torch::Tensor> eAdditivePosMultiheadAttentionImpl::run
   static const std::string name = "eAdditivePosMultiheadAttention";
   TORCH_CHECK(given.isotypic_batch == 0, name, ": the isotypic layout is not supported");
   const auto d = int64_t(options.in_rep().size());
-  const auto call = without_affine(given);
+  const auto call = detail::without_affine(given);
   const auto s = detail::check_call(name, call, d, options.num_heads(), pos_emb, true);
-  const auto [key_positions, key_valid] = detail::key_positions_of(call);
-  const auto device = call.query.device();
-  const auto pq = detail::positions_or_default(call.query_positions, call.query_position_mask, s.batch, s.tgt_len, device);
-  const auto pk = detail::positions_or_default(key_positions, key_valid, s.batch, s.src_len, device);
+  const auto p = detail::call_positions(call, s, call.query.device());
   AttentionCall shifted = call;
-  shifted.query = call.query + embedding(pq, call.query_position_mask, "query");
+  shifted.query = call.query + embedding(p.query, call.query_position_mask, "query");
   const bool self = call.key.is_same(call.query) && !call.key_positions.defined() && !call.key_position_mask.defined();
-  shifted.key = self ? shifted.query : call.key + embedding(pk, key_valid, "key");
+  shifted.key = self ? shifted.query : call.key + embedding(p.key, p.key_valid, "key");
   const auto h = detail::project_heads(name, *in_proj, shifted, d, options.num_heads(), true);
-  const auto mask = detail::additive_mask(shifted, h.shape, key_valid, h.q.options(), causal_cache_);
-  auto [out, weights] = detail::scaled_dot_product(h.q, h.k, h.v, mask, causal_cache_, h.shape, options.dropout(),
-                                                   is_training(), call.need_weights, call.average_attn_weights);
-  return {detail::project_out(*out_proj, h, out), weights};
-}
-
-std::tuple<torch::Tensor, torch::Tensor> eAdditivePosMultiheadAttentionImpl::forward(
-    const torch::Tensor& query, const torch::Tensor& key, const torch::Tensor& value, const torch::Tensor& query_positions,
-    const torch::Tensor& key_positions, const torch::Tensor& key_padding_mask, const torch::Tensor& attn_mask,
-    bool is_causal) {
-  return run(detail::make_call(query, key, value, key_padding_mask, attn_mask, is_causal, query_positions, key_positions));
-}
-
-std::tuple<torch::Tensor, torch::Tensor> eAdditivePosMultiheadAttentionImpl::attend(const AttentionCall& call) {
-  return run(call);
+  return detail::attend_and_project(shifted, h, {}, p.key_valid, causal_cache_, options.dropout(), is_training(),
+                                    *out_proj);
 }
 
 void eAdditivePosMultiheadAttentionImpl::pretty_print(std::ostream& stream) const {
@@ -107,14 +71,13 @@ void eAdditivePosMultiheadAttentionImpl::pretty_print(std::ostream& stream) cons
 // ------------------------------------------------------------------------------------ additive relative
 
 eAdditiveRelMultiheadAttentionImpl::eAdditiveRelMultiheadAttentionImpl(eAdditiveRelMultiheadAttentionOptions options_)
-    : options(std::move(options_)) {
+    : PositionalAttention(std::move(options_)) {
   reset();
 }
 
 void eAdditiveRelMultiheadAttentionImpl::reset() {
   static const char* name = "eAdditiveRelMultiheadAttention";
-  copies_ = detail::check_attention_rep(name, options.in_rep(), options.num_heads());
-  check_common(name, options.dropout());
+  copies_ = detail::check_attention_options(name, options.in_rep(), options.num_heads(), options.dropout());
   TORCH_CHECK(options.max_distance() > 0, name, ": max_distance must be positive, got ", options.max_distance());
   detail::make_projections(*this, options.in_rep(), copies_, options.bias(), options.init_scheme(), in_proj, out_proj);
   detail::reset_projections(in_proj, out_proj);
@@ -132,34 +95,17 @@ std::tuple<torch::Tensor, torch::Tensor> eAdditiveRelMultiheadAttentionImpl::run
   static const std::string name = "eAdditiveRelMultiheadAttention";
   TORCH_CHECK(given.isotypic_batch == 0, name, ": the isotypic layout is not supported");
   const auto d = int64_t(options.in_rep().size());
-  const auto call = without_affine(given);
+  const auto call = detail::without_affine(given);
   const auto h = detail::project_heads(name, *in_proj, call, d, options.num_heads(), true);
   const auto& s = h.shape;
-  const auto device = h.q.device();
-  const auto [key_positions, key_valid] = detail::key_positions_of(call);
-  const auto pq = detail::positions_or_default(call.query_positions, call.query_position_mask, s.batch, s.tgt_len, device);
-  const auto pk = detail::positions_or_default(key_positions, key_valid, s.batch, s.src_len, device);
+  const auto p = detail::call_positions(call, s, h.q.device());
   const double m = double(options.max_distance());
   // Clip, truncate toward zero (as symm_learning's .long()), and index the table.
-  const auto rel = (pq.unsqueeze(-1) - pk.unsqueeze(-2)).clamp(-m, m).to(torch::kLong) + options.max_distance();
+  const auto rel = (p.query.unsqueeze(-1) - p.key.unsqueeze(-2)).clamp(-m, m).to(torch::kLong) + options.max_distance();
   auto bias = rel_bias.index_select(0, rel.flatten()).view({s.batch, 1, s.tgt_len, s.src_len}).neg();
   if (call.query_position_mask.defined())
     bias = bias * call.query_position_mask.view({s.batch, 1, s.tgt_len, 1}).to(bias.scalar_type());
-  const auto mask = detail::add_masks(bias, detail::additive_mask(call, s, key_valid, h.q.options(), causal_cache_));
-  auto [out, weights] = detail::scaled_dot_product(h.q, h.k, h.v, mask, causal_cache_, s, options.dropout(), is_training(),
-                                                   call.need_weights, call.average_attn_weights);
-  return {detail::project_out(*out_proj, h, out), weights};
-}
-
-std::tuple<torch::Tensor, torch::Tensor> eAdditiveRelMultiheadAttentionImpl::forward(
-    const torch::Tensor& query, const torch::Tensor& key, const torch::Tensor& value, const torch::Tensor& query_positions,
-    const torch::Tensor& key_positions, const torch::Tensor& key_padding_mask, const torch::Tensor& attn_mask,
-    bool is_causal) {
-  return run(detail::make_call(query, key, value, key_padding_mask, attn_mask, is_causal, query_positions, key_positions));
-}
-
-std::tuple<torch::Tensor, torch::Tensor> eAdditiveRelMultiheadAttentionImpl::attend(const AttentionCall& call) {
-  return run(call);
+  return detail::attend_and_project(call, h, bias, p.key_valid, causal_cache_, options.dropout(), is_training(), *out_proj);
 }
 
 void eAdditiveRelMultiheadAttentionImpl::pretty_print(std::ostream& stream) const {

@@ -27,6 +27,13 @@ int64_t check_attention_rep(const std::string& module, const Representation& in_
   return m;
 }
 
+int64_t check_attention_options(const std::string& module, const Representation& in_rep, int64_t num_heads,
+                                double dropout) {
+  const int64_t m = check_attention_rep(module, in_rep, num_heads);
+  TORCH_CHECK(dropout >= 0.0 && dropout < 1.0, module, ": dropout must be in [0, 1), got ", dropout);
+  return m;
+}
+
 void make_projections(torch::nn::Module& owner, const Representation& in_rep, int64_t copies, bool bias,
                       const std::string& init_scheme, eLinear& in_proj, eLinear& out_proj) {
   const auto regular = Representation::regular(in_rep.group());
@@ -156,15 +163,8 @@ QKV project(eLinearImpl& in_proj, const AttentionCall& call, int64_t embed) {
     const auto parts = qkv.chunk(3, -1);
     return {parts[0], parts[1], parts[2], qkv};
   }
-  if (call.input_affine) {
-    // Cross-attention: apply the affine map to each distinct input, then project as usual.
-    AttentionCall applied = call;
-    applied.input_affine = nullptr;
-    applied.query = call.input_affine->forward(call.query);
-    applied.key = call.key.is_same(call.query) ? applied.query : call.input_affine->forward(call.key);
-    applied.value = call.value.is_same(call.key) ? applied.key : call.input_affine->forward(call.value);
-    return project(in_proj, applied, embed);
-  }
+  // Cross-attention: apply the affine map to each distinct input, then project as usual.
+  if (call.input_affine) return project(in_proj, without_affine(call), embed);
   const auto w = in_proj.weight();
   const auto b = in_proj.bias();
   auto rows = [&](int64_t start, int64_t n) {
@@ -279,6 +279,16 @@ torch::Tensor add_masks(const torch::Tensor& a, const torch::Tensor& b) {
   if (!a.defined()) return b;
   if (!b.defined()) return a;
   return a + b;
+}
+
+AttentionCall without_affine(const AttentionCall& call) {
+  if (!call.input_affine) return call;
+  AttentionCall applied = call;
+  applied.input_affine = nullptr;
+  applied.query = call.input_affine->forward(call.query);
+  applied.key = call.key.is_same(call.query) ? applied.query : call.input_affine->forward(call.key);
+  applied.value = call.value.is_same(call.key) ? applied.key : call.input_affine->forward(call.value);
+  return applied;
 }
 
 torch::Tensor additive_mask(const AttentionCall& call, const CallShape& s, const torch::Tensor& key_position_mask,
@@ -397,6 +407,23 @@ std::pair<torch::Tensor, torch::Tensor> key_positions_of(const AttentionCall& ca
   return {positions, valid};
 }
 
+CallPositions call_positions(const AttentionCall& call, const CallShape& s, const torch::Device& device) {
+  const auto [key_positions, key_valid] = key_positions_of(call);
+  return {positions_or_default(call.query_positions, call.query_position_mask, s.batch, s.tgt_len, device),
+          positions_or_default(key_positions, key_valid, s.batch, s.src_len, device), key_valid};
+}
+
+std::tuple<torch::Tensor, torch::Tensor> attend_and_project(const AttentionCall& call, const Heads& h,
+                                                            const torch::Tensor& bias,
+                                                            const torch::Tensor& key_position_mask,
+                                                            torch::Tensor& causal_cache, double dropout, bool training,
+                                                            eLinearImpl& out_proj) {
+  const auto mask = add_masks(bias, additive_mask(call, h.shape, key_position_mask, h.q.options(), causal_cache));
+  auto [out, weights] = scaled_dot_product(h.q, h.k, h.v, mask, causal_cache, h.shape, dropout, training,
+                                           call.need_weights, call.average_attn_weights);
+  return {project_out(out_proj, h, out), weights};
+}
+
 }  // namespace detail
 
 // ---------------------------------------------------------------------------------------------------------
@@ -406,9 +433,8 @@ eMultiheadAttentionImpl::eMultiheadAttentionImpl(eMultiheadAttentionOptions opti
 }
 
 void eMultiheadAttentionImpl::reset() {
-  copies_ = detail::check_attention_rep("eMultiheadAttention", options.in_rep(), options.num_heads());
-  TORCH_CHECK(options.dropout() >= 0.0 && options.dropout() < 1.0, "eMultiheadAttention: dropout must be in [0, 1), got ",
-              options.dropout());
+  copies_ = detail::check_attention_options("eMultiheadAttention", options.in_rep(), options.num_heads(),
+                                            options.dropout());
   detail::make_projections(*this, options.in_rep(), copies_, options.bias(), options.init_scheme(), in_proj, out_proj);
   causal_cache_ = torch::Tensor();
   reset_parameters();
@@ -420,10 +446,7 @@ std::tuple<torch::Tensor, torch::Tensor> eMultiheadAttentionImpl::run(const Atte
   static const std::string name = "eMultiheadAttention";
   const auto d = int64_t(options.in_rep().size());
   const auto h = detail::project_heads(name, *in_proj, call, d, options.num_heads(), false);
-  const auto mask = detail::additive_mask(call, h.shape, {}, h.q.options(), causal_cache_);
-  auto [out, weights] = detail::scaled_dot_product(h.q, h.k, h.v, mask, causal_cache_, h.shape, options.dropout(),
-                                                   is_training(), call.need_weights, call.average_attn_weights);
-  return {detail::project_out(*out_proj, h, out), weights};
+  return detail::attend_and_project(call, h, {}, {}, causal_cache_, options.dropout(), is_training(), *out_proj);
 }
 
 std::tuple<torch::Tensor, torch::Tensor> eMultiheadAttentionImpl::forward(const torch::Tensor& query, const torch::Tensor& key,

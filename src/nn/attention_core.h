@@ -1,5 +1,5 @@
 #pragma once
-// Internal: what eMultiheadAttention, RotaryAttention and ALiBiAttention share. Input and mask
+// Internal: what eMultiheadAttention and the positional backends (Rotary, ALiBi, additive) share. Input and mask
 // validation, the Q/K/V projections (one fused matmul for self-attention), the additive mask that folds
 // attn_mask, key_padding_mask, is_causal, invalid key positions and positional biases together, and the
 // scaled-dot-product core. Not installed.
@@ -31,6 +31,10 @@ inline AttentionCall make_call(const torch::Tensor& query, const torch::Tensor& 
 
 /// Checks that in_rep ≅ m regular copies and that num_heads divides m; returns m.
 int64_t check_attention_rep(const std::string& module, const Representation& in_rep, int64_t num_heads);
+
+/// check_attention_rep, and dropout in [0, 1): the options every backend checks. Returns m.
+int64_t check_attention_options(const std::string& module, const Representation& in_rep, int64_t num_heads,
+                                double dropout);
 
 /// Builds and registers in_proj (in_rep → 3m regular copies, permutation basis) and out_proj (m regular
 /// copies → in_rep) on `owner`.
@@ -79,6 +83,10 @@ torch::Tensor additive_mask(const AttentionCall& call, const CallShape& shape, c
 /// a + b for broadcastable additive masks, either possibly undefined.
 torch::Tensor add_masks(const torch::Tensor& a, const torch::Tensor& b);
 
+/// The call with its pre-norm's affine map (AttentionCall::input_affine) applied to query, key and value,
+/// keeping shared tensors shared; the call itself when it has none.
+AttentionCall without_affine(const AttentionCall& call);
+
 /// softmax(q kᵀ / sqrt(head_dim) + mask) v on (B, H, L, head_dim) tensors. `causal_cache` is the module's causal mask: when `mask` is that tensor itself, the fused kernel
 /// gets is_causal instead of a mask. A query row whose keys are all masked gets -inf logits only and, as in
 /// torch::nn::MultiheadAttention, NaN weights and a NaN output: we keep torch's behaviour for parity rather
@@ -100,5 +108,21 @@ torch::Tensor positions_or_default(const torch::Tensor& positions, const torch::
 /// The key-side positions and position mask of a call: the given ones, else, for self-attention (query is
 /// key), the query's.
 std::pair<torch::Tensor, torch::Tensor> key_positions_of(const AttentionCall& call);
+
+/// Both sides' positions of a call of shape `s`, as positions_or_default gives them (float64 (B, T) and
+/// (B, S)), and the key-side position mask (key_positions_of; may be undefined).
+struct CallPositions {
+  torch::Tensor query, key, key_valid;
+};
+CallPositions call_positions(const AttentionCall& call, const CallShape& s, const torch::Device& device);
+
+/// The path every backend ends in: scaled_dot_product of the heads under `bias` (an additive logit term
+/// broadcastable to (B, H, T, S), may be undefined) plus the call's masks and the invalid keys of
+/// `key_position_mask`, then out_proj. Returns (output, weights) as AttentionBackend::attend.
+std::tuple<torch::Tensor, torch::Tensor> attend_and_project(const AttentionCall& call, const Heads& heads,
+                                                            const torch::Tensor& bias,
+                                                            const torch::Tensor& key_position_mask,
+                                                            torch::Tensor& causal_cache, double dropout, bool training,
+                                                            eLinearImpl& out_proj);
 
 }  // namespace symm::nn::detail

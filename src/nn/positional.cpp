@@ -6,18 +6,23 @@
 
 namespace symm::nn {
 
+AttentionCall PositionalAttentionBase::make_call(const torch::Tensor& query, const torch::Tensor& key,
+                                                const torch::Tensor& value, const torch::Tensor& query_positions,
+                                                const torch::Tensor& key_positions, const torch::Tensor& key_padding_mask,
+                                                const torch::Tensor& attn_mask, bool is_causal) {
+  return detail::make_call(query, key, value, key_padding_mask, attn_mask, is_causal, query_positions, key_positions);
+}
+
 // ------------------------------------------------------------------------------------------------- Rotary
 
-RotaryAttentionImpl::RotaryAttentionImpl(RotaryAttentionOptions options_) : options(std::move(options_)) { reset(); }
+RotaryAttentionImpl::RotaryAttentionImpl(RotaryAttentionOptions options_) : PositionalAttention(std::move(options_)) { reset(); }
 
 void RotaryAttentionImpl::reset() {
-  copies_ = detail::check_attention_rep("RotaryAttention", options.in_rep(), options.num_heads());
+  copies_ = detail::check_attention_options("RotaryAttention", options.in_rep(), options.num_heads(), options.dropout());
   const int64_t per_head = copies_ / options.num_heads();
   TORCH_CHECK(per_head >= 2, "RotaryAttention: each head needs at least 2 regular copies to rotate, got ", copies_,
               " copies of in_rep ", options.in_rep().name(), " over ", options.num_heads(), " heads (", per_head,
               " per head); use fewer heads or more copies");
-  TORCH_CHECK(options.dropout() >= 0.0 && options.dropout() < 1.0, "RotaryAttention: dropout must be in [0, 1), got ",
-              options.dropout());
   TORCH_CHECK(options.base() > 0.0, "RotaryAttention: base must be positive, got ", options.base());
   const int64_t pairs = per_head / 2;
   auto omega = torch::empty({pairs}, torch::kFloat64);
@@ -54,29 +59,12 @@ torch::Tensor RotaryAttentionImpl::rotate(const torch::Tensor& x, const torch::T
 std::tuple<torch::Tensor, torch::Tensor> RotaryAttentionImpl::run(const AttentionCall& call) {
   static const std::string name = "RotaryAttention";
   const auto d = int64_t(options.in_rep().size());
-  const auto h = detail::project_heads(name, *in_proj, call, d, options.num_heads(), true);
-  const auto& s = h.shape;
-  const auto device = h.q.device();
-  const auto [key_positions, key_valid] = detail::key_positions_of(call);
-  const auto pq = detail::positions_or_default(call.query_positions, call.query_position_mask, s.batch, s.tgt_len, device);
-  const auto pk = detail::positions_or_default(key_positions, key_valid, s.batch, s.src_len, device);
-  const auto mask = detail::additive_mask(call, s, key_valid, h.q.options(), causal_cache_);
-  auto [out, weights] = detail::scaled_dot_product(rotate(h.q, pq, h.isotypic), rotate(h.k, pk, h.isotypic), h.v, mask,
-                                                   causal_cache_, s, options.dropout(), is_training(), call.need_weights,
-                                                   call.average_attn_weights);
-  return {detail::project_out(*out_proj, h, out), weights};
+  auto h = detail::project_heads(name, *in_proj, call, d, options.num_heads(), true);
+  const auto p = detail::call_positions(call, h.shape, h.q.device());
+  h.q = rotate(h.q, p.query, h.isotypic);
+  h.k = rotate(h.k, p.key, h.isotypic);
+  return detail::attend_and_project(call, h, {}, p.key_valid, causal_cache_, options.dropout(), is_training(), *out_proj);
 }
-
-std::tuple<torch::Tensor, torch::Tensor> RotaryAttentionImpl::forward(const torch::Tensor& query, const torch::Tensor& key,
-                                                                      const torch::Tensor& value,
-                                                                      const torch::Tensor& query_positions,
-                                                                      const torch::Tensor& key_positions,
-                                                                      const torch::Tensor& key_padding_mask,
-                                                                      const torch::Tensor& attn_mask, bool is_causal) {
-  return run(detail::make_call(query, key, value, key_padding_mask, attn_mask, is_causal, query_positions, key_positions));
-}
-
-std::tuple<torch::Tensor, torch::Tensor> RotaryAttentionImpl::attend(const AttentionCall& call) { return run(call); }
 
 void RotaryAttentionImpl::pretty_print(std::ostream& stream) const {
   stream << "symm::nn::RotaryAttention(in=" << options.in_rep().name() << ", copies=" << copies_
@@ -86,12 +74,10 @@ void RotaryAttentionImpl::pretty_print(std::ostream& stream) const {
 
 // -------------------------------------------------------------------------------------------------- ALiBi
 
-ALiBiAttentionImpl::ALiBiAttentionImpl(ALiBiAttentionOptions options_) : options(std::move(options_)) { reset(); }
+ALiBiAttentionImpl::ALiBiAttentionImpl(ALiBiAttentionOptions options_) : PositionalAttention(std::move(options_)) { reset(); }
 
 void ALiBiAttentionImpl::reset() {
-  copies_ = detail::check_attention_rep("ALiBiAttention", options.in_rep(), options.num_heads());
-  TORCH_CHECK(options.dropout() >= 0.0 && options.dropout() < 1.0, "ALiBiAttention: dropout must be in [0, 1), got ",
-              options.dropout());
+  copies_ = detail::check_attention_options("ALiBiAttention", options.in_rep(), options.num_heads(), options.dropout());
   detail::make_projections(*this, options.in_rep(), copies_, options.bias(), options.init_scheme(), in_proj, out_proj);
   auto init = torch::empty({options.num_heads()});
   slopes = options.learnable_slopes() ? register_parameter("slopes", init) : register_buffer("slopes", init);
@@ -111,29 +97,13 @@ std::tuple<torch::Tensor, torch::Tensor> ALiBiAttentionImpl::run(const Attention
   const auto d = int64_t(options.in_rep().size());
   const auto h = detail::project_heads(name, *in_proj, call, d, options.num_heads(), true);
   const auto& s = h.shape;
-  const auto device = h.q.device();
-  const auto [key_positions, key_valid] = detail::key_positions_of(call);
-  const auto pq = detail::positions_or_default(call.query_positions, call.query_position_mask, s.batch, s.tgt_len, device);
-  const auto pk = detail::positions_or_default(key_positions, key_valid, s.batch, s.src_len, device);
+  const auto p = detail::call_positions(call, s, h.q.device());
   // −slope_h |p_i − p_j|: distances in float64, then the module's dtype (slopes may be learned).
-  const auto distance = (pq.view({s.batch, 1, s.tgt_len, 1}) - pk.view({s.batch, 1, 1, s.src_len})).abs().to(slopes.scalar_type());
+  const auto distance =
+      (p.query.view({s.batch, 1, s.tgt_len, 1}) - p.key.view({s.batch, 1, 1, s.src_len})).abs().to(slopes.scalar_type());
   const auto bias = distance * slopes.neg().view({1, s.heads, 1, 1});
-  const auto mask = detail::add_masks(bias, detail::additive_mask(call, s, key_valid, h.q.options(), causal_cache_));
-  auto [out, weights] = detail::scaled_dot_product(h.q, h.k, h.v, mask, causal_cache_, s, options.dropout(), is_training(),
-                                                   call.need_weights, call.average_attn_weights);
-  return {detail::project_out(*out_proj, h, out), weights};
+  return detail::attend_and_project(call, h, bias, p.key_valid, causal_cache_, options.dropout(), is_training(), *out_proj);
 }
-
-std::tuple<torch::Tensor, torch::Tensor> ALiBiAttentionImpl::forward(const torch::Tensor& query, const torch::Tensor& key,
-                                                                     const torch::Tensor& value,
-                                                                     const torch::Tensor& query_positions,
-                                                                     const torch::Tensor& key_positions,
-                                                                     const torch::Tensor& key_padding_mask,
-                                                                     const torch::Tensor& attn_mask, bool is_causal) {
-  return run(detail::make_call(query, key, value, key_padding_mask, attn_mask, is_causal, query_positions, key_positions));
-}
-
-std::tuple<torch::Tensor, torch::Tensor> ALiBiAttentionImpl::attend(const AttentionCall& call) { return run(call); }
 
 void ALiBiAttentionImpl::pretty_print(std::ostream& stream) const {
   stream << "symm::nn::ALiBiAttention(in=" << options.in_rep().name() << ", copies=" << copies_

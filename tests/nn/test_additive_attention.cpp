@@ -6,9 +6,10 @@
 #include "symm/group/named.h"
 #include "symm/nn/additive_attention.h"
 #include "symm/nn/equivariance.h"
-#include "test_util.h"
+#include "attention_test_util.h"
 
 using namespace symm::nn;
+using symm::test::equivariance;
 using symm::group::Group;
 using symm::group::make_group;
 
@@ -25,27 +26,6 @@ std::shared_ptr<AttentionBackend> make_backend(const std::string& kind, const Re
   eAdditiveRelMultiheadAttention a(rep, 2, 3);
   a->reset_parameters();
   return a.ptr();
-}
-
-AttentionCall act_on(const Representation& rep, int g, const AttentionCall& call) {
-  AttentionCall out = call;
-  out.query = act(rep, g, call.query);
-  out.key = call.key.is_same(call.query) ? out.query : act(rep, g, call.key);
-  out.value = call.value.is_same(call.query) ? out.query : call.value.is_same(call.key) ? out.key : act(rep, g, call.value);
-  return out;
-}
-
-std::pair<double, double> equivariance(AttentionBackend& attn, const Representation& rep, const AttentionCall& call) {
-  torch::NoGradGuard no_grad;
-  const auto [y, w] = attn.attend(call);
-  const double scale = y.abs().max().item<double>();
-  double err = 0, werr = 0;
-  for (int g : elements_to_check(*rep.group())) {
-    const auto [yg, wg] = attn.attend(act_on(rep, g, call));
-    err = std::max(err, (yg - act(rep, g, y)).abs().max().item<double>() / scale);
-    if (w.defined()) werr = std::max(werr, (wg - w).abs().max().item<double>());
-  }
-  return {err, werr};
 }
 
 // Self-attention with default positions; causal + padding with integer positions and an invalid one; cross

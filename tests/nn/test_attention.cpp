@@ -10,9 +10,10 @@
 #include "symm/nn/attention.h"
 #include "symm/nn/equivariance.h"
 #include "symm/nn/positional.h"
-#include "test_util.h"
+#include "attention_test_util.h"
 
 using namespace symm::nn;
+using symm::test::equivariance;
 using symm::group::make_group;
 
 namespace {
@@ -25,29 +26,6 @@ std::shared_ptr<AttentionBackend> make_backend(const std::string& kind, const Re
   if (kind == "mha") return eMultiheadAttention(rep, 2).ptr();
   if (kind == "rotary") return RotaryAttention(rep, 1).ptr();
   return ALiBiAttention(ALiBiAttentionOptions(rep, 2).learnable_slopes(true)).ptr();
-}
-
-/// ρ(g) on query, key and value, keeping shared tensors shared (self-attention stays self-attention).
-AttentionCall act_on(const Representation& rep, int g, const AttentionCall& call) {
-  AttentionCall out = call;
-  out.query = act(rep, g, call.query);
-  out.key = call.key.is_same(call.query) ? out.query : act(rep, g, call.key);
-  out.value = call.value.is_same(call.query) ? out.query : call.value.is_same(call.key) ? out.key : act(rep, g, call.value);
-  return out;
-}
-
-/// max_g |f(ρ(g)·call) − ρ(g) f(call)|∞ / |f(call)|∞, and the same for the (invariant) weights.
-std::pair<double, double> equivariance(AttentionBackend& attn, const Representation& rep, const AttentionCall& call) {
-  torch::NoGradGuard no_grad;
-  const auto [y, w] = attn.attend(call);
-  const double scale = y.abs().max().item<double>();
-  double err = 0, werr = 0;
-  for (int g : elements_to_check(*rep.group())) {
-    const auto [yg, wg] = attn.attend(act_on(rep, g, call));
-    err = std::max(err, (yg - act(rep, g, y)).abs().max().item<double>() / scale);
-    if (w.defined()) werr = std::max(werr, (wg - w).abs().max().item<double>());
-  }
-  return {err, werr};
 }
 
 /// The calls the equivariance tests run: self-attention with no mask, causal + bool padding, bool (B·H, T, S)

@@ -26,40 +26,25 @@ struct eAdditivePosMultiheadAttentionOptions {
 /// q' = q + P_inv E[p_q], k' = k + P_inv E[p_k], v' = v, then equivariant attention. P_inv E[p] is invariant,
 /// so adding it commutes with ρ. The table starts at zero (as symm_learning's); reset_parameters() draws it
 /// from N(0, 0.02²) and projects it.
-class eAdditivePosMultiheadAttentionImpl : public torch::nn::Cloneable<eAdditivePosMultiheadAttentionImpl>,
-                                           public PositionalAttentionBase {
+class eAdditivePosMultiheadAttentionImpl
+    : public PositionalAttention<eAdditivePosMultiheadAttentionImpl, eAdditivePosMultiheadAttentionOptions> {
  public:
   eAdditivePosMultiheadAttentionImpl(Representation in_rep, int64_t num_heads, int64_t max_len)
       : eAdditivePosMultiheadAttentionImpl(eAdditivePosMultiheadAttentionOptions(std::move(in_rep), num_heads, max_len)) {}
   explicit eAdditivePosMultiheadAttentionImpl(eAdditivePosMultiheadAttentionOptions options);
   void reset() override;
   void reset_parameters();
-  /// Returns (output, undefined); attend() gives weights and position masks.
-  std::tuple<torch::Tensor, torch::Tensor> forward(const torch::Tensor& query, const torch::Tensor& key,
-                                                   const torch::Tensor& value, const torch::Tensor& query_positions = {},
-                                                   const torch::Tensor& key_positions = {},
-                                                   const torch::Tensor& key_padding_mask = {},
-                                                   const torch::Tensor& attn_mask = {}, bool is_causal = false);
-  std::tuple<torch::Tensor, torch::Tensor> attend(const AttentionCall& call) override;
-  std::shared_ptr<torch::nn::Module> as_module() override { return shared_from_this(); }
-  int64_t num_heads() const override { return options.num_heads(); }
   void pretty_print(std::ostream& stream) const override;
-  const Representation& in_rep() const override { return options.in_rep(); }
-  const Representation& out_rep() const override { return options.in_rep(); }
 
-  eAdditivePosMultiheadAttentionOptions options;
-  eLinear in_proj{nullptr}, out_proj{nullptr};  // as in eMultiheadAttention
   /// (max_len, D), used through P_inv.
   torch::Tensor pos_emb;
 
  private:
-  std::tuple<torch::Tensor, torch::Tensor> run(const AttentionCall& call);
+  std::tuple<torch::Tensor, torch::Tensor> run(const AttentionCall& call) override;
   /// P_inv E[p] (B, L, D), zero where `valid` is false.
   torch::Tensor embedding(const torch::Tensor& positions, const torch::Tensor& valid, const char* side) const;
 
-  int64_t copies_ = 0;
   Constants constants_;  // P_inv (D, D)
-  torch::Tensor causal_cache_;
 };
 TORCH_MODULE(eAdditivePosMultiheadAttention);
 
@@ -78,8 +63,8 @@ struct eAdditiveRelMultiheadAttentionOptions {
 /// logits_ij −= b[clip(p_i − p_j)], one table b (2·max_distance + 1) shared by the heads; the clipped
 /// difference is truncated to an integer (float time stamps work). The table starts at zero; reset_parameters()
 /// draws it from N(0, 0.02²). Pairs with an invalid query position get no bias.
-class eAdditiveRelMultiheadAttentionImpl : public torch::nn::Cloneable<eAdditiveRelMultiheadAttentionImpl>,
-                                           public PositionalAttentionBase {
+class eAdditiveRelMultiheadAttentionImpl
+    : public PositionalAttention<eAdditiveRelMultiheadAttentionImpl, eAdditiveRelMultiheadAttentionOptions> {
  public:
   eAdditiveRelMultiheadAttentionImpl(Representation in_rep, int64_t num_heads, int64_t max_distance)
       : eAdditiveRelMultiheadAttentionImpl(
@@ -87,28 +72,13 @@ class eAdditiveRelMultiheadAttentionImpl : public torch::nn::Cloneable<eAdditive
   explicit eAdditiveRelMultiheadAttentionImpl(eAdditiveRelMultiheadAttentionOptions options);
   void reset() override;
   void reset_parameters();
-  std::tuple<torch::Tensor, torch::Tensor> forward(const torch::Tensor& query, const torch::Tensor& key,
-                                                   const torch::Tensor& value, const torch::Tensor& query_positions = {},
-                                                   const torch::Tensor& key_positions = {},
-                                                   const torch::Tensor& key_padding_mask = {},
-                                                   const torch::Tensor& attn_mask = {}, bool is_causal = false);
-  std::tuple<torch::Tensor, torch::Tensor> attend(const AttentionCall& call) override;
-  std::shared_ptr<torch::nn::Module> as_module() override { return shared_from_this(); }
-  int64_t num_heads() const override { return options.num_heads(); }
   void pretty_print(std::ostream& stream) const override;
-  const Representation& in_rep() const override { return options.in_rep(); }
-  const Representation& out_rep() const override { return options.in_rep(); }
 
-  eAdditiveRelMultiheadAttentionOptions options;
-  eLinear in_proj{nullptr}, out_proj{nullptr};
   /// (2·max_distance + 1): the bias of relative position r at r + max_distance.
   torch::Tensor rel_bias;
 
  private:
-  std::tuple<torch::Tensor, torch::Tensor> run(const AttentionCall& call);
-
-  int64_t copies_ = 0;
-  torch::Tensor causal_cache_;
+  std::tuple<torch::Tensor, torch::Tensor> run(const AttentionCall& call) override;
 };
 TORCH_MODULE(eAdditiveRelMultiheadAttention);
 

@@ -10,6 +10,44 @@ namespace symm::nn {
 class PositionalAttentionBase : public AttentionBackend {
  public:
   bool uses_positions() const override { return true; }
+
+ protected:
+  /// The call of a positional module's forward arguments; need_weights off.
+  static AttentionCall make_call(const torch::Tensor& query, const torch::Tensor& key, const torch::Tensor& value,
+                                 const torch::Tensor& query_positions, const torch::Tensor& key_positions,
+                                 const torch::Tensor& key_padding_mask, const torch::Tensor& attn_mask, bool is_causal);
+};
+
+/// What the positional backends share: their options, the Q/K/V and output projections, forward() as a call of
+/// attend(), and the AttentionBackend plumbing. A backend derives from PositionalAttention<itself, its options>
+/// and implements run(), reset() and pretty_print().
+template <typename Derived, typename Options>
+class PositionalAttention : public torch::nn::Cloneable<Derived>, public PositionalAttentionBase {
+ public:
+  explicit PositionalAttention(Options options_) : options(std::move(options_)) {}
+  /// Batch-first self- or cross-attention with positions. Returns (output, undefined): attend() with
+  /// need_weights gives the weights, and position masks.
+  std::tuple<torch::Tensor, torch::Tensor> forward(const torch::Tensor& query, const torch::Tensor& key,
+                                                   const torch::Tensor& value, const torch::Tensor& query_positions = {},
+                                                   const torch::Tensor& key_positions = {},
+                                                   const torch::Tensor& key_padding_mask = {},
+                                                   const torch::Tensor& attn_mask = {}, bool is_causal = false) {
+    return run(make_call(query, key, value, query_positions, key_positions, key_padding_mask, attn_mask, is_causal));
+  }
+  std::tuple<torch::Tensor, torch::Tensor> attend(const AttentionCall& call) override { return run(call); }
+  std::shared_ptr<torch::nn::Module> as_module() override { return this->shared_from_this(); }
+  int64_t num_heads() const override { return options.num_heads(); }
+  const Representation& in_rep() const override { return options.in_rep(); }
+  const Representation& out_rep() const override { return options.in_rep(); }
+
+  Options options;
+  eLinear in_proj{nullptr}, out_proj{nullptr};  // as in eMultiheadAttention
+
+ protected:
+  virtual std::tuple<torch::Tensor, torch::Tensor> run(const AttentionCall& call) = 0;
+
+  int64_t copies_ = 0;          // m
+  torch::Tensor causal_cache_;  // last causal mask built
 };
 
 struct RotaryAttentionOptions {
@@ -27,39 +65,22 @@ struct RotaryAttentionOptions {
 /// rotated by the angle ω_j·p. ρ acts identically on both, so the rotation commutes with it; q·k depends on
 /// p_i − p_j only. A head with an odd number of copies leaves its last copy unrotated; a head needs at least
 /// two copies (m / num_heads >= 2), else there is nothing to rotate and construction fails.
-class RotaryAttentionImpl : public torch::nn::Cloneable<RotaryAttentionImpl>, public PositionalAttentionBase {
+class RotaryAttentionImpl : public PositionalAttention<RotaryAttentionImpl, RotaryAttentionOptions> {
  public:
   RotaryAttentionImpl(Representation in_rep, int64_t num_heads)
       : RotaryAttentionImpl(RotaryAttentionOptions(std::move(in_rep), num_heads)) {}
   explicit RotaryAttentionImpl(RotaryAttentionOptions options);
   void reset() override;
   void reset_parameters();
-  /// Batch-first self- or cross-attention with positions. Returns (output, undefined): attend() with
-  /// need_weights gives the weights, and position masks.
-  std::tuple<torch::Tensor, torch::Tensor> forward(const torch::Tensor& query, const torch::Tensor& key,
-                                                   const torch::Tensor& value, const torch::Tensor& query_positions = {},
-                                                   const torch::Tensor& key_positions = {},
-                                                   const torch::Tensor& key_padding_mask = {},
-                                                   const torch::Tensor& attn_mask = {}, bool is_causal = false);
-  std::tuple<torch::Tensor, torch::Tensor> attend(const AttentionCall& call) override;
-  std::shared_ptr<torch::nn::Module> as_module() override { return shared_from_this(); }
-  int64_t num_heads() const override { return options.num_heads(); }
   bool supports_isotypic() const override { return true; }
   void pretty_print(std::ostream& stream) const override;
-  const Representation& in_rep() const override { return options.in_rep(); }
-  const Representation& out_rep() const override { return options.in_rep(); }
-
-  RotaryAttentionOptions options;
-  eLinear in_proj{nullptr}, out_proj{nullptr};  // as in eMultiheadAttention
 
  private:
-  std::tuple<torch::Tensor, torch::Tensor> run(const AttentionCall& call);
+  std::tuple<torch::Tensor, torch::Tensor> run(const AttentionCall& call) override;
   /// x (B, H, L, head_dim), a head's copies laid out (copy, component), or (component, copy) when isotypic.
   torch::Tensor rotate(const torch::Tensor& x, const torch::Tensor& positions, bool isotypic) const;
 
-  int64_t copies_ = 0;          // m
-  Constants constants_;         // ω_j (pairs,)
-  torch::Tensor causal_cache_;  // last causal mask built
+  Constants constants_;  // ω_j (pairs,)
 };
 TORCH_MODULE(RotaryAttention);
 
@@ -77,36 +98,21 @@ struct ALiBiAttentionOptions {
 /// An invariant relative-position bias on the logits: −slope_h·|p_i − p_j| per head, for integer or
 /// continuous (float time stamp) positions. A scalar added to the logits is invariant under the group.
 /// forward() returns (output, undefined); attend() with need_weights gives the weights, and position masks.
-class ALiBiAttentionImpl : public torch::nn::Cloneable<ALiBiAttentionImpl>, public PositionalAttentionBase {
+class ALiBiAttentionImpl : public PositionalAttention<ALiBiAttentionImpl, ALiBiAttentionOptions> {
  public:
   ALiBiAttentionImpl(Representation in_rep, int64_t num_heads)
       : ALiBiAttentionImpl(ALiBiAttentionOptions(std::move(in_rep), num_heads)) {}
   explicit ALiBiAttentionImpl(ALiBiAttentionOptions options);
   void reset() override;
   void reset_parameters();
-  std::tuple<torch::Tensor, torch::Tensor> forward(const torch::Tensor& query, const torch::Tensor& key,
-                                                   const torch::Tensor& value, const torch::Tensor& query_positions = {},
-                                                   const torch::Tensor& key_positions = {},
-                                                   const torch::Tensor& key_padding_mask = {},
-                                                   const torch::Tensor& attn_mask = {}, bool is_causal = false);
-  std::tuple<torch::Tensor, torch::Tensor> attend(const AttentionCall& call) override;
-  std::shared_ptr<torch::nn::Module> as_module() override { return shared_from_this(); }
-  int64_t num_heads() const override { return options.num_heads(); }
   bool supports_isotypic() const override { return true; }
   void pretty_print(std::ostream& stream) const override;
-  const Representation& in_rep() const override { return options.in_rep(); }
-  const Representation& out_rep() const override { return options.in_rep(); }
 
-  ALiBiAttentionOptions options;
-  eLinear in_proj{nullptr}, out_proj{nullptr};  // as in eMultiheadAttention
   /// Per-head slopes (a parameter with learnable_slopes, else a buffer).
   torch::Tensor slopes;
 
  private:
-  std::tuple<torch::Tensor, torch::Tensor> run(const AttentionCall& call);
-
-  int64_t copies_ = 0;          // m
-  torch::Tensor causal_cache_;  // last causal mask built
+  std::tuple<torch::Tensor, torch::Tensor> run(const AttentionCall& call) override;
 };
 TORCH_MODULE(ALiBiAttention);
 
