@@ -61,6 +61,7 @@ struct PolicyOptions {
   int time_obs = 0;  // invariant features of the flow time appended to every observation token (diagnostic)
   std::string models = "both";  // or "equivariant" / "baseline": train and evaluate only that model (experiments)
   bool trim = true;          // demonstrations end where the expert reaches the goal (the rollout stops there)
+  int64_t trim_pad = 0;      // with trim: samples kept from the first state inside the goal's radius on
   int eval = 64;       // held-out draws
   std::string device = "cpu";
   int threads = 0;  // intra-op threads of torch and OpenBLAS; 0: their defaults (the machine's cores)
@@ -148,6 +149,7 @@ Job make_job(const PolicyOptions& opt) {
   in_range("--eval", opt.eval, 1, 100000);
   in_range("--threads", opt.threads, 0, 1024);
   in_range("--seeds", opt.seeds, 1, 100);
+  in_range("--trim-pad", opt.trim_pad, 0, 1000);
   if (!(opt.ema >= 0 && opt.ema < 1)) throw std::invalid_argument("--ema must be in [0, 1), got " + std::to_string(opt.ema));
   if (!(opt.lr > 0) || !std::isfinite(opt.lr)) throw std::invalid_argument("--lr must be positive");
   if (opt.halt_after < 0) throw std::invalid_argument("--halt-after must be >= 0");
@@ -172,7 +174,7 @@ Job make_job(const PolicyOptions& opt) {
                 {"lr", opt.lr},                {"horizon", opt.horizon},      {"execute", opt.execute},
                 {"obs", opt.obs},              {"flow_steps", opt.flow_steps}, {"eval", opt.eval},
                 {"seed", opt.seed},            {"seeds", opt.seeds},          {"ema", opt.ema},
-                {"position_obs", opt.position_obs}, {"obstacle_obs", opt.obstacle_obs}, {"trim", opt.trim}, {"time_obs", opt.time_obs}, {"predict", opt.predict},
+                {"position_obs", opt.position_obs}, {"obstacle_obs", opt.obstacle_obs}, {"trim", opt.trim}, {"trim_pad", opt.trim_pad}, {"time_obs", opt.time_obs}, {"predict", opt.predict},
                 {"task", {{"dt", t.dt}, {"max_speed", t.max_speed}, {"goal_radius", t.goal_radius}, {"max_steps", t.max_steps},
                           {"obstacles", t.obstacles.size()}}}};
   return job;
@@ -242,8 +244,11 @@ Demonstrations make_demonstrations(const Job& job, const std::vector<Draw>& draw
   for (const auto& draw : draws) {
     const auto ep = expert_episode(longer, draw);
     d.expert_successes += expert_episode(job.task, draw).success;
+    int64_t inside = 0;
     for (int64_t t = 0; t < per_episode; ++t, ++row) {
-      if (o.trim && std::hypot(ep.states[t][0] - draw.goal[0], ep.states[t][1] - draw.goal[1]) < job.task.goal_radius) break;
+      if (o.trim && std::hypot(ep.states[t][0] - draw.goal[0], ep.states[t][1] - draw.goal[1]) < job.task.goal_radius &&
+          inside++ >= o.trim_pad)
+        break;
       observation(job, ep.states, t, draw.goal, c + row * o.obs * job.token_dim);
       for (int64_t h = 0; h < o.horizon; ++h)
         for (int i = 0; i < 2; ++i) a[(row * o.horizon + h) * 2 + i] = static_cast<float>(ep.actions[t + h][i] / job.task.max_speed);
@@ -707,6 +712,7 @@ void add_policy_command(CLI::App& app, int& exit_code) {
       ->check(CLI::IsMember({"both", "equivariant", "baseline"}))
       ->capture_default_str();
   cmd->add_option("--trim", opt->trim, "demonstrations end where the expert reaches the goal (0 or 1)")->capture_default_str();
+  cmd->add_option("--trim-pad", opt->trim_pad, "with --trim 1: samples kept from the first state inside the goal's radius on")->capture_default_str();
   cmd->add_option("--eval", opt->eval, "held-out draws for the closed-loop evaluation")->capture_default_str();
   cmd->add_option("--device", opt->device, "cpu or cuda")->capture_default_str();
   cmd->add_option("--threads", opt->threads, "intra-op threads of torch and of OpenBLAS (0: the machine's cores)")->capture_default_str();
