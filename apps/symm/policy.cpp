@@ -55,6 +55,13 @@ struct PolicyOptions {
   int execute = 2;     // actions executed before planning again
   int obs = 2;         // observations in the condition
   int flow_steps = 10; // Euler steps of the sampler
+  bool position_obs = false;  // each observation also holds the absolute position
+  bool obstacle_obs = true;  // each observation also holds the offset from the nearest obstacle's surface
+  std::string predict = "action";  // what the regressor outputs: "action" (the clean chunk) or "velocity" (a − ε)
+  int time_obs = 0;  // invariant features of the flow time appended to every observation token (diagnostic)
+  std::string models = "both";  // or "equivariant" / "baseline": train and evaluate only that model (experiments)
+  bool trim = true;          // demonstrations end where the expert reaches the goal (the rollout stops there)
+  int64_t trim_pad = 0;      // with trim: samples kept from the first state inside the goal's radius on
   int eval = 64;       // held-out draws
   std::string device = "cpu";
   int threads = 0;  // intra-op threads of torch and OpenBLAS; 0: their defaults (the machine's cores)
@@ -66,6 +73,7 @@ struct PolicyOptions {
 
 struct Job {
   PolicyOptions opt;
+  int64_t token_dim = 4;  // features per observation token: 2 or 3 vectors of the plane
   PolicyTask task;
   Representation plane, cond_rep;
   std::vector<int64_t> demos;  // ascending
@@ -75,7 +83,7 @@ struct Job {
 
 // --- models -------------------------------------------------------------------------------------------
 
-/// Velocity field of the flow: noisy action sequence x (B, H, 2), step k (B), observations z (B, To, 4).
+/// Velocity field of the flow: noisy action sequence x (B, H, 2), step k (B), observations z (B, To, token_dim).
 class FlowModel : public torch::nn::Module {
  public:
   virtual torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& k, const torch::Tensor& z) = 0;
@@ -100,7 +108,7 @@ class BaselineFlow : public FlowModel {
   explicit BaselineFlow(const Job& job) {
     const auto& o = job.opt;
     net = register_module("net", symm::nn::CondTransformerRegressor(
-                                     symm::nn::CondTransformerRegressorOptions(2, 4, 2, o.horizon, o.obs, o.layers, o.heads, o.width)
+                                     symm::nn::CondTransformerRegressorOptions(2, job.token_dim, 2, o.horizon, o.obs, o.layers, o.heads, o.width)
                                          .p_drop_emb(0.0)
                                          .p_drop_attn(0.0)));
   }
@@ -141,6 +149,7 @@ Job make_job(const PolicyOptions& opt) {
   in_range("--eval", opt.eval, 1, 100000);
   in_range("--threads", opt.threads, 0, 1024);
   in_range("--seeds", opt.seeds, 1, 100);
+  in_range("--trim-pad", opt.trim_pad, 0, 1000);
   if (!(opt.ema >= 0 && opt.ema < 1)) throw std::invalid_argument("--ema must be in [0, 1), got " + std::to_string(opt.ema));
   if (!(opt.lr > 0) || !std::isfinite(opt.lr)) throw std::invalid_argument("--lr must be positive");
   if (opt.halt_after < 0) throw std::invalid_argument("--halt-after must be >= 0");
@@ -152,13 +161,20 @@ Job make_job(const PolicyOptions& opt) {
                                 " regular copies of D4, which --heads " + std::to_string(opt.heads) + " does not divide");
   job.device = parse_device(opt.device);
   job.plane = d4_plane(job.task);
-  job.cond_rep = symm::group::direct_sum(job.plane, job.plane);  // (position, goal − position) per observation
+  // (position, goal − position[, offset from the nearest obstacle's surface]) per observation
+  job.cond_rep = job.plane;  // goal − position
+  if (opt.position_obs) job.cond_rep = symm::group::direct_sum(job.cond_rep, job.plane);
+  if (opt.obstacle_obs) job.cond_rep = symm::group::direct_sum(job.cond_rep, job.plane);
+  if (opt.time_obs > 0)
+    job.cond_rep = symm::group::direct_sum(job.cond_rep, Representation::trivial(job.plane.group(), opt.time_obs));
+  job.token_dim = job.cond_rep.size();
   const auto& t = job.task;
   job.config = {{"demos", job.demos},          {"layers", opt.layers},        {"width", opt.width},
                 {"heads", opt.heads},          {"steps", opt.steps},          {"batch_size", opt.batch_size},
                 {"lr", opt.lr},                {"horizon", opt.horizon},      {"execute", opt.execute},
                 {"obs", opt.obs},              {"flow_steps", opt.flow_steps}, {"eval", opt.eval},
                 {"seed", opt.seed},            {"seeds", opt.seeds},          {"ema", opt.ema},
+                {"position_obs", opt.position_obs}, {"obstacle_obs", opt.obstacle_obs}, {"trim", opt.trim}, {"trim_pad", opt.trim_pad}, {"time_obs", opt.time_obs}, {"predict", opt.predict},
                 {"task", {{"dt", t.dt}, {"max_speed", t.max_speed}, {"goal_radius", t.goal_radius}, {"max_steps", t.max_steps},
                           {"obstacles", t.obstacles.size()}}}};
   return job;
@@ -166,33 +182,61 @@ Job make_job(const PolicyOptions& opt) {
 
 // --- data ----------------------------------------------------------------------------------------------
 
-/// Observation tokens (To, 4) at step t of a state history: (position, goal − position) for steps t−To+1..t
-/// (clamped at 0). The expert's command depends on the offset to the goal and on the position among the fixed
-/// obstacles; handing both models the offset spares them learning a subtraction. Both parts are vectors of the
-/// plane, so D4 acts on the token as on (position, goal).
-void observation(const std::vector<Vec2>& states, int64_t t, const Vec2& goal, int obs, float* out) {
-  for (int j = 0; j < obs; ++j) {
+/// Observation tokens (To, token_dim) at step t of a state history: (position, goal − position) for steps
+/// t−To+1..t (clamped at 0), and with --obstacle-obs the offset p − q from the nearest point q of the nearest
+/// obstacle's surface (its direction is the outward normal, its length the clearance). The expert's command
+/// depends on the offset to the goal and on the position among the fixed obstacles; handing the models the
+/// offsets spares them learning a subtraction and the obstacles' geometry from positions. All parts are vectors
+/// of the plane and the nearest obstacle of g·p is g applied to that of p (the layout is D4-invariant), so D4
+/// acts on the token as on (position, goal).
+void observation(const Job& job, const std::vector<Vec2>& states, int64_t t, const Vec2& goal, float* out) {
+  const int64_t obs = job.opt.obs, d = job.token_dim;
+  for (int64_t j = 0; j < obs; ++j) {
     const auto& p = states[static_cast<size_t>(std::max<int64_t>(0, t - obs + 1 + j))];
-    out[4 * j + 0] = static_cast<float>(p[0]), out[4 * j + 1] = static_cast<float>(p[1]);
-    out[4 * j + 2] = static_cast<float>(goal[0] - p[0]), out[4 * j + 3] = static_cast<float>(goal[1] - p[1]);
+    float* o = out + d * j;
+    *o++ = static_cast<float>(goal[0] - p[0]), *o++ = static_cast<float>(goal[1] - p[1]);
+    if (job.opt.position_obs) *o++ = static_cast<float>(p[0]), *o++ = static_cast<float>(p[1]);
+    if (job.opt.obstacle_obs) {
+      const PolicyTask::Obstacle* nearest = nullptr;
+      double best = INFINITY;
+      for (const auto& ob : job.task.obstacles) {
+        const double gap = std::hypot(p[0] - ob.centre[0], p[1] - ob.centre[1]) - ob.radius;
+        if (gap < best) best = gap, nearest = &ob;
+      }
+      const double rx = p[0] - nearest->centre[0], ry = p[1] - nearest->centre[1], rn = std::hypot(rx, ry);
+      const double s = rn > 0 ? best / rn : 0.0;
+      *o++ = static_cast<float>(rx * s), *o++ = static_cast<float>(ry * s);
+    }
   }
 }
 
+/// Writes the flow-time features cos(jπt), j = 0..n−1 (j = 0: t itself) into the last n features of every token.
+void set_time_features(const Job& job, torch::Tensor& cond, const torch::Tensor& t) {
+  const int64_t n = job.opt.time_obs;
+  if (n == 0) return;
+  const auto tt = t.reshape({-1, 1, 1});
+  std::vector<torch::Tensor> f{tt};
+  for (int64_t j = 1; j < n; ++j) f.push_back(torch::cos(tt * (M_PI * static_cast<double>(j))));
+  cond.narrow(2, job.token_dim - n, n).copy_(torch::cat(f, 2).expand({cond.size(0), cond.size(1), n}));
+}
+
 struct Demonstrations {
-  torch::Tensor cond, actions;  // (N, To, 4), (N, H, 2) actions / max_speed, episode after episode
-  int64_t per_episode = 0;
+  torch::Tensor cond, actions;  // (N, To, token_dim), (N, H, 2) actions / max_speed, episode after episode
+  std::vector<int64_t> ends;    // samples of the first n episodes: ends[n − 1]
   int64_t expert_successes = 0;
 };
 
-/// Expert episodes from the training draws, cut into (observations, next H commands) samples at every step.
+/// Expert episodes from the training draws, cut into (observations, next H commands) samples at every step;
+/// with --trim only the steps before the expert reaches the goal (a rollout ends there, so the states inside
+/// the goal's radius are never seen; untrimmed, they are more than half the samples).
 Demonstrations make_demonstrations(const Job& job, const std::vector<Draw>& draws) {
   const auto& o = job.opt;
   PolicyTask longer = job.task;
   longer.max_steps += o.horizon;  // commands beyond the episode's end complete the last samples' horizons
   Demonstrations d;
-  d.per_episode = job.task.max_steps;
-  const int64_t n = static_cast<int64_t>(draws.size()) * d.per_episode;
-  d.cond = torch::empty({n, o.obs, 4});
+  const int64_t per_episode = job.task.max_steps;
+  const int64_t n = static_cast<int64_t>(draws.size()) * per_episode;
+  d.cond = torch::empty({n, o.obs, job.token_dim});
   d.actions = torch::empty({n, o.horizon, 2});
   auto* c = d.cond.data_ptr<float>();
   auto* a = d.actions.data_ptr<float>();
@@ -200,12 +244,19 @@ Demonstrations make_demonstrations(const Job& job, const std::vector<Draw>& draw
   for (const auto& draw : draws) {
     const auto ep = expert_episode(longer, draw);
     d.expert_successes += expert_episode(job.task, draw).success;
-    for (int64_t t = 0; t < d.per_episode; ++t, ++row) {
-      observation(ep.states, t, draw.goal, o.obs, c + row * o.obs * 4);
+    int64_t inside = 0;
+    for (int64_t t = 0; t < per_episode; ++t, ++row) {
+      if (o.trim && std::hypot(ep.states[t][0] - draw.goal[0], ep.states[t][1] - draw.goal[1]) < job.task.goal_radius &&
+          inside++ >= o.trim_pad)
+        break;
+      observation(job, ep.states, t, draw.goal, c + row * o.obs * job.token_dim);
       for (int64_t h = 0; h < o.horizon; ++h)
         for (int i = 0; i < 2; ++i) a[(row * o.horizon + h) * 2 + i] = static_cast<float>(ep.actions[t + h][i] / job.task.max_speed);
     }
+    d.ends.push_back(row);
   }
+  d.cond = d.cond.narrow(0, 0, row).clone();
+  d.actions = d.actions.narrow(0, 0, row).clone();
   return d;
 }
 
@@ -244,16 +295,20 @@ Rollouts rollout(const Job& job, FlowModel& model, const std::vector<Draw>& draw
   auto gen = at::detail::createCPUGenerator(seed);
   torch::NoGradGuard no_grad;
   model.eval();
-  auto cond = torch::empty({b, o.obs, 4});
+  auto cond = torch::empty({b, o.obs, job.token_dim});
   for (int64_t t = 0; t < task.max_steps;) {
     const auto noise = torch::randn({n_base, o.horizon, 2}, gen);
     // x_i = ρ(e_i) ε_{base_i}, row by row: (b, H, 2) · ρᵀ.
     auto x = torch::matmul(noise.index_select(0, index), rho.transpose(1, 2)).to(job.device);
-    for (int64_t i = 0; i < b; ++i) observation(r.paths[i], static_cast<int64_t>(r.paths[i].size()) - 1, local[i].goal, o.obs, cond[i].data_ptr<float>());
-    const auto z = cond.to(job.device);
+    for (int64_t i = 0; i < b; ++i) observation(job, r.paths[i], static_cast<int64_t>(r.paths[i].size()) - 1, local[i].goal, cond[i].data_ptr<float>());
+    auto z = cond.to(job.device).clone();
     for (int k = 0; k < o.flow_steps; ++k) {
+      set_time_features(job, z, torch::full({b}, static_cast<double>(k) / o.flow_steps, z.options()));
       const auto time = torch::full({b}, kStepScale * k / o.flow_steps, x.options());
-      x = x + model.forward(x, time, z) / static_cast<double>(o.flow_steps);
+      const auto out = model.forward(x, time, z);
+      // velocity: x += v dt; action: the velocity of the straight line from x to the predicted chunk â,
+      // (â − x) / (1 − t), so the last step lands on â.
+      x = o.predict == "velocity" ? x + out / static_cast<double>(o.flow_steps) : x + (out - x) / static_cast<double>(o.flow_steps - k);
     }
     const auto actions = x.to(torch::kCPU, torch::kFloat64).contiguous();
     const auto* a = actions.data_ptr<double>();
@@ -416,7 +471,7 @@ bool train_run(const Job& job, const Data& data, JobState& st, int64_t& halt_bud
   int64_t n_params = 0;
   for (const auto& p : params) n_params += p.numel();
 
-  const int64_t samples = demos * data.demos.per_episode;
+  const int64_t samples = data.demos.ends[static_cast<size_t>(demos - 1)];
   const auto cond = data.cond.narrow(0, 0, samples), actions = data.actions.narrow(0, 0, samples);
   Progress progress(name + " seed=" + std::to_string(job_seed) + " demos=" + std::to_string(demos), o.steps, 250);
   const auto checkpoint = (fs::path(o.out) / "checkpoint.pt").string();
@@ -435,7 +490,10 @@ bool train_run(const Job& job, const Data& data, JobState& st, int64_t& halt_bud
     const auto dev_idx = idx.to(job.device);
     const auto a = actions.index_select(0, dev_idx), e = eps.to(job.device), tt = t.to(job.device);
     const auto xt = (1 - tt) * e + tt * a;
-    const auto loss = torch::mse_loss(tr.model->forward(xt, tt.reshape({-1}) * kStepScale, cond.index_select(0, dev_idx)), a - e);
+    auto c = cond.index_select(0, dev_idx);
+    set_time_features(job, c, tt);
+    const auto out = tr.model->forward(xt, tt.reshape({-1}) * kStepScale, c);
+    const auto loss = torch::mse_loss(out, o.predict == "velocity" ? a - e : a);
     tr.optimizer->zero_grad();
     loss.backward();
     torch::nn::utils::clip_grad_norm_(params, kClipNorm);
@@ -552,6 +610,10 @@ int run_policy(const PolicyOptions& opt) {
   std::optional<Data> data;
   int64_t data_seed = -1;
   while (st.run < runs) {
+    if (opt.models != "both" && opt.models != model_name(st.run)) {  // an experiment on one model: skip the other's runs
+      ++st.run;
+      continue;
+    }
     const int64_t seed_index = run_index(job, st.run).seed_index;
     if (seed_index != data_seed) data.emplace(seed_index == 0 ? first : make_data(job, seed_of(job, seed_index))), data_seed = seed_index;
     if (!train_run(job, *data, st, halt_budget)) return 0;
@@ -637,6 +699,20 @@ void add_policy_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--execute", opt->execute, "commands executed before planning again")->capture_default_str();
   cmd->add_option("--obs", opt->obs, "observations (position, offset to the goal) the policy sees")->capture_default_str();
   cmd->add_option("--flow-steps", opt->flow_steps, "Euler steps of the sampler")->capture_default_str();
+  cmd->add_option("--position-obs", opt->position_obs, "observations hold the absolute position (0 or 1)")->capture_default_str();
+  cmd->add_option("--obstacle-obs", opt->obstacle_obs, "observations hold the offset from the nearest obstacle's surface (0 or 1)")
+      ->capture_default_str();
+  cmd->add_option("--predict", opt->predict, "the regressor's output: action (the clean chunk) or velocity (a - noise)")
+      ->check(CLI::IsMember({"action", "velocity"}))
+      ->capture_default_str();
+  cmd->add_option("--time-obs", opt->time_obs, "invariant flow-time features appended to every observation token (0: none)")
+      ->check(CLI::Range(0, 16))
+      ->capture_default_str();
+  cmd->add_option("--models", opt->models, "both, equivariant or baseline (experiments on one model)")
+      ->check(CLI::IsMember({"both", "equivariant", "baseline"}))
+      ->capture_default_str();
+  cmd->add_option("--trim", opt->trim, "demonstrations end where the expert reaches the goal (0 or 1)")->capture_default_str();
+  cmd->add_option("--trim-pad", opt->trim_pad, "with --trim 1: samples kept from the first state inside the goal's radius on")->capture_default_str();
   cmd->add_option("--eval", opt->eval, "held-out draws for the closed-loop evaluation")->capture_default_str();
   cmd->add_option("--device", opt->device, "cpu or cuda")->capture_default_str();
   cmd->add_option("--threads", opt->threads, "intra-op threads of torch and of OpenBLAS (0: the machine's cores)")->capture_default_str();

@@ -326,7 +326,8 @@ void FlowPolicy::act_into(const torch::Tensor& observations, const torch::Tensor
   b.a.topRows(rows) = Eigen::Map<const Matrix>(noise.data_ptr<float>(), rows, action_dim_);
   for (int64_t j = 0; j < n; ++j) {
     evaluate(batch, j);
-    b.a.topRows(rows) += b.v.topRows(rows) / static_cast<float>(n);
+    if (options_.predicts_action()) b.a.topRows(rows) += (b.v.topRows(rows) - b.a.topRows(rows)) / static_cast<float>(n - j);
+    else b.a.topRows(rows) += b.v.topRows(rows) / static_cast<float>(n);
   }
   float* o = out.data_ptr<float>();
   for (int64_t i = 0; i < batch; ++i)

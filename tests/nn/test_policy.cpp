@@ -33,11 +33,15 @@ eCondTransformerRegressor equivariant(const symm::group::GroupPtr& g) {
 
 /// The Euler loop of FlowPolicy over the regressor's own forward.
 template <typename Model>
-torch::Tensor reference_chunk(Model& model, const torch::Tensor& obs, const torch::Tensor& noise, int64_t chunk) {
+torch::Tensor reference_chunk(Model& model, const torch::Tensor& obs, const torch::Tensor& noise, int64_t chunk,
+                              bool predicts_action = false) {
   torch::NoGradGuard no_grad;
   model->eval();
   auto x = noise.clone();
-  for (int64_t j = 0; j < kSteps; ++j) x = x + model->forward(x, 100.0 * j / kSteps, obs) / static_cast<double>(kSteps);
+  for (int64_t j = 0; j < kSteps; ++j) {
+    const auto out = model->forward(x, 100.0 * j / kSteps, obs);
+    x = predicts_action ? x + (out - x) / static_cast<double>(kSteps - j) : x + out / static_cast<double>(kSteps);
+  }
   return x.narrow(1, 0, chunk);
 }
 
@@ -72,9 +76,12 @@ TEST(FlowPolicy, EqualsThePlainRegressor) {
     model->cond_pos_emb.normal_();
     for (auto& p : model->parameters()) p.add_(torch::randn_like(p).mul_(0.05));
   }
-  FlowPolicy policy(*model, FlowPolicyOptions().flow_steps(kSteps));
   const auto obs = torch::randn({2, kObs, 4}), noise = torch::randn({2, kHorizon, 2});
-  EXPECT_LT((policy.act(obs, noise) - reference_chunk(model, obs, noise, kHorizon)).abs().max().item<double>(), 1e-5);
+  for (const bool predicts_action : {false, true}) {
+    FlowPolicy policy(*model, FlowPolicyOptions().flow_steps(kSteps).predicts_action(predicts_action));
+    EXPECT_LT((policy.act(obs, noise) - reference_chunk(model, obs, noise, kHorizon, predicts_action)).abs().max().item<double>(), 1e-5)
+        << (predicts_action ? "action" : "velocity") << " prediction";
+  }
 }
 
 TEST(FlowPolicy, TheSampledChunkIsEquivariant) {

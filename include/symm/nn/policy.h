@@ -28,6 +28,9 @@ struct FlowPolicyOptions {
   TORCH_ARG(double, step_scale) = 100.0;
   /// Actions returned per control step (the first `chunk` of the horizon); 0: the whole horizon.
   TORCH_ARG(int64_t, chunk) = 0;
+  /// What the regressor outputs: false, the velocity a − ε of the flow (x += v/n per step); true, the clean
+  /// chunk â (x += (â − x)/(n − j) at step j: the straight line from x to â, so the last step lands on â).
+  TORCH_ARG(bool, predicts_action) = false;
 };
 
 class FlowPolicy {
