@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # symm policy: a small run trains both flow-matching policies; the equivariant model is equivariant to
 # float32 rounding (one forward < 1e-5 relative, a whole sampled rollout from transformed start, goal and
-# noise < 1e-4 from the transformed rollout) and succeeds at least as often as the plain one; its files
+# noise < 1e-4 from the transformed rollout), and the plain one is not; its files
 # exist; a halted run resumed from its checkpoint ends bit for bit like the uninterrupted one; bad options
 # exit 2 and leave nothing behind; a sweep over two seeds reports their spread.
 set -u
@@ -24,7 +24,9 @@ python3 - "$tmp/a/summary.json" "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}" "${BAS
 import json, sys
 d = json.load(open(sys.argv[1]))
 eq, base, err = map(float, sys.argv[2:])
-assert 0 <= base <= eq <= 1, f"equivariant success {eq} below baseline {base}"
+# Which policy succeeds more often after 100 steps on 16 draws is rounding's choice (it flipped between g++ -O3
+# and clang -O1): the ordering is the full job's claim (docs/policy.md), not this small run's.
+assert 0 <= base <= 1 and 0 <= eq <= 1, (eq, base)
 close = lambda a, b: abs(a - b) <= 1e-8 * max(abs(b), 1e-30)  # the last line prints 9 digits
 assert close(eq, d["equivariant_success"]) and close(base, d["baseline_success"])
 assert 0 <= d["model_equivariance_error"] < 1e-5, f"one forward: {d['model_equivariance_error']}"
