@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # AddressSanitizer and UndefinedBehaviorSanitizer (clang-14; LibTorch itself is not instrumented) over the
-# whole test suite, then each libFuzzer target for FUZZ_SECONDS (default 60).
+# whole test suite, then each libFuzzer target for FUZZ_SECONDS (default 30).
 #   scripts/sanitize.sh [BUILD_DIR]     (default build-sanitize)
 #   SYMM_SANITIZE_SCOPE=all (default, what CI runs): the library, the group, nn and CLI tests, the symm
 #                          program, and all four fuzz targets (group_spec, group_json, rep_spec, checkpoint)
@@ -44,7 +44,7 @@ echo "sanitize ($scope): tests passed in $((tested - built)) s"
 # Two fuzz targets at a time, one per core; each replays its past findings (fuzz/findings) first.
 pids=()
 for target in "${targets[@]}"; do
-  bash scripts/fuzz.sh "$target" "${FUZZ_SECONDS:-60}" "$build" &
+  bash scripts/fuzz.sh "$target" "${FUZZ_SECONDS:-30}" "$build" &
   pids+=($!)
   if [ ${#pids[@]} -ge "$jobs" ]; then wait "${pids[0]}"; pids=("${pids[@]:1}"); fi
 done

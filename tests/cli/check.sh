@@ -16,8 +16,11 @@ run() {
 }
 run C5 --copies 2 --heads 2 --layers 2
 run D8 --copies 2 --heads 1 --layers 1 --norm layernorm --post-norm
-# Under the sanitizers (SYMM_TEST_SMALL=1) two copies of I's regular representation: the same code at half the width.
-run I --copies "$([ -n "${SYMM_TEST_SMALL:-}" ] && echo 2 || echo 4)" --heads 2 --layers 1 --attention rotary
+# Under the sanitizers (SYMM_TEST_SMALL=1) two copies of I's regular representation in one rotary head: the same
+# code at half the width.
+i_width=(--copies 4 --heads 2)
+if [ -n "${SYMM_TEST_SMALL:-}" ]; then i_width=(--copies 2 --heads 1); fi
+run I "${i_width[@]}" --layers 1 --attention rotary
 run Q8 --copies 4 --heads 2 --layers 2 --attention alibi --dtype float64
 run "$tmp/square.json" --copies 2 --heads 2 --layers 1
 run C2xD3 --copies 2 --heads 1 --layers 1

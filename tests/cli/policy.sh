@@ -10,7 +10,10 @@ fail() { echo "FAIL: $*"; exit 1; }
 tmp=$(mktemp -d)
 trap 'chmod -R u+w "$tmp" 2>/dev/null; rm -rf "$tmp"' EXIT
 
-small=(--demos 8 --steps 100 --eval 16 --seed 1 --seeds 1 --horizon 8 --execute 4)
+# Under the sanitizers (SYMM_TEST_SMALL=1) half the steps and rollouts: the same code paths, every check kept.
+steps=100 draws=16
+if [ -n "${SYMM_TEST_SMALL:-}" ]; then steps=50 draws=8; fi
+small=(--demos 8 --steps "$steps" --eval "$draws" --seed 1 --seeds 1 --horizon 8 --execute 4)
 
 "$symm" policy "${small[@]}" --out "$tmp/a" > "$tmp/a.log" 2>&1 || { cat "$tmp/a.log"; fail "small policy run exited $?"; }
 last=$(tail -n 1 "$tmp/a.log")
@@ -36,7 +39,7 @@ assert d["baseline_policy_equivariance_error"] > 1e-3, d["baseline_policy_equiva
 assert len(d["runs"]) == 2 and all(len(r["rollouts"]) == len(r["rollout_success"]) > 0 for r in d["runs"])
 PY
 head -n 1 "$tmp/a/metrics.csv" | grep -qx "model,demos,step,loss,lr" || fail "CSV header"
-grep -q "^equivariant,8,100," "$tmp/a/metrics.csv" && grep -q "^baseline,8,100," "$tmp/a/metrics.csv" || fail "CSV rows"
+grep -q "^equivariant,8,$steps," "$tmp/a/metrics.csv" && grep -q "^baseline,8,$steps," "$tmp/a/metrics.csv" || fail "CSV rows"
 grep -q "<polyline" "$tmp/a/success.svg" && grep -q "<polyline" "$tmp/a/rollouts.svg" || fail "SVG has no lines"
 ls "$tmp/a" | grep -q '\.tmp$' && fail "temporary files left in --out"
 
