@@ -34,6 +34,7 @@ cmake --build "$build" --parallel "$jobs"
 built=$(date +%s)
 echo "sanitize ($scope): built in $((built - start)) s"
 
+export SYMM_TEST_SMALL=1  # the CLI tests that read it run their jobs at a size for the sanitizers, asserting the same
 # SYMM_SANITIZE_SKIP: tests left out, as a GoogleTest filter (read by every shard); none by default.
 skip=${SYMM_SANITIZE_SKIP-}
 # (An empty GTEST_FILTER would match no test at all: it is set only with a skip list.)
