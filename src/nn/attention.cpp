@@ -8,6 +8,7 @@
 
 #include "attention_core.h"
 #include "isotypic_layout.h"
+#include "parallel_grain.h"
 
 namespace symm::nn {
 
@@ -311,6 +312,11 @@ namespace {
 // OpenBLAS (Debian's LibTorch) runs a GEMM of at most 2^18 multiply-adds on the thread that calls it.
 constexpr int64_t kSingleThreadedGemm = int64_t(1) << 18;
 
+/// Multiply-adds of one (batch, head) pair: q kᵀ and w v.
+int64_t pair_work(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
+  return q.size(2) * k.size(2) * (q.size(3) + v.size(3));
+}
+
 /// Whether the (batch, head) pairs may run side by side on LibTorch's threads: an inference call on the CPU
 /// with more than one thread, whose per-head products are small enough for BLAS to run each on its caller
 /// (larger ones get BLAS's own threads, and two callers' pools would fight over the cores).
@@ -319,7 +325,9 @@ bool heads_in_parallel(const torch::Tensor& q, const torch::Tensor& k, const tor
   // ALiBi's mask carries its learnable slopes.
   auto needs_grad = [](const torch::Tensor& t) { return torch::GradMode::is_enabled() && t.defined() && t.requires_grad(); };
   if (!q.device().is_cpu() || p > 0 || needs_grad(q) || needs_grad(k) || needs_grad(v) || needs_grad(mask)) return false;
-  if (at::get_num_threads() < 2 || at::in_parallel_region() || q.size(0) * q.size(1) < 2) return false;
+  if (at::get_num_threads() < 2 || at::in_parallel_region()) return false;
+  // Less than two tasks' worth of work runs as one bmm on the caller (detail::parallel_grain).
+  if (q.size(0) * q.size(1) * pair_work(q, k, v) < 2 * detail::kMinTaskWork) return false;
   return q.size(2) * k.size(2) * q.size(3) <= kSingleThreadedGemm;
 }
 
@@ -338,7 +346,7 @@ std::pair<torch::Tensor, torch::Tensor> attend_heads_in_parallel(const torch::Te
   const auto out3 = out.view({b * h, out.size(2), out.size(3)});
   const auto weights = torch::empty({b * h, t, s}, q.options());
   const at::ThreadLocalState state;  // grad mode, autocast and the rest, for the worker threads
-  at::parallel_for(0, b * h, 1, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, b * h, detail::parallel_grain(pair_work(q, k, v)), [&](int64_t begin, int64_t end) {
     at::ThreadLocalStateGuard guard(state);
     auto slice = [&](const torch::Tensor& x) { return x.slice(0, begin, end); };
     const auto logits = m3.defined() ? torch::baddbmm(slice(m3), slice(q3), slice(k3).transpose(1, 2), 1.0, scale)

@@ -14,6 +14,8 @@
 #include <ATen/functorch/DynamicLayer.h>
 #endif
 
+#include "parallel_grain.h"
+
 namespace symm::nn::functional {
 
 namespace {
@@ -191,7 +193,9 @@ SYMM_AVX2_CLONE void rms_block(const T* x, T* y, T* r, int64_t rows, int64_t col
 /// passes whose reduction ran on one thread.
 template <typename T>
 void rms_over_rows(const T* x, T* y, T* r, int64_t rows, int64_t cols, double eps) {
-  at::parallel_for(0, (cols + kRmsBlock - 1) / kRmsBlock, 1, [&](int64_t first, int64_t last) {
+  // Two passes over a block: a multiply-add and a multiply per element.
+  const int64_t grain = detail::parallel_grain(2 * rows * kRmsBlock);
+  at::parallel_for(0, (cols + kRmsBlock - 1) / kRmsBlock, grain, [&](int64_t first, int64_t last) {
     for (int64_t block = first; block < last; ++block) {
       const int64_t c0 = block * kRmsBlock;
       rms_block(x, y, r, rows, cols, c0, std::min(kRmsBlock, cols - c0), eps);

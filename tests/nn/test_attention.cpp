@@ -128,10 +128,7 @@ TEST_P(AttentionTest, TrainEvalParityAndGradients) {
 INSTANTIATE_TEST_SUITE_P(Groups, AttentionTest,
                          ::testing::Combine(::testing::Values("C5", "D8", "I", "Q8", "C2xD3"),
                                             ::testing::Values(torch::kFloat32, torch::kFloat64)),
-                         [](const auto& info) {
-                           return std::string(std::get<0>(info.param)) +
-                                  (std::get<1>(info.param) == torch::kFloat32 ? "_f32" : "_f64");
-                         });
+                         symm::test::GroupAndDtypeName());
 
 // ---------------------------------------------------------------------------------- parity with torch
 
@@ -173,7 +170,8 @@ TEST(Attention, ParityWithTorchMultiheadAttentionForTheTrivialGroup) {
                                     {"bool padding", {}, {}, padding, false},
                                     {"float attn_mask", float_mask, float_mask, {}, false},
                                     {"bool attn_mask", bool_mask, torch::zeros({kT, kT}).masked_fill(bool_mask, -kInf), padding, false}};
-  // Training runs the heads' products as one bmm; inference on two threads splits the heads between them.
+  // Training runs the heads' products as one bmm; inference on two threads takes the path that splits the heads
+  // between threads, run here inline as these shapes are below two tasks' work (the next test splits).
   for (bool inference : {false, true}) {
     attn->train(!inference);
     const symm::test::ThreadsForScope threads(2);
@@ -208,6 +206,29 @@ TEST(Attention, ParityWithTorchMultiheadAttentionForTheTrivialGroup) {
   EXPECT_TRUE(torch::equal(y3.isnan(), sf(y3_ref).isnan()));
   EXPECT_TRUE(y3[1].isnan().all().item<bool>());
   EXPECT_TRUE(torch::allclose(y3[0], sf(y3_ref)[0], 1e-5, 1e-6));
+}
+
+TEST(Attention, InferenceSplitsLargeHeadsBetweenThreadsAndMatchesTorch) {
+  // 8 (batch, head) pairs of 32×32 queries and keys, 32 features a head: 64k multiply-adds a pair, enough
+  // for two tasks (src/nn/parallel_grain.h), where the shapes of the parity test above run as one bmm.
+  const int64_t e = 64, h = 2, batch = 4, t = 32;
+  torch::manual_seed(8);
+  torch::nn::MultiheadAttention ref(torch::nn::MultiheadAttentionOptions(e, h));
+  auto attn = copy_of(ref, e, h);
+  attn->eval();
+  const auto x = torch::randn({batch, t, e});
+  const auto sf = [](const torch::Tensor& a) { return a.transpose(0, 1); };
+  const auto padding = torch::zeros({batch, t}, torch::kBool).index_put_({1, t - 1}, true);
+  const symm::test::ThreadsForScope threads(2);
+  torch::NoGradGuard no_grad;
+  for (bool causal : {false, true}) {
+    const auto mask = causal ? torch::full({t, t}, -kInf).triu(1) : torch::Tensor();
+    const auto [y, w] = attn->forward(x, x, x, padding, true, {}, false, causal);
+    const auto [y_ref, w_ref] = ref->forward(sf(x), sf(x), sf(x), padding, true, mask, false);
+    EXPECT_TRUE(torch::allclose(y, sf(y_ref), 1e-5, 1e-6)) << "causal " << causal << " max diff "
+                                                           << (y - sf(y_ref)).abs().max().item<double>();
+    EXPECT_TRUE(torch::allclose(w, w_ref, 1e-5, 1e-6)) << "causal " << causal << " weights";
+  }
 }
 
 // ------------------------------------------------------------------------------------------- positions

@@ -66,10 +66,7 @@ TEST_P(BatchNormTest, IsEquivariantInTrainAndEval) {
 INSTANTIATE_TEST_SUITE_P(Groups, BatchNormTest,
                          ::testing::Combine(::testing::Values("C2", "D4", "C8", "Q8", "O", "gen"),
                                             ::testing::Values(torch::kFloat32, torch::kFloat64)),
-                         [](const auto& info) {
-                           return std::string(std::get<0>(info.param)) +
-                                  (std::get<1>(info.param) == torch::kFloat32 ? "_f32" : "_f64");
-                         });
+                         symm::test::GroupAndDtypeName());
 
 TEST(BatchNorm, NormalisesEachIrrepCopyToUnitVariance) {
   const auto rep = rep_of("D4");

@@ -77,10 +77,7 @@ TEST_P(ConvTest, ConvolutionsAreEquivariantInTrainAndEval) {
 INSTANTIATE_TEST_SUITE_P(Groups, ConvTest,
                          ::testing::Combine(::testing::Values("C2", "D4", "C8", "Q8", "O", "gen"),
                                             ::testing::Values(torch::kFloat32, torch::kFloat64)),
-                         [](const auto& info) {
-                           return std::string(std::get<0>(info.param)) +
-                                  (std::get<1>(info.param) == torch::kFloat32 ? "_f32" : "_f64");
-                         });
+                         symm::test::GroupAndDtypeName());
 
 TEST(Conv, ChannelGroupsAreEquivariantAndIndependent) {
   const auto g = make_group("D4");

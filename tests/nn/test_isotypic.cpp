@@ -113,10 +113,7 @@ TEST_P(IsotypicLinearTest, IsEquivariantAndCountsFewerMultiplyAddsOnRegularCopie
 INSTANTIATE_TEST_SUITE_P(Groups, IsotypicLinearTest,
                          ::testing::Combine(::testing::Values("C2", "C8", "D8", "Q8", "O", "I", "C2xD3"),
                                             ::testing::Values(torch::kFloat32, torch::kFloat64)),
-                         [](const auto& info) {
-                           return std::string(std::get<0>(info.param)) +
-                                  (std::get<1>(info.param) == torch::kFloat32 ? "_f32" : "_f64");
-                         });
+                         symm::test::GroupAndDtypeName());
 
 std::shared_ptr<AttentionBackend> make_attention(const std::string& kind, const Representation& rep, int heads) {
   if (kind == "rotary") return RotaryAttention(rep, heads).ptr();
@@ -191,10 +188,7 @@ TEST_P(IsotypicLayerTest, DecoderLayerAndEncoderStackAgreeWithDense) {
 INSTANTIATE_TEST_SUITE_P(Groups, IsotypicLayerTest,
                          ::testing::Combine(::testing::Values("C2", "C8", "D8", "Q8", "O", "I", "C2xD3"),
                                             ::testing::Values(torch::kFloat32, torch::kFloat64)),
-                         [](const auto& info) {
-                           return std::string(std::get<0>(info.param)) +
-                                  (std::get<1>(info.param) == torch::kFloat32 ? "_f32" : "_f64");
-                         });
+                         symm::test::GroupAndDtypeName());
 
 TEST(Isotypic, EvalOperandsFollowTheCoefficients) {
   // Eval forwards reuse the block weights; a changed coefficient, bias or folded affine must show at once.

@@ -125,10 +125,7 @@ TEST_P(NormTest, FiLMIsEquivariantWithScaleAndBiasPerBatchElement) {
 INSTANTIATE_TEST_SUITE_P(Groups, NormTest,
                          ::testing::Combine(::testing::Values("C5", "D8", "I", "Q8", "C2xD3"),
                                             ::testing::Values(torch::kFloat32, torch::kFloat64)),
-                         [](const auto& info) {
-                           return std::string(std::get<0>(info.param)) +
-                                  (std::get<1>(info.param) == torch::kFloat32 ? "_f32" : "_f64");
-                         });
+                         symm::test::GroupAndDtypeName());
 
 TEST(Affine, ElementwiseAndDensePathsAgreeWithTheDenseMatrix) {
   const auto g = make_group("D8");

@@ -64,10 +64,7 @@ TEST_P(TimeCNNTest, EncoderIsEquivariantOrInvariantInTrainAndEval) {
 INSTANTIATE_TEST_SUITE_P(Groups, TimeCNNTest,
                          ::testing::Combine(::testing::Values("C2", "D4", "C8", "Q8", "O", "gen"),
                                             ::testing::Values(torch::kFloat32, torch::kFloat64)),
-                         [](const auto& info) {
-                           return std::string(std::get<0>(info.param)) +
-                                  (std::get<1>(info.param) == torch::kFloat32 ? "_f32" : "_f64");
-                         });
+                         symm::test::GroupAndDtypeName());
 
 TEST(TimeCNN, EncoderTrainsAndRoundTripsThroughACheckpoint) {
   torch::manual_seed(0);  // unseeded, 30 steps on a random target at times fell short of halving the loss

@@ -84,10 +84,7 @@ TEST_P(UnetTest, IsEquivariantWithEquivariantConditionsInTrainAndEval) {
 INSTANTIATE_TEST_SUITE_P(Groups, UnetTest,
                          ::testing::Combine(::testing::Values("C2", "D4", "Q8"),
                                             ::testing::Values(torch::kFloat32, torch::kFloat64)),
-                         [](const auto& info) {
-                           return std::string(std::get<0>(info.param)) +
-                                  (std::get<1>(info.param) == torch::kFloat32 ? "_f32" : "_f64");
-                         });
+                         symm::test::GroupAndDtypeName());
 
 TEST(Unet, OutputKeepsTheHorizonForEveryDepthAndTimestepForm) {
   const auto g = make_group("C2");

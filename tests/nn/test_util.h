@@ -3,6 +3,7 @@
 #include <functional>
 #include <initializer_list>
 #include <string>
+#include <tuple>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -13,6 +14,14 @@
 namespace symm::test {
 
 /// Equivariance tolerance relative to |f(x)|∞.
+/// Names "<group>_f32" or "<group>_f64" for the suites parameterised by (group spec, dtype).
+struct GroupAndDtypeName {
+  template <typename Info>
+  std::string operator()(const Info& info) const {
+    return std::string(std::get<0>(info.param)) + (std::get<1>(info.param) == torch::kFloat32 ? "_f32" : "_f64");
+  }
+};
+
 inline double tolerance(torch::Dtype dtype) { return dtype == torch::kFloat64 ? 1e-10 : 1e-5; }
 
 /// The representation in a random orthogonal basis: no structure of the original basis survives.
