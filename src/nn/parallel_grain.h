@@ -12,7 +12,7 @@ namespace symm::nn::detail {
 constexpr int64_t kMinTaskWork = int64_t(1) << 15;
 
 /// The grain of a parallel_for over items of `work_per_item` multiply-adds each: ranges below it run inline
-/// on the caller, and no task gets less.
+/// on the caller, and every task but the last of a range takes at least that many items.
 constexpr int64_t parallel_grain(int64_t work_per_item) {
   return std::max<int64_t>(1, kMinTaskWork / std::max<int64_t>(1, work_per_item));
 }
