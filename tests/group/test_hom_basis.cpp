@@ -4,21 +4,16 @@
 #include "symm/group/named.h"
 #include "symm/group/random.h"
 #include "symm/linalg/hom_basis.h"
+#include "test_util.h"
 
 using namespace symm::group;
+using symm::test::random_matrix;
 using symm::linalg::HomBasis;
 using symm::linalg::InitScheme;
 
 namespace {
 
-const char* kSpecs[] = {"C1", "C5", "D8", "K4", "A4", "S4", "Q8", "I", "C2xD3"};
-
-Eigen::MatrixXd random_matrix(Eigen::Index r, Eigen::Index c, std::uint64_t seed) {
-  Rng rng(seed);
-  Eigen::MatrixXd a(r, c);
-  for (Eigen::Index i = 0; i < a.size(); ++i) a.data()[i] = rng.normal();
-  return a;
-}
+const char* kHomSpecs[] = {"C1", "C5", "D8", "K4", "A4", "S4", "Q8", "I", "C2xD3"};
 
 double commutation_error(const HomBasis& h, const Eigen::MatrixXd& w) {
   double err = 0;
@@ -76,7 +71,7 @@ TEST_P(HomBasisTest, ProjectionIsIdempotentAndOrthogonal) {
   EXPECT_LT((avg / g->order() - p).cwiseAbs().maxCoeff(), 1e-10);
 }
 
-INSTANTIATE_TEST_SUITE_P(Named, HomBasisTest, ::testing::ValuesIn(kSpecs),
+INSTANTIATE_TEST_SUITE_P(Named, HomBasisTest, ::testing::ValuesIn(kHomSpecs),
                          [](const auto& info) { return std::string(info.param); });
 
 TEST(HomBasis, InitialisationMatchesTheSchemeVariance) {

@@ -8,18 +8,13 @@
 #include "symm/group/random.h"
 #include "symm/linalg/isotypic_signal.h"
 #include "symm/linalg/projection.h"
+#include "test_util.h"
 
 using namespace symm::group;
+using symm::test::random_matrix;
 namespace la = symm::linalg;
 
 namespace {
-
-Eigen::MatrixXd random_matrix(Eigen::Index r, Eigen::Index c, std::uint64_t seed) {
-  Rng rng(seed);
-  Eigen::MatrixXd a(r, c);
-  for (Eigen::Index i = 0; i < a.size(); ++i) a.data()[i] = rng.normal();
-  return a;
-}
 
 Representation scrambled(const Representation& rep, std::uint64_t seed) {
   const Eigen::MatrixXd q = Eigen::HouseholderQR<Eigen::MatrixXd>(random_matrix(rep.size(), rep.size(), seed)).householderQ();

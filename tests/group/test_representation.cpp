@@ -9,7 +9,7 @@ using namespace symm::group;
 
 namespace {
 
-const char* kSpecs[] = {"C1", "C5", "C8", "D3", "D8", "K4", "A4", "S4", "Q8", "T", "O", "I", "C2xD3", "C3xC4"};
+const char* kRepSpecs[] = {"C1", "C5", "C8", "D3", "D8", "K4", "A4", "S4", "Q8", "T", "O", "I", "C2xD3", "C3xC4"};
 
 Eigen::MatrixXd random_orthogonal(int n, std::uint64_t seed) {
   Rng rng(seed);
@@ -83,7 +83,7 @@ TEST_P(RepresentationTest, InvariantBasisIsFixed) {
   for (int a = 0; a < g->order(); ++a) EXPECT_LT((r(a) * fix - fix).cwiseAbs().maxCoeff(), 1e-10);
 }
 
-INSTANTIATE_TEST_SUITE_P(Named, RepresentationTest, ::testing::ValuesIn(kSpecs),
+INSTANTIATE_TEST_SUITE_P(Named, RepresentationTest, ::testing::ValuesIn(kRepSpecs),
                          [](const auto& info) { return std::string(info.param); });
 
 TEST(Representation, ParseSpecString) {

@@ -10,6 +10,9 @@
 
 namespace symm::test {
 
+/// Batch, query and key lengths of the attention tests.
+constexpr int64_t kBatch = 2, kT = 5, kS = 4;
+
 /// ρ(g) on query, key and value, keeping shared tensors shared (self-attention stays self-attention).
 inline symm::nn::AttentionCall act_on(const symm::group::Representation& rep, int g, const symm::nn::AttentionCall& call) {
   using symm::nn::act;

@@ -10,14 +10,16 @@
 
 using namespace symm::nn;
 using symm::test::equivariance;
+using symm::test::kBatch;
+using symm::test::kS;
+using symm::test::kT;
 using symm::group::Group;
 using symm::group::make_group;
 
 namespace {
 
-constexpr int64_t kBatch = 2, kT = 5, kS = 4;
 
-std::shared_ptr<AttentionBackend> make_backend(const std::string& kind, const Representation& rep) {
+std::shared_ptr<AttentionBackend> make_additive(const std::string& kind, const Representation& rep) {
   if (kind == "pos") {
     eAdditivePosMultiheadAttention a(rep, 2, 16);
     a->reset_parameters();  // a non-zero embedding table
@@ -66,7 +68,7 @@ TEST_P(AdditiveAttentionTest, EquivariantWithLearnedTables) {
   const auto rep = symm::test::scrambled(Representation::regular(g).copies(2), 13);
   for (const std::string kind : {"pos", "rel"}) {
     torch::manual_seed(2);
-    auto attn = make_backend(kind, rep);
+    auto attn = make_additive(kind, rep);
     attn->as_module()->to(dtype);
     for (bool training : {false, true}) {
       attn->as_module()->train(training);  // dropout is 0: training differs only in the caches

@@ -14,11 +14,13 @@
 
 using namespace symm::nn;
 using symm::test::equivariance;
+using symm::test::kBatch;
+using symm::test::kS;
+using symm::test::kT;
 using symm::group::make_group;
 
 namespace {
 
-constexpr int64_t kBatch = 2, kT = 5, kS = 4;
 const double kInf = std::numeric_limits<double>::infinity();
 
 std::shared_ptr<AttentionBackend> make_backend(const std::string& kind, const Representation& rep) {

@@ -18,6 +18,7 @@ namespace {
 
 using namespace symm::nn;
 using symm::group::make_group;
+using symm::test::relative;
 
 // Relative equivariance tolerance of one bfloat16 forward: its unit roundoff is 2^-8 ≈ 3.9e-3, and a layer
 // compounds a few dozen roundings, each relative to values no larger than the output's maximum.
@@ -111,11 +112,6 @@ class OnDevice : public ::testing::TestWithParam<torch::DeviceType> {
     return torch::randn({2, 5, c.in.size()}, torch::kFloat64).to(device(), dtype);
   }
 };
-
-double relative(const torch::Tensor& a, const torch::Tensor& b) {
-  const auto ad = a.to(torch::kCPU, torch::kFloat64), bd = b.to(torch::kCPU, torch::kFloat64);
-  return (ad - bd).abs().max().item<double>() / std::max(bd.abs().max().item<double>(), 1e-30);
-}
 
 TEST_P(OnDevice, EquivariantInFloat32AndFloat64) {
   for (auto& c : cases()) {

@@ -15,15 +15,11 @@
 
 using namespace symm::nn;
 using symm::group::make_group;
+using symm::test::relative;
 
 namespace {
 
 double parity_tolerance(torch::Dtype dtype) { return dtype == torch::kFloat64 ? 1e-12 : 1e-5; }
-
-/// max |a − b| / max |b|.
-double relative(const torch::Tensor& a, const torch::Tensor& b) {
-  return (a - b).abs().max().item<double>() / std::max(b.abs().max().item<double>(), 1e-30);
-}
 
 /// Runs `loss` on a dense and an isotypic copy of `module` and compares the outputs and the gradients of
 /// every parameter (the coefficients).

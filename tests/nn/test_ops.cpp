@@ -13,14 +13,11 @@
 
 using namespace symm::nn;
 using symm::group::make_group;
+using symm::test::relative;
 
 namespace {
 
 double tolerance(torch::Dtype dtype) { return dtype == torch::kFloat64 ? 1e-12 : 1e-6; }
-
-double relative(const torch::Tensor& a, const torch::Tensor& b) {
-  return (a - b).abs().max().item<double>() / std::max(b.abs().max().item<double>(), 1e-30);
-}
 
 c10::OperatorHandle op(const char* name) { return c10::Dispatcher::singleton().findSchemaOrThrow(name, ""); }
 

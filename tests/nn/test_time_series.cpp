@@ -13,7 +13,7 @@ using symm::group::make_group;
 
 namespace {
 
-symm::group::GroupPtr group_of(const std::string& name) {
+symm::group::GroupPtr series_group(const std::string& name) {
   if (name != "gen") return make_group(name);
   const double c = -0.5, s = std::sqrt(3.0) / 2;
   Eigen::Matrix2d rot, flip;
@@ -33,7 +33,7 @@ class TimeCNNTest : public ::testing::TestWithParam<std::tuple<const char*, torc
 
 TEST_P(TimeCNNTest, EncoderIsEquivariantOrInvariantInTrainAndEval) {
   const auto [name, dtype] = GetParam();
-  const auto g = group_of(name);
+  const auto g = series_group(name);
   const auto in = symm::test::scrambled(direct_sum(Representation::regular(g), Representation::trivial(g)), 5);
   const auto out = direct_sum(Representation::regular(g), Representation::trivial(g));
   torch::manual_seed(3);

@@ -22,6 +22,12 @@ struct GroupAndDtypeName {
   }
 };
 
+/// max |a − b| / max |b|, in float64 on the CPU.
+inline double relative(const torch::Tensor& a, const torch::Tensor& b) {
+  const auto ad = a.to(torch::kCPU, torch::kFloat64), bd = b.to(torch::kCPU, torch::kFloat64);
+  return (ad - bd).abs().max().item<double>() / std::max(bd.abs().max().item<double>(), 1e-30);
+}
+
 inline double tolerance(torch::Dtype dtype) { return dtype == torch::kFloat64 ? 1e-10 : 1e-5; }
 
 /// The representation in a random orthogonal basis: no structure of the original basis survives.
