@@ -2,7 +2,9 @@
 Change2DisentangledBasis. Equivariance over every group element, agreement with the bound C++ modules (the
 same state dict gives the same forward; checkpoints both ways), parity with torch's modules on the trivial
 group, and the errors of bad arguments and inputs."""
+import pickle
 import warnings
+from copy import deepcopy
 
 import pytest
 import torch
@@ -98,7 +100,7 @@ def test_conv_weight_is_torch_conv_and_trivial_group_matches_torch():
     # Each tap of the synthesised kernel is equivariant.
     rho = _images(rep, torch.float64)
     for k in range(4):
-        w = m.weight[..., k]
+        w = m.weight[..., k].detach()
         assert float((rho @ w - w @ rho).abs().max()) < 1e-12
     # The trivial group: every map is equivariant, so the projection of torch's weights is torch's module.
     C1 = symm.group("C1")
@@ -248,3 +250,28 @@ def test_bad_arguments_and_inputs_raise_value_errors():
         bn(torch.randn(1, rep.size))
     with pytest.raises(RuntimeError, match="last dimension"):
         symm.nn.IrrepSubspaceNormPooling(rep)(torch.randn(3, rep.size + 2))
+
+
+def test_meta_construction_copies_and_gradients():
+    rep = _rep("Q8")
+    makers = [lambda: symm.nn.eConv1d(rep, rep, 3, padding=1), lambda: symm.nn.eConvTranspose1d(rep, rep, 2, stride=2),
+              lambda: symm.nn.eBatchNorm1d(rep), lambda: symm.nn.IrrepSubspaceNormPooling(rep),
+              lambda: symm.nn.Change2DisentangledBasis(rep, learnable=True)]
+    for i, make in enumerate(makers):
+        m = make().eval()
+        x = torch.randn(3, rep.size, 5) if i < 3 else torch.randn(3, rep.size)
+        for copy in (pickle.loads(pickle.dumps(m)), deepcopy(m)):
+            assert torch.equal(copy(x), m(x)), type(m).__name__
+        with torch.device("meta"):  # constants come back from their CPU masters
+            lazy = make()
+        lazy.to_empty(device="cpu")
+        lazy.load_state_dict(m.state_dict())
+        lazy.eval()
+        assert torch.equal(lazy(x), m(x)), type(m).__name__
+    small = symm.Representation.regular(symm.group("C3")) + symm.Representation.trivial(symm.group("C3"))
+    conv = symm.nn.eConv1d(small, small, 2, stride=2, padding=1, dtype=torch.float64)
+    bn = symm.nn.eBatchNorm1d(small, dtype=torch.float64)
+    x = torch.randn(3, small.size, 2, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x, w: torch.func.functional_call(conv, {"weight_dof": w}, (x,)),
+                                    (x, conv.weight_dof.detach().clone().requires_grad_()))
+    assert torch.autograd.gradcheck(lambda x: bn(x), (x,))

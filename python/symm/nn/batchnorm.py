@@ -32,7 +32,7 @@ class eBatchNorm1d(eModule):
         self._constant("_q", in_rep.change_of_basis, dtype)
         self._constant("_proj", fix @ fix.T, dtype)
         self._constant("_dims", torch.tensor([float(in_rep.group.irrep(k).dim) for k in in_rep.irreps],
-                                             dtype=torch.float64), dtype)
+                                             dtype=torch.float64, device="cpu"), dtype)
         self._constant("_copy_of", ops.column_copies(in_rep))
         self.affine = eAffine(in_rep, bias=True, dtype=dtype) if affine else None
         like = dict(device=self._q.device, dtype=self._q.dtype)

@@ -30,10 +30,10 @@ class Change2DisentangledBasis(eModule):
     def __init__(self, in_rep, learnable: bool = False, device=None, dtype=None):
         m, irreps = _disentangled(in_rep)
         d = in_rep.size
-        super().__init__(in_rep, _C.Representation(in_rep.group, irreps, torch.eye(d, dtype=torch.float64),
+        super().__init__(in_rep, _C.Representation(in_rep.group, irreps, torch.eye(d, dtype=torch.float64, device="cpu"),
                                                    f"{in_rep.name} (isotypic)"))
         self.in_features, self.learnable = d, learnable
-        self.identity = bool(torch.allclose(m, torch.eye(d, dtype=torch.float64), rtol=0, atol=1e-12))
+        self.identity = bool(torch.allclose(m, torch.eye(d, dtype=torch.float64, device="cpu"), rtol=0, atol=1e-12))
         self._constant("_m", m, dtype)
         self.linear = torch.nn.Linear(d, d, bias=False, dtype=dtype) if learnable else None
         self.reset_parameters()

@@ -100,7 +100,7 @@ def layer_norm_constants(rep) -> dict:
 def column_copies(rep) -> torch.Tensor:
     """int64 (D): the irrep copy of each column of rep's change of basis Q, in the order of rep.irreps."""
     return torch.tensor([k for k, irrep in enumerate(rep.irreps) for _ in range(rep.group.irrep(irrep).dim)],
-                        dtype=torch.int64)
+                        dtype=torch.int64, device="cpu")
 
 
 def _channel_group(rep, groups: int, module: str, what: str):
@@ -156,7 +156,7 @@ def conv_constants(module: str, in_rep, out_rep, groups: int, init_scheme: str) 
     if basis.dim == 0:
         raise ValueError(f"{module}: Hom_G({sin.name}, {sout.name}) is zero-dimensional: no irrep of the output "
                          f"occurs in the input")
-    eye = torch.eye(basis.dim, dtype=torch.float64)
+    eye = torch.eye(basis.dim, dtype=torch.float64, device="cpu")
     synthesis = torch.stack([basis.synthesize(eye[i]).reshape(-1) for i in range(basis.dim)], 1)
     value = ConvConstants(sin.size, sout.size, basis.dim, synthesis, basis.init_std(init_scheme), basis)
     _conv_cache[key] = value
