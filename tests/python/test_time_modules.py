@@ -275,3 +275,27 @@ def test_meta_construction_copies_and_gradients():
     assert torch.autograd.gradcheck(lambda x, w: torch.func.functional_call(conv, {"weight_dof": w}, (x,)),
                                     (x, conv.weight_dof.detach().clone().requires_grad_()))
     assert torch.autograd.gradcheck(lambda x: bn(x), (x,))
+
+
+def test_convolutions_match_symm_learning():
+    """symm_learning 0.8.1's arguments give the same convolution: its kernel, projected onto our basis, is kept
+    whole (the same Hom_G) and gives its outputs."""
+    escnn_group = pytest.importorskip("escnn.group")
+    sl_nn = pytest.importorskip("symm_learning.nn")
+    from symm_learning.representation_theory import direct_sum
+    from symm.interop import rep_from_escnn
+
+    G = escnn_group.dihedral_group(4)
+    theirs_rep = direct_sum([G.regular_representation, G.irrep(1, 1)])
+    rep = rep_from_escnn(theirs_rep)
+    x = torch.randn(2, rep.size, 12)
+    for transposed in (False, True):
+        kw = dict(stride=2, padding=1, dilation=2) | (dict(output_padding=1) if transposed else {})
+        theirs = (sl_nn.eConvTranspose1d if transposed else sl_nn.eConv1d)(theirs_rep, theirs_rep, 3, **kw)
+        ours = (symm.nn.eConvTranspose1d if transposed else symm.nn.eConv1d)(rep, rep, 3, **kw)
+        assert ours.weight_dof.shape == theirs.weight_dof.shape
+        w = theirs.weight.detach()
+        ours.set_taps(w.permute(2, 0, 1) if not transposed else w.permute(2, 1, 0), theirs.bias)
+        with torch.no_grad():
+            assert _rel(ours.weight, w) < 1e-6
+            assert _rel(ours(x), theirs(x)) < 1e-6, transposed
