@@ -4,10 +4,14 @@
 #include <sstream>
 
 #include "bindings.h"
+#include "symm/nn/batchnorm.h"
 #include "symm/nn/checkpoint.h"
+#include "symm/nn/conv.h"
 #include "symm/nn/decoder_layer.h"
+#include "symm/nn/disentangled.h"
 #include "symm/nn/encoder.h"
 #include "symm/nn/normalization.h"
+#include "symm/nn/pooling.h"
 #include "symm/nn/positional.h"
 
 namespace py = pybind11;
@@ -269,6 +273,53 @@ void bind_nn(py::module_& m) {
            py::arg("tgt_key_padding_mask") = py::none(), py::arg("memory_key_padding_mask") = py::none(),
            py::arg("tgt_is_causal") = false, py::arg("memory_is_causal") = false, py::arg("tgt_positions") = py::none(),
            py::arg("memory_positions") = py::none(), release);
+  // The time-series modules: constructors and forwards, for the Python modules' checkpoints and parity tests.
+  auto conv = [&](auto& c) {
+    using Impl = typename std::remove_reference_t<decltype(c)>::type;
+    common(c)
+        .def(py::init([](const Representation& in, const Representation& out, int64_t k, int64_t stride, int64_t padding,
+                         int64_t output_padding, int64_t dilation, int64_t groups, bool bias, const std::string& mode,
+                         const std::string& init) {
+               return std::make_shared<Impl>(eConv1dOptions(in, out, k).stride(stride).padding(padding)
+                                                 .output_padding(output_padding).dilation(dilation).groups(groups)
+                                                 .bias(bias).padding_mode(mode).init_scheme(init));
+             }),
+             py::arg("in_rep"), py::arg("out_rep"), py::arg("kernel_size") = 3, py::arg("stride") = 1, py::arg("padding") = 0,
+             py::arg("output_padding") = 0, py::arg("dilation") = 1, py::arg("groups") = 1, py::arg("bias") = true,
+             py::arg("padding_mode") = "zeros", py::arg("init_scheme") = "xavier_uniform")
+        .def("forward", &Impl::forward, release)
+        .def("weight", &Impl::weight, release)
+        .def("bias", &Impl::bias, release);
+  };
+  ModuleClass<eConv1dImpl> conv1d(m, "eConv1d");
+  conv(conv1d);
+  ModuleClass<eConvTranspose1dImpl> conv_t1d(m, "eConvTranspose1d");
+  conv(conv_t1d);
+
+  ModuleClass<eBatchNorm1dImpl> batch_norm(m, "eBatchNorm1d");
+  common(batch_norm)
+      .def(py::init([](const Representation& rep, double eps, std::optional<double> momentum, bool affine, bool track) {
+             return std::make_shared<eBatchNorm1dImpl>(
+                 eBatchNorm1dOptions(rep).eps(eps).momentum(momentum ? c10::optional<double>(*momentum) : c10::nullopt).affine(affine).track_running_stats(track));
+           }),
+           py::arg("in_rep"), py::arg("eps") = 1e-5, py::arg("momentum") = 0.1, py::arg("affine") = true,
+           py::arg("track_running_stats") = true)
+      .def("forward", &eBatchNorm1dImpl::forward, release);
+
+  ModuleClass<IrrepSubspaceNormPoolingImpl> pooling(m, "IrrepSubspaceNormPooling");
+  common(pooling)
+      .def(py::init([](const Representation& rep) { return std::make_shared<IrrepSubspaceNormPoolingImpl>(rep); }),
+           py::arg("in_rep"))
+      .def("forward", &IrrepSubspaceNormPoolingImpl::forward, release);
+
+  ModuleClass<Change2DisentangledBasisImpl> disentangled(m, "Change2DisentangledBasis");
+  common(disentangled)
+      .def(py::init([](const Representation& rep, bool learnable) {
+             return std::make_shared<Change2DisentangledBasisImpl>(Change2DisentangledBasisOptions(rep).learnable(learnable));
+           }),
+           py::arg("in_rep"), py::arg("learnable") = false)
+      .def("forward", &Change2DisentangledBasisImpl::forward, release)
+      .def("change_of_basis", &Change2DisentangledBasisImpl::change_of_basis, release);
 }
 
 }  // namespace symm::python

@@ -104,11 +104,33 @@ def _crt(m):
                                        norm_module=m.norm_module)
 
 
+def _conv(m):
+    # The twin's padding does not change a checkpoint (only the tensors and representations are stored).
+    padding = m.padding if isinstance(m.padding, int) else 0
+    make = _C.eConvTranspose1d if type(m).__name__ == "eConvTranspose1d" else _C.eConv1d
+    return make(m.in_rep, m.out_rep, m.kernel_size, m.stride, padding, m.output_padding, m.dilation, m.groups,
+                m.has_bias, m.padding_mode, "xavier_uniform")
+
+
+def _batchnorm(m):
+    return _C.eBatchNorm1d(m.in_rep, m.eps, m.momentum, m.affine is not None, m.track_running_stats)
+
+
+def _pooling(m):
+    return _C.IrrepSubspaceNormPooling(m.in_rep)
+
+
+def _disentangled(m):
+    return _C.Change2DisentangledBasis(m.in_rep, m.learnable)
+
+
 _TWINS = {"eLinear": _linear, "eAffine": _affine, "eRMSNorm": _rmsnorm, "eLayerNorm": _layernorm,
           "eMultiheadAttention": _attention, "RotaryAttention": _attention, "ALiBiAttention": _attention,
           "eTransformerEncoderLayer": _encoder_layer, "eTransformerEncoder": _encoder,
           "eTransformerDecoderLayer": _decoder_layer, "InvariantBias": _invariant_bias, "eMLP": _emlp, "iMLP": _imlp,
-          "eCondTransformerRegressor": _ecrt, "CondTransformerRegressor": _crt}
+          "eCondTransformerRegressor": _ecrt, "CondTransformerRegressor": _crt,
+          "eConv1d": _conv, "eConvTranspose1d": _conv, "eBatchNorm1d": _batchnorm,
+          "IrrepSubspaceNormPooling": _pooling, "Change2DisentangledBasis": _disentangled}
 
 
 def cpp_twin(module: torch.nn.Module):

@@ -9,19 +9,24 @@ from .activation import check_activation
 from .affine import eAffine
 from .cond_regressor import CondTransformerRegressor, eCondTransformerRegressor
 from .attention import AttentionBase, eMultiheadAttention
+from .batchnorm import eBatchNorm1d
+from .conv import eConv1d, eConvTranspose1d
 from .decoder_layer import eTransformerDecoderLayer
+from .disentangled import Change2DisentangledBasis
 from .encoder import eTransformerEncoder
 from .encoder_layer import eTransformerEncoderLayer
 from .feedforward import eFeedForward
 from .linear import InvariantBias, eLinear
 from .mlp import eMLP, iMLP
-from .module import eModule
+from .module import InputError, eModule
 from .normalization import eLayerNorm, eRMSNorm
+from .pooling import IrrepSubspaceNormPooling
 from .positional import ALiBiAttention, PositionalAttentionBase, RotaryAttention
 
 __all__ = [
     "eModule", "eLinear", "InvariantBias", "eAffine", "eRMSNorm", "eLayerNorm", "AttentionBase", "eMultiheadAttention",
     "PositionalAttentionBase", "RotaryAttention", "ALiBiAttention", "eFeedForward", "eTransformerEncoderLayer",
     "eTransformerEncoder", "eTransformerDecoderLayer", "check_activation", "eMLP", "iMLP", "eCondTransformerRegressor",
-    "CondTransformerRegressor",
+    "CondTransformerRegressor", "eConv1d", "eConvTranspose1d", "eBatchNorm1d", "IrrepSubspaceNormPooling",
+    "Change2DisentangledBasis", "InputError",
 ]

@@ -6,7 +6,12 @@ from __future__ import annotations
 import torch
 
 
-__all__ = ["eModule"]
+__all__ = ["eModule", "InputError"]
+
+
+class InputError(ValueError, RuntimeError):
+    """A bad input to a forward (shape, width, dtype): a ValueError, and a RuntimeError as the C++ modules'
+    checks and the older Python modules raise."""
 
 
 def tracing() -> bool:

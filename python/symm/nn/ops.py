@@ -10,7 +10,8 @@ import torch
 
 from .. import _C
 
-__all__ = ["linear_constants", "linear_weight", "affine_constants", "layer_norm_constants", "rms_normalise",
+__all__ = ["linear_constants", "linear_weight", "affine_constants", "layer_norm_constants", "conv_constants",
+           "column_copies", "rms_normalise",
            "layer_normalise"]
 
 
@@ -94,3 +95,69 @@ def affine_constants(rep) -> dict:
 def layer_norm_constants(rep) -> dict:
     """eLayerNorm's centre (the unit invariant part of the all-ones direction), absent when it is zero."""
     return _once("layer_norm", rep, _C.layer_norm_constants)
+
+
+def column_copies(rep) -> torch.Tensor:
+    """int64 (D): the irrep copy of each column of rep's change of basis Q, in the order of rep.irreps."""
+    return torch.tensor([k for k, irrep in enumerate(rep.irreps) for _ in range(rep.group.irrep(irrep).dim)],
+                        dtype=torch.int64, device="cpu")
+
+
+def _channel_group(rep, groups: int, module: str, what: str):
+    """One channel group's representation when rep is `groups` equal copies of it side by side in the channel
+    basis (as the C++ convolutions require); rep itself for one group."""
+    if groups == 1:
+        return rep
+    if rep.size % groups:
+        raise ValueError(f"{module}: groups={groups} must divide the {what} channels, got {rep.size} ({rep.name})")
+    c = rep.size // groups
+    g = rep.group
+    if not g.generators:
+        return _C.Representation.trivial(g, c)
+    images = []
+    for s in g.generators:
+        m = rep(s)
+        first = m[:c, :c]
+        for i in range(groups):
+            for j in range(groups):
+                block = m[i * c:(i + 1) * c, j * c:(j + 1) * c]
+                err = float((block - first).abs().max() if i == j else block.abs().max())
+                if err >= 1e-9:
+                    raise ValueError(f"{module}: groups={groups} needs {what} {rep.name} to be {groups} equal "
+                                     f"sub-representations of {c} channels side by side, but generator {s} has block "
+                                     f"({i}, {j}) {'unlike block (0, 0)' if i == j else 'nonzero'}")
+        images.append(first)
+    return _C.Representation._from_generators(g, images, f"{rep.name}/{groups}")
+
+
+@dataclass(frozen=True)
+class ConvConstants:
+    n_in: int               # channels of one group
+    n_out: int
+    dim: int                # dim Hom_G(σ_in, σ_out)
+    synthesis: torch.Tensor  # (n_out·n_in, dim): column i is the basis map of coefficient i, flattened (C++ order)
+    init_std: torch.Tensor   # (dim,)
+    basis: object            # the _C.HomBasis of one channel group
+
+
+_conv_cache: dict = {}
+
+
+def conv_constants(module: str, in_rep, out_rep, groups: int, init_scheme: str) -> ConvConstants:
+    """eConv1d's and eConvTranspose1d's constants: the synthesis of one tap from its Hom_G coefficients, as the
+    C++ convolutions build it (the same HomBasis, so that a checkpoint of one loads into the other)."""
+    key = (in_rep.fingerprint, out_rep.fingerprint, groups, init_scheme)
+    hit = _conv_cache.get(key)
+    if hit is not None:
+        return hit
+    sin = _channel_group(in_rep, groups, module, "in_rep")
+    sout = _channel_group(out_rep, groups, module, "out_rep")
+    basis = _C.HomBasis(sin, sout)
+    if basis.dim == 0:
+        raise ValueError(f"{module}: Hom_G({sin.name}, {sout.name}) is zero-dimensional: no irrep of the output "
+                         f"occurs in the input")
+    eye = torch.eye(basis.dim, dtype=torch.float64, device="cpu")
+    synthesis = torch.stack([basis.synthesize(eye[i]).reshape(-1) for i in range(basis.dim)], 1)
+    value = ConvConstants(sin.size, sout.size, basis.dim, synthesis, basis.init_std(init_scheme), basis)
+    _conv_cache[key] = value
+    return value

@@ -1,0 +1,254 @@
+"""eConv1d and eConvTranspose1d: 1-D (transposed) convolutions over time whose every tap commutes with the group
+acting on the channels. Input (B, C_in, T) or (C_in, T) as torch's Conv1d, C_in = in_rep.size.
+
+Each tap W_k ∈ Hom_G(ρ_in, ρ_out) is learned through its coefficients in the HomBasis that eLinear and the C++
+convolutions use: ``weight_dof`` is (groups·K, dim), row g·K + k is tap k of channel group g; the bias lies in
+Fix(ρ_out) (``bias_dof``, its coordinates in an orthonormal basis). The state dict is the C++ module's, so
+``symm.save`` / ``symm.load`` exchange checkpoints with C++ ``symm::save`` / ``symm::load``. Stride, padding of any
+mode, dilation and output padding act on every channel alike, so they commute with the channel action.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from . import ops
+from .linear import _INIT_SCHEMES
+from .module import EvalCache, InputError, check_device_and_dtype, eModule, use_eval_cache
+
+__all__ = ["eConv1d", "eConvTranspose1d"]
+
+_PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+_BASIS_EXPANSIONS = ("isotypic_expansion", "memory_heavy")
+
+
+def _positive_int(module, name, value, minimum=1):
+    if isinstance(value, (tuple, list)) and len(value) == 1:
+        value = value[0]
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{module}: expected {name} to be an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+class _eConvBase(eModule):
+    _NAME = ""
+    _TRANSPOSED = False
+
+    def __init__(self, in_rep, out_rep, kernel_size, basis_expansion, init_scheme, stride, padding, output_padding,
+                 dilation, groups, bias, padding_mode, device, dtype):
+        super().__init__(in_rep, out_rep)
+        name = self._NAME
+        if in_rep.group != out_rep.group:
+            raise ValueError(f"{name}: in_rep is of group {in_rep.group.name} but out_rep of {out_rep.group.name}")
+        if basis_expansion not in _BASIS_EXPANSIONS:
+            raise ValueError(f"{name}: unknown basis_expansion {basis_expansion!r}: expected one of "
+                             f"{', '.join(_BASIS_EXPANSIONS)} (both give the same maps here)")
+        init_scheme = "xavier_uniform" if init_scheme is None else init_scheme
+        if init_scheme not in _INIT_SCHEMES:
+            raise ValueError(f"{name}: unknown init_scheme {init_scheme!r}: expected one of {', '.join(_INIT_SCHEMES)}")
+        self.kernel_size = _positive_int(name, "kernel_size", kernel_size)
+        self.stride = _positive_int(name, "stride", stride)
+        self.dilation = _positive_int(name, "dilation", dilation)
+        self.groups = _positive_int(name, "groups", groups)
+        if isinstance(padding, str):
+            if self._TRANSPOSED or padding not in ("valid", "same"):
+                raise ValueError(f"{name}: expected padding to be an int >= 0"
+                                 f"{'' if self._TRANSPOSED else ', valid or same'}, got {padding!r}")
+            if padding == "same" and self.stride != 1:
+                raise ValueError(f"{name}: padding='same' needs stride 1 (as torch's), got stride {self.stride}")
+            self.padding = padding
+        else:
+            self.padding = _positive_int(name, "padding", padding, minimum=0)
+        if padding_mode not in (("zeros",) if self._TRANSPOSED else _PADDING_MODES):
+            allowed = "zeros (as torch's)" if self._TRANSPOSED else "zeros, reflect, replicate or circular"
+            raise ValueError(f"{name}: padding_mode must be {allowed}, got {padding_mode!r}")
+        self.padding_mode = padding_mode
+        self.output_padding = _positive_int(name, "output_padding", output_padding, minimum=0)
+        if self._TRANSPOSED:
+            if not (self.output_padding < self.stride or self.output_padding < self.dilation):
+                raise ValueError(f"{name}: output_padding must be smaller than stride or dilation ({self.stride}, "
+                                 f"{self.dilation}), got {self.output_padding}")
+        elif self.output_padding != 0:
+            raise ValueError(f"{name}: output_padding is for the transposed convolution, got {self.output_padding}")
+        self.init_scheme, self.basis_expansion = init_scheme, basis_expansion
+        self.in_channels, self.out_channels = in_rep.size, out_rep.size
+        c = ops.conv_constants(name, in_rep, out_rep, self.groups, init_scheme)
+        self._n_in, self._n_out = c.n_in, c.n_out
+        self._constant("_synthesis", c.synthesis, dtype)
+        self._constant("_init_std", c.init_std, dtype)
+        self._constant("_fix", out_rep.invariant_basis, dtype)
+        like = dict(device=self._fix.device, dtype=self._fix.dtype)
+        self.weight_dof = torch.nn.Parameter(torch.empty(self.groups * self.kernel_size, c.dim, **like))
+        n_fix = self._fix.shape[1]
+        self.bias_dof = torch.nn.Parameter(torch.empty(n_fix, **like)) if bias and n_fix > 0 else None
+        self._m_in_fix = in_rep.invariant_basis.shape[1]
+        self._weight_cache, self._bias_cache = EvalCache(), EvalCache()
+        self.reset_parameters()
+        self._place(device, dtype)
+
+    @property
+    def has_bias(self) -> bool:
+        return self.bias_dof is not None
+
+    def reset_parameters(self):
+        self._reset_constants()
+        with torch.no_grad():
+            if self.init_scheme.endswith("uniform"):
+                self.weight_dof.uniform_(-1.0, 1.0).mul_(self._init_std * math.sqrt(3.0))
+            else:
+                self.weight_dof.normal_().mul_(self._init_std)
+            if self.bias_dof is not None:
+                # symm_learning's (and the C++ module's) bound: 1/sqrt(trivial copies of in_rep).
+                bound = 1.0 / math.sqrt(self._m_in_fix) if self._m_in_fix > 0 else 0.0
+                self.bias_dof.uniform_(-bound, bound)
+
+    def taps(self) -> torch.Tensor:
+        """Dense taps (groups·K, C_out/groups, C_in/groups), differentiable in weight_dof."""
+        return (self.weight_dof @ self._synthesis.T).view(self.weight_dof.shape[0], self._n_out, self._n_in)
+
+    def _kernel(self) -> torch.Tensor:
+        raise NotImplementedError
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The dense kernel as torch's (Conv1d: (C_out, C_in/groups, K); ConvTranspose1d: (C_in, C_out/groups,
+        K)); cached in eval when autograd needs nothing."""
+        if use_eval_cache(self, [self.weight_dof]):
+            return self._weight_cache.get([self.weight_dof], self._kernel)
+        return self._kernel()
+
+    @property
+    def bias(self) -> torch.Tensor | None:
+        if self.bias_dof is None:
+            return None
+        compute = lambda: torch.mv(self._fix, self.bias_dof)
+        if use_eval_cache(self, [self.bias_dof]):
+            return self._bias_cache.get([self.bias_dof], compute)
+        return compute()
+
+    def _check_input(self, x):
+        name, c = self._NAME, self.in_channels
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{name}: expected the input to be a torch.Tensor, got {type(x).__name__}")
+        if x.dim() not in (2, 3) or x.shape[-2] != c:
+            raise InputError(f"{name}: expected an input (B, {c}, T) or ({c}, T) ({c} channels: the representation's "
+                             f"size), got shape {tuple(x.shape)}")
+        if not x.is_floating_point():
+            raise InputError(f"{name}: expected a floating-point input, got {x.dtype}")
+        check_device_and_dtype(name, x, self.weight_dof)
+
+    @torch.no_grad()
+    def set_taps(self, taps: torch.Tensor, bias: torch.Tensor | None = None):
+        """Sets the coefficients to the orthogonal projection of dense taps (groups·K, C_out/groups, C_in/groups)
+        onto Hom_G and the bias to the projection of a dense (C_out) bias onto Fix(ρ_out)."""
+        rows = self.weight_dof.shape[0]
+        if tuple(taps.shape) != (rows, self._n_out, self._n_in):
+            raise ValueError(f"{self._NAME}.set_taps: expected taps of shape [{rows}, {self._n_out}, {self._n_in}], "
+                             f"got {list(taps.shape)}")
+        basis = ops.conv_constants(self._NAME, self.in_rep, self.out_rep, self.groups, self.init_scheme).basis
+        cpu = taps.detach().to("cpu", torch.float64)
+        self.weight_dof.copy_(torch.stack([basis.coefficients(cpu[r]) for r in range(rows)]))
+        if bias is not None and self.bias_dof is not None:
+            if tuple(bias.shape) != (self.out_channels,):
+                raise ValueError(f"{self._NAME}.set_taps: expected a bias of shape [{self.out_channels}], "
+                                 f"got {list(bias.shape)}")
+            self.bias_dof.copy_(self._masters["_fix"].T @ bias.detach().to("cpu", torch.float64))
+
+    def extra_repr(self) -> str:
+        s = (f"in={self.in_rep.name}, out={self.out_rep.name}, kernel_size={self.kernel_size}, stride={self.stride}, "
+             f"padding={self.padding}")
+        if self.output_padding:
+            s += f", output_padding={self.output_padding}"
+        s += f", dilation={self.dilation}, groups={self.groups}, bias={self.has_bias}"
+        if self.padding_mode != "zeros":
+            s += f", padding_mode={self.padding_mode}"
+        return s + f", dof={self.weight_dof.numel()}"
+
+
+class eConv1d(_eConvBase):
+    """y[t] = Σ_k W_k x[t·stride + k·dilation − padding] + b with W_k ∈ Hom_G(ρ_in, ρ_out) and b ∈ Fix(ρ_out):
+    conv(ρ_in(g)x) = ρ_out(g) conv(x). The forward is ``F.conv1d`` with the synthesised kernel.
+
+    Arguments as symm_learning's eConv1d (in_rep, out_rep, kernel_size=3, basis_expansion, init_scheme) and then
+    torch's Conv1d keywords (stride, padding: an int, 'valid' or 'same', dilation, groups, bias, padding_mode,
+    device, dtype). groups > 1 needs in_rep and out_rep to be ``groups`` equal representations side by side.
+    """
+    _NAME = "eConv1d"
+
+    def __init__(self, in_rep, out_rep, kernel_size: int = 3, basis_expansion: str = "isotypic_expansion",
+                 init_scheme: str | None = "xavier_uniform", *, stride=1, padding=0, dilation=1, groups: int = 1,
+                 bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None):
+        super().__init__(in_rep, out_rep, kernel_size, basis_expansion, init_scheme, stride, padding, 0, dilation, groups,
+                         bias, padding_mode, device, dtype)
+
+    def _kernel(self):
+        g, k = self.groups, self.kernel_size
+        t = self.taps()  # (g·K, n_out, n_in)
+        return t.view(g, k, self._n_out, self._n_in).permute(0, 2, 3, 1).reshape(g * self._n_out, self._n_in, k)
+
+    def _pads(self):
+        """(left, right) samples added to the time axis."""
+        if self.padding == "valid":
+            return 0, 0
+        if self.padding == "same":
+            total = self.dilation * (self.kernel_size - 1)
+            return total // 2, total - total // 2
+        return self.padding, self.padding
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_input(x)
+        left, right = self._pads()
+        t = x.shape[-1]
+        span = self.dilation * (self.kernel_size - 1) + 1
+        if t + left + right < span:
+            raise InputError(f"eConv1d: the input has {t} time steps ({t + left + right} padded) but the dilated "
+                             f"kernel spans {span}")
+        w, b = self.weight, self.bias
+        if self.padding_mode == "zeros" or left + right == 0:
+            padding = self.padding if isinstance(self.padding, str) else left
+            return F.conv1d(x, w, b, self.stride, padding, self.dilation, self.groups)
+        if self.padding_mode == "reflect" and max(left, right) >= t:
+            raise InputError(f"eConv1d: padding_mode reflect needs padding < the {t} time steps of the input, "
+                             f"got padding {max(left, right)}")
+        if self.padding_mode == "circular" and max(left, right) > t:
+            raise InputError(f"eConv1d: padding_mode circular needs padding <= the {t} time steps of the input, "
+                             f"got padding {max(left, right)}")
+        batched = x.dim() == 3
+        padded = F.pad(x if batched else x.unsqueeze(0), (left, right), mode=self.padding_mode)
+        y = F.conv1d(padded, w, b, self.stride, 0, self.dilation, self.groups)
+        return y if batched else y.squeeze(0)
+
+
+class eConvTranspose1d(_eConvBase):
+    """The adjoint of eConv1d along time (torch's ConvTranspose1d), every tap still in Hom_G(ρ_in, ρ_out); the
+    forward is ``F.conv_transpose1d`` with the synthesised (C_in, C_out/groups, K) kernel.
+
+    Arguments as symm_learning's eConvTranspose1d, then torch's ConvTranspose1d keywords (stride, padding,
+    output_padding, dilation, groups, bias, padding_mode='zeros' only, device, dtype).
+    """
+    _NAME = "eConvTranspose1d"
+    _TRANSPOSED = True
+
+    def __init__(self, in_rep, out_rep, kernel_size: int = 3, basis_expansion: str = "isotypic_expansion",
+                 init_scheme: str | None = "xavier_uniform", *, stride=1, padding=0, output_padding=0, dilation=1,
+                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None):
+        super().__init__(in_rep, out_rep, kernel_size, basis_expansion, init_scheme, stride, padding, output_padding,
+                         dilation, groups, bias, padding_mode, device, dtype)
+
+    def _kernel(self):
+        g, k = self.groups, self.kernel_size
+        t = self.taps()  # (g·K, n_out, n_in); torch's transposed weight is (C_in, C_out/g, K)
+        return t.view(g, k, self._n_out, self._n_in).permute(0, 3, 2, 1).reshape(g * self._n_in, self._n_out, k)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_input(x)
+        t = x.shape[-1]
+        t_out = ((t - 1) * self.stride - 2 * self.padding + self.dilation * (self.kernel_size - 1)
+                 + self.output_padding + 1)
+        if t < 1 or t_out < 1:
+            raise InputError(f"eConvTranspose1d: an input of {t} time steps gives {t_out} output steps with these "
+                             f"options; expected at least 1")
+        return F.conv_transpose1d(x, self.weight, self.bias, self.stride, self.padding, self.output_padding,
+                                  self.groups, self.dilation)
