@@ -6,7 +6,7 @@
 #     PREFIX   where symm is installed; WORKDIR: scratch (default build-docs)
 #     VENV     a virtual environment with the package installed (scripts/test-python.sh leaves build-python/venv);
 #              without it the Python blocks are counted but not run, and the script says so
-# A C++ block is a fragment: its #include and using-directive lines go to file scope, the rest into main().
+# A C++ block is a fragment: its #include lines go to file scope, the rest into a function of its own (below).
 # A Python block is a whole program, run in a scratch folder outside the checkout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,44 +21,53 @@ done
 [ "$missing" = 0 ] || exit 1
 
 rm -rf "$work"
-mkdir -p "$work/src" "$work/py"
+mkdir -p "$work/py"
 docs=(README.md $(ls docs/*.md 2>/dev/null | sort))
-# Each block becomes src/snippetN.cpp or py/snippetN.py, its first line naming the file and block it came from.
+# The C++ blocks become one program, src/blocks.cpp, compiled as one unit (each block alone took as long as all
+# together: LibTorch's headers and templates): every block's #include lines at file scope, and each block in a
+# namespace of its own, its using-directives there and the rest in that namespace's run(), which main() calls
+# in order. Each Python block becomes py/snippetN.py. Each names the file and block it came from.
 awk -v dir="$work" '
   FNR == 1 { block = 0 }
   /^```(cpp|python)[[:space:]]*$/ { lang = ($0 ~ /cpp/) ? "cpp" : "python"; block++; inside = 1; body = ""; top = ""; next }
   inside && /^```/ {
     inside = 0
     if (lang == "cpp") {
-      n++; f = dir "/src/snippet" n ".cpp"
-      printf "// %s, block %d\n%s\nint main() {\n%s  return 0;\n}\n", FILENAME, block, top, body > f
+      n++
+      code = code sprintf("namespace block%d {  // %s, block %d\n%sint run() {\n%s  return 0;\n}\n}  // namespace block%d\n\n",
+                          n, FILENAME, block, top, body, n)
+      calls = calls sprintf("  std::cout << \"%s, block %d (C++):\" << std::endl;\n  block%d::run();\n", FILENAME, block, n)
     } else {
       p++; f = dir "/py/snippet" p ".py"
       printf "# %s, block %d\n%s", FILENAME, block, body > f
+      close(f)
     }
-    close(f); next }
-  inside && lang == "cpp" && (/^#include/ || /^using namespace/) { top = top $0 "\n"; next }
+    next }
+  inside && lang == "cpp" && /^#include/ { if (!($0 in included)) { included[$0] = 1; includes = includes $0 "\n" }; next }
+  inside && lang == "cpp" && /^using namespace/ { top = top $0 "\n"; next }
   inside && lang == "cpp" { body = body "  " $0 "\n"; next }
-  inside { body = body $0 "\n" }' "${docs[@]}"
-cpp=$(ls "$work/src" | wc -l) py=$(ls "$work/py" | wc -l)
-[ "$cpp" -gt 0 ] || { echo "README.md and docs/ have no C++ blocks"; exit 1; }
-{
-  echo 'cmake_minimum_required(VERSION 3.18)'
-  echo 'project(symm_docs LANGUAGES CXX)'
-  echo 'set(CMAKE_CXX_STANDARD 17)'
-  echo 'find_package(symm REQUIRED)'
-  for i in $(seq 1 "$cpp"); do
-    echo "add_executable(snippet$i src/snippet$i.cpp)"
-    echo "target_link_libraries(snippet$i PRIVATE symm::symm)"
-  done
-} > "$work/CMakeLists.txt"
+  inside { body = body $0 "\n" }
+  END {
+    if (n == 0) exit
+    f = dir "/src/blocks.cpp"
+    system("mkdir -p " dir "/src")
+    printf "%s#include <iostream>\n\n%sint main() {\n%s  return 0;\n}\n", includes, code, calls > f
+    print n > (dir "/cpp-count")
+  }' "${docs[@]}"
+[ -f "$work/cpp-count" ] || { echo "README.md and docs/ have no C++ blocks"; exit 1; }
+cpp=$(cat "$work/cpp-count") py=$(ls "$work/py" | wc -l)
+cat > "$work/CMakeLists.txt" <<'CMAKE'
+cmake_minimum_required(VERSION 3.18)
+project(symm_docs LANGUAGES CXX)
+set(CMAKE_CXX_STANDARD 17)
+find_package(symm REQUIRED)
+add_executable(blocks src/blocks.cpp)
+target_link_libraries(blocks PRIVATE symm::symm)
+CMAKE
 cmake -S "$work" -B "$work/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" > "$work/configure.log" \
   || { cat "$work/configure.log"; exit 1; }
 cmake --build "$work/build"
-for i in $(seq 1 "$cpp"); do
-  echo "$(head -n 1 "$work/src/snippet$i.cpp" | cut -c4-) (C++):"
-  (cd "$work/build" && "./snippet$i")
-done
+(cd "$work/build" && ./blocks)
 echo "docs: $cpp C++ block(s) built and run against $prefix"
 
 if [ -z "$venv" ]; then

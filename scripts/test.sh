@@ -41,9 +41,10 @@ consumer() {
 }
 stage "installed package consumer (examples/minimal)" consumer
 
-stage "LibTorch 2.x (torch wheel): build" env SYMM_TORCH=wheel bash scripts/build.sh
-# The group engine is torch-free and compiled alike in both folders: its tests run in build/ (and under the
-# sanitizers), not a second time here. Of the CLI tests, those whose code meets LibTorch's version: training,
+stage "LibTorch 2.x (torch wheel): build" env SYMM_TORCH=wheel bash scripts/build.sh symm symm_app symm_nn_tests \
+  symm_checkpoint_peer
+# The group engine is torch-free and compiled alike in both folders: its tests are built and run in build/ (and
+# under the sanitizers), not a second time here. Of the CLI tests, those whose code meets LibTorch's version: training,
 # its checkpoints and resumption, and DDP over gloo; info, check, bench and policy run against 1.13 (sanitizers).
 stage "LibTorch 2.x (torch wheel): nn and CLI tests" ctest --test-dir build-torch2 --output-on-failure -j "$jobs" \
   -LE group -E '^cli_(info|check|bench|policy)$'
