@@ -17,14 +17,13 @@ _INIT_SCHEMES = ("xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_
 _EXECUTIONS = ("automatic", "dense", "isotypic")
 
 
-def _check_execution(module: str, execution: str) -> str:
+def _check_execution(module: str, execution: str, isotypic: bool = False) -> str:
     if execution not in _EXECUTIONS:
         raise ValueError(f"{module}: unknown execution {execution!r}: expected automatic, dense or isotypic")
-    if execution == "isotypic":
-        # The operators exist (torch.ops.symm.isotypic_weights, isotypic_blocks, to/from_isotypic); the Python
-        # modules do not call them yet.
-        raise ValueError(f"{module}: execution='isotypic' is not offered by the Python modules yet (the C++ modules "
-                         f"have it); use 'dense' or 'automatic'")
+    if execution == "isotypic" and not isotypic:
+        # A whole layer in the isotypic basis (its norms and attention there too) is the C++ modules' alone.
+        raise ValueError(f"{module}: execution='isotypic' is offered by the Python eLinear, not by this layer yet (the "
+                         f"C++ layers have it); use 'dense' or 'automatic'")
     return execution
 
 
@@ -46,7 +45,8 @@ class eLinear(eModule):
         if init_scheme not in _INIT_SCHEMES:
             raise ValueError(f"eLinear: unknown init_scheme {init_scheme!r}: expected one of {', '.join(_INIT_SCHEMES)}")
         self.init_scheme = init_scheme
-        self.execution = _check_execution("eLinear", execution)
+        # automatic is dense, as in C++: measured faster on the CPU at every benchmarked size (bench/RESULTS.md).
+        self.execution = _check_execution("eLinear", execution, isotypic=True)
         self.in_features, self.out_features = in_rep.size, out_rep.size
         try:
             c = ops.linear_constants(in_rep, out_rep, init_scheme)
@@ -61,7 +61,12 @@ class eLinear(eModule):
         n_fix = c.fix.shape[1]
         self.bias_dof = (torch.nn.Parameter(torch.empty(n_fix, device=self._fix.device, dtype=self._fix.dtype))
                          if bias and n_fix > 0 else None)
-        self._weight_cache, self._bias_cache = EvalCache(), EvalCache()
+        self._iso_layout = None
+        if self.execution == "isotypic":
+            self._iso_layout, tensors = ops.isotypic_constants(in_rep, out_rep)
+            for name, t in tensors.items():
+                self._constant(f"_iso_{name.replace('.', '_')}", t, dtype)
+        self._weight_cache, self._bias_cache, self._iso_cache = EvalCache(), EvalCache(), EvalCache()
         self.reset_parameters()
         self._place(device, dtype)
 
@@ -102,10 +107,20 @@ class eLinear(eModule):
         of the fused in_proj, computed through the module so that its hooks fire)."""
         check_features("eLinear", x, self.in_features)
         check_device_and_dtype("eLinear", x, self.weight_dof)
+        if self._iso_layout is not None and rows is None:
+            return self._forward_isotypic(x)
         w, b = self.weight, self.bias
         if rows is not None:
             w, b = w[rows[0]:rows[1]], None if b is None else b[rows[0]:rows[1]]
         return F.linear(x, w, b)
+
+    def _forward_isotypic(self, x: torch.Tensor) -> torch.Tensor:
+        layout = self._iso_layout
+        tensors = {name: getattr(self, f"_iso_{name.replace('.', '_')}") for name in layout.names}
+        params = [self.weight_dof, self.bias_dof]
+        compute = lambda: ops.isotypic_operands(self.weight_dof, self.bias_dof, tensors, layout)
+        operands = self._iso_cache.get(params, compute) if use_eval_cache(self, params) else compute()
+        return ops.isotypic_linear(x, operands, tensors, layout)
 
     @torch.no_grad()
     def set_dense(self, weight: torch.Tensor, bias: torch.Tensor | None = None):

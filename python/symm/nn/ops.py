@@ -10,7 +10,8 @@ import torch
 
 from .. import _C
 
-__all__ = ["linear_constants", "linear_weight", "affine_constants", "layer_norm_constants", "conv_constants",
+__all__ = ["linear_constants", "linear_weight", "isotypic_constants", "isotypic_operands", "isotypic_linear",
+           "affine_constants", "layer_norm_constants", "conv_constants",
            "column_copies", "rms_normalise",
            "layer_normalise"]
 
@@ -66,6 +67,71 @@ def linear_weight(weight_dof: torch.Tensor, constants, layout: LinearLayout) -> 
         return torch.ops.symm.hom_tiles(weight_dof, index, constants[0], layout.m[0])
     n = len(layout.m)
     return torch.ops.symm.hom_blocks(weight_dof, list(constants[:n]), list(constants[n:2 * n]), constants[-1], list(layout.m))
+
+
+@dataclass(frozen=True)
+class IsotypicLayout:
+    """eLinear's isotypic execution (the C++ IsotypicMap): x → z in the isotypic bases of ρ_in and ρ_out (m
+    chunks each, rows r·m + c), one batched product per group of irrep blocks, back. Plain ints and the names
+    of its tensors (index.k, endomorphisms.k of each group with a weight, basis_in, basis_out, fix_out)."""
+    m_in: int
+    m_out: int
+    out_features: int
+    dims: tuple       # per weighted group: its irrep dimension
+    in_rows: tuple    # per group: its first row of z (-1: no weight, the output irrep is absent from ρ_in)
+    out_rows: tuple   # per group: the rows of the output it writes
+    bias_shapes: tuple  # per group: its bias as (batch, rows / batch, 1)
+    names: tuple
+
+
+def isotypic_constants(in_rep, out_rep):
+    """(IsotypicLayout, {name: float64/int64 CPU master}) of the maps in_rep → out_rep, once per pair."""
+    key = ("isotypic", in_rep.fingerprint, out_rep.fingerprint)
+    hit = _cache.get(key)
+    if hit is not None:
+        return hit
+    c = _C.linear_constants(in_rep, out_rep, "xavier_uniform")
+    dims = tuple(int(d) for d in c["isotypic.dims"])
+    in_rows = tuple(int(r) for r in c["isotypic.in_rows"])
+    out_rows = tuple(int(r) for r in c["isotypic.out_rows"])
+    tensors = {"basis_in": c["isotypic_in.basis"], "basis_out": c["isotypic_out.basis"]}
+    if "isotypic_out.fix" in c:
+        tensors["fix_out"] = c["isotypic_out.fix"]
+    shapes, k = [], 0
+    for g, rows in enumerate(out_rows):
+        if in_rows[g] < 0:
+            shapes.append((rows, 1, 1))
+            continue
+        endo = c[f"isotypic.endomorphisms.{k}"]
+        tensors[f"index.{k}"], tensors[f"endomorphisms.{k}"] = c[f"isotypic.index.{k}"], endo
+        # An R-type group holds one (count,) scale per irrep and a batch per irrep row; C and H types one batch per irrep.
+        batch = endo.shape[0] * dims[k] if endo.dim() == 3 else endo.shape[0]
+        shapes.append((batch, rows // batch, 1))
+        k += 1
+    layout = IsotypicLayout(int(c["isotypic_in.chunks"]), int(c["isotypic_out.chunks"]), out_rep.size, dims, in_rows,
+                            out_rows, tuple(shapes), tuple(tensors))
+    _cache[key] = (layout, tensors)
+    return _cache[key]
+
+
+def isotypic_operands(weight_dof: torch.Tensor, bias_dof, tensors: dict, layout: IsotypicLayout):
+    """The weights and biases of torch.ops.symm.isotypic_blocks, one of each per group (None where absent)."""
+    n = len(layout.dims)
+    weights = iter(torch.ops.symm.isotypic_weights(weight_dof, [tensors[f"index.{k}"] for k in range(n)],
+                                                   [tensors[f"endomorphisms.{k}"] for k in range(n)], list(layout.dims)))
+    ws = [None if r < 0 else next(weights) for r in layout.in_rows]
+    if bias_dof is None or "fix_out" not in tensors:
+        return ws, [None] * len(ws)
+    # Each group writes whole rows r·m + c of the output, one after the other: the bias splits the same way.
+    b = torch.mv(tensors["fix_out"], bias_dof).split(list(layout.out_rows))
+    return ws, [bg.reshape(shape) for bg, shape in zip(b, layout.bias_shapes)]
+
+
+def isotypic_linear(x: torch.Tensor, operands, tensors: dict, layout: IsotypicLayout) -> torch.Tensor:
+    """W x + b through the isotypic bases: x (..., D_in) → (..., D_out)."""
+    z = torch.ops.symm.to_isotypic(x, tensors["basis_in"], layout.m_in)
+    y = torch.ops.symm.isotypic_blocks(z, operands[0], operands[1], list(layout.in_rows), list(layout.out_rows))
+    return torch.ops.symm.from_isotypic(y, tensors["basis_out"], layout.m_out).view(*x.shape[:-1], layout.out_features)
 
 
 def rms_normalise(x: torch.Tensor, eps: float) -> torch.Tensor:
