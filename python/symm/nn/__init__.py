@@ -21,6 +21,7 @@ from .mlp import eMLP, iMLP
 from .module import InputError, eModule
 from .normalization import eLayerNorm, eRMSNorm
 from .pooling import IrrepSubspaceNormPooling
+from .running_stats import EMAStats, eEMAStats
 from .positional import ALiBiAttention, PositionalAttentionBase, RotaryAttention
 
 __all__ = [
@@ -28,5 +29,5 @@ __all__ = [
     "PositionalAttentionBase", "RotaryAttention", "ALiBiAttention", "eFeedForward", "eTransformerEncoderLayer",
     "eTransformerEncoder", "eTransformerDecoderLayer", "check_activation", "eMLP", "iMLP", "eCondTransformerRegressor",
     "CondTransformerRegressor", "eConv1d", "eConvTranspose1d", "eBatchNorm1d", "IrrepSubspaceNormPooling",
-    "Change2DisentangledBasis", "InputError",
+    "Change2DisentangledBasis", "EMAStats", "eEMAStats", "InputError",
 ]
