@@ -294,3 +294,58 @@ def test_emastats_bad_input():
         symm.nn.eEMAStats(rx, momentum=0.0)
     with pytest.raises(ValueError, match="same group"):
         symm.nn.eEMAStats(rx, symm.Representation.regular(symm.group("C8")))
+
+
+# --------------------------------------------------------------------------------------- eMultivariateNormal
+
+@pytest.mark.parametrize("spec", GROUPS)
+def test_emultivariatenormal_dense_and_invariant(spec):
+    rep = _rep(spec)
+    head = symm.nn.eMultivariateNormal(rep, dtype=torch.float64)
+    assert head.in_rep.size == rep.size + len(rep.irreps) and head.n_cov_params == len(rep.irreps)
+    u = torch.randn(4, head.in_rep.size, dtype=torch.float64)
+    dist = head(u)
+    q = rep.change_of_basis
+    dims = [rep.group.irrep(k).dim for k in rep.irreps]
+    v = torch.repeat_interleave(u[:, rep.size:].exp(), torch.tensor(dims), dim=-1) + 1e-6
+    sigma = q @ torch.diag_embed(v) @ q.T
+    assert _err(dist.covariance_matrix, sigma) < TOL and _err(dist.mean, u[:, :rep.size]) < TOL
+    ref = torch.distributions.MultivariateNormal(u[:, :rep.size], covariance_matrix=sigma)
+    y = torch.randn(3, 1, rep.size, dtype=torch.float64)
+    lp = dist.log_prob(y)
+    assert lp.shape == (3, 4) and _err(lp, ref.log_prob(y)) < TOL
+    assert _err(dist.entropy(), ref.entropy()) < TOL
+    assert dist.rsample((5,)).shape == (5, 4, rep.size)
+    # p(ρ_Y(g) y | ρ_in(g) u) = p(y | u) for every g (ρ_in acts trivially on the log-variances).
+    for g in range(rep.group.order):
+        rin = head.in_rep(g).double()
+        assert _err(head(u @ rin.T).log_prob(y @ rep(g).T), lp) < TOL
+    # Gradients reach the input through log_prob and rsample.
+    ug = u.clone().requires_grad_()
+    (head(ug).log_prob(y).sum() + head(ug).rsample().sum()).backward()
+    assert float(ug.grad[:, rep.size:].abs().max()) > 0
+
+
+def test_emultivariatenormal_agrees_with_symm_learning():
+    eg = pytest.importorskip("escnn.group")
+    sl_nn = pytest.importorskip("symm_learning.nn")
+    G = eg.dihedral_group(4)
+    ery = eg.directsum([G.regular_representation, G.irrep(1, 1)])
+    ry = symm.interop.rep_from_escnn(ery)
+    ours, theirs = symm.nn.eMultivariateNormal(ry, dtype=torch.float64), sl_nn.eMultivariateNormal(ery).double()
+    u = torch.randn(6, ours.in_rep.size, dtype=torch.float64)
+    a, b = ours(u), theirs(u)
+    assert _err(a.mean, b.mean.double()) < 1e-6
+    # symm_learning keeps only the diagonal of Σ in the original basis: equal diagonals, and equal densities where
+    # Σ is diagonal there.
+    assert _err(torch.diagonal(a.covariance_matrix, dim1=-2, dim2=-1),
+                torch.diagonal(b.covariance_matrix, dim1=-2, dim2=-1).double()) < 1e-6
+
+
+def test_emultivariatenormal_bad_input():
+    rep = _rep("D4")
+    head = symm.nn.eMultivariateNormal(rep, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"\(\.\.\., 19\)"):
+        head(torch.randn(2, rep.size, dtype=torch.float64))
+    with pytest.raises(ValueError, match="diagonal"):
+        symm.nn.eMultivariateNormal(rep, diagonal=False)

@@ -13,6 +13,7 @@ from .batchnorm import eBatchNorm1d
 from .conv import eConv1d, eConvTranspose1d
 from .decoder_layer import eTransformerDecoderLayer
 from .disentangled import Change2DisentangledBasis
+from .distributions import eMultivariateNormal
 from .encoder import eTransformerEncoder
 from .encoder_layer import eTransformerEncoderLayer
 from .feedforward import eFeedForward
@@ -29,5 +30,5 @@ __all__ = [
     "PositionalAttentionBase", "RotaryAttention", "ALiBiAttention", "eFeedForward", "eTransformerEncoderLayer",
     "eTransformerEncoder", "eTransformerDecoderLayer", "check_activation", "eMLP", "iMLP", "eCondTransformerRegressor",
     "CondTransformerRegressor", "eConv1d", "eConvTranspose1d", "eBatchNorm1d", "IrrepSubspaceNormPooling",
-    "Change2DisentangledBasis", "EMAStats", "eEMAStats", "InputError",
+    "Change2DisentangledBasis", "EMAStats", "eEMAStats", "eMultivariateNormal", "InputError",
 ]
