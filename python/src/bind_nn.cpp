@@ -9,6 +9,7 @@
 #include "symm/nn/conv.h"
 #include "symm/nn/decoder_layer.h"
 #include "symm/nn/disentangled.h"
+#include "symm/nn/distributions.h"
 #include "symm/nn/encoder.h"
 #include "symm/nn/normalization.h"
 #include "symm/nn/pooling.h"
@@ -321,6 +322,23 @@ void bind_nn(py::module_& m) {
            py::arg("in_rep"), py::arg("learnable") = false)
       .def("forward", &Change2DisentangledBasisImpl::forward, release)
       .def("change_of_basis", &Change2DisentangledBasisImpl::change_of_basis, release);
+
+  // The C++ head's distribution as (mean, covariance_matrix), and log p(value | input), for agreement tests.
+  ModuleClass<eMultivariateNormalImpl> normal(m, "eMultivariateNormal");
+  common(normal)
+      .def(py::init([](const Representation& out_rep, bool diagonal) {
+             return std::make_shared<eMultivariateNormalImpl>(eMultivariateNormalOptions(out_rep).diagonal(diagonal));
+           }),
+           py::arg("out_rep"), py::arg("diagonal") = true)
+      .def("forward", [](eMultivariateNormalImpl& h, const torch::Tensor& input) {
+             const auto d = h.forward(input);
+             return std::make_tuple(d.mean(), d.covariance_matrix());
+           }, release)
+      .def("log_prob", [](eMultivariateNormalImpl& h, const torch::Tensor& input, const torch::Tensor& value) {
+             return h.forward(input).log_prob(value);
+           }, release)
+      .def("entropy", [](eMultivariateNormalImpl& h, const torch::Tensor& input) { return h.forward(input).entropy(); },
+           release);
 
   ModuleClass<EMAStatsImpl> ema(m, "EMAStats");
   ema.def(py::init([](int64_t dim_x, std::optional<int64_t> dim_y, double momentum, double eps, bool center) {

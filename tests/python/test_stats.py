@@ -349,3 +349,22 @@ def test_emultivariatenormal_bad_input():
         head(torch.randn(2, rep.size, dtype=torch.float64))
     with pytest.raises(ValueError, match="diagonal"):
         symm.nn.eMultivariateNormal(rep, diagonal=False)
+
+
+def test_emultivariatenormal_agrees_with_cpp(tmp_path):
+    from symm import checkpoint
+    rep = _rep("Q8")
+    head = symm.nn.eMultivariateNormal(rep, dtype=torch.float64)
+    twin = checkpoint.cpp_twin(head)
+    u = torch.randn(5, head.in_rep.size, dtype=torch.float64)
+    y = torch.randn(5, rep.size, dtype=torch.float64)
+    dist = head(u)
+    mean, cov = twin.forward(u)
+    assert _err(dist.mean, mean) < TOL and _err(dist.covariance_matrix, cov) < TOL
+    assert _err(dist.log_prob(y), twin.log_prob(u, y)) < TOL and _err(dist.entropy(), twin.entropy(u)) < TOL
+    # No state: a checkpoint holds the architecture only, and another representation's refuses to load.
+    path = tmp_path / "head.symm"
+    symm.save(head, path)
+    symm.load(symm.nn.eMultivariateNormal(rep, dtype=torch.float64), path)
+    with pytest.raises(RuntimeError):
+        symm.load(symm.nn.eMultivariateNormal(_rep("D4")), path)
