@@ -9,9 +9,11 @@
 #include "symm/nn/conv.h"
 #include "symm/nn/decoder_layer.h"
 #include "symm/nn/disentangled.h"
+#include "symm/nn/distributions.h"
 #include "symm/nn/encoder.h"
 #include "symm/nn/normalization.h"
 #include "symm/nn/pooling.h"
+#include "symm/nn/running_stats.h"
 #include "symm/nn/positional.h"
 
 namespace py = pybind11;
@@ -320,6 +322,47 @@ void bind_nn(py::module_& m) {
            py::arg("in_rep"), py::arg("learnable") = false)
       .def("forward", &Change2DisentangledBasisImpl::forward, release)
       .def("change_of_basis", &Change2DisentangledBasisImpl::change_of_basis, release);
+
+  // The C++ head's distribution as (mean, covariance_matrix), and log p(value | input), for agreement tests.
+  ModuleClass<eMultivariateNormalImpl> normal(m, "eMultivariateNormal");
+  common(normal)
+      .def(py::init([](const Representation& out_rep, bool diagonal) {
+             return std::make_shared<eMultivariateNormalImpl>(eMultivariateNormalOptions(out_rep).diagonal(diagonal));
+           }),
+           py::arg("out_rep"), py::arg("diagonal") = true)
+      .def("forward", [](eMultivariateNormalImpl& h, const torch::Tensor& input) {
+             const auto d = h.forward(input);
+             return std::make_tuple(d.mean(), d.covariance_matrix());
+           }, release)
+      .def("log_prob", [](eMultivariateNormalImpl& h, const torch::Tensor& input, const torch::Tensor& value) {
+             return h.forward(input).log_prob(value);
+           }, release)
+      .def("entropy", [](eMultivariateNormalImpl& h, const torch::Tensor& input) { return h.forward(input).entropy(); },
+           release);
+
+  ModuleClass<EMAStatsImpl> ema(m, "EMAStats");
+  ema.def(py::init([](int64_t dim_x, std::optional<int64_t> dim_y, double momentum, double eps, bool center) {
+           return std::make_shared<EMAStatsImpl>(
+               EMAStatsOptions(dim_x).dim_y(dim_y).momentum(momentum).eps(eps).center_with_running_mean(center));
+         }),
+         py::arg("dim_x"), py::arg("dim_y") = py::none(), py::arg("momentum") = 0.1, py::arg("eps") = 1e-6,
+         py::arg("center_with_running_mean") = true)
+      .def("forward", &EMAStatsImpl::forward, release)
+      .def("__repr__", &describe<EMAStatsImpl>);
+
+  ModuleClass<eEMAStatsImpl> eema(m, "eEMAStats");
+  common(eema)
+      .def(py::init([](const Representation& x_rep, std::optional<Representation> y_rep, double momentum, double eps,
+                       bool center) {
+             return std::make_shared<eEMAStatsImpl>(
+                 eEMAStatsOptions(x_rep).y_rep(y_rep).momentum(momentum).eps(eps).center_with_running_mean(center));
+           }),
+           py::arg("x_rep"), py::arg("y_rep") = py::none(), py::arg("momentum") = 0.1, py::arg("eps") = 1e-6,
+           py::arg("center_with_running_mean") = true)
+      .def("forward", &eEMAStatsImpl::forward, release)
+      .def("cov_xx", &eEMAStatsImpl::cov_xx, release)
+      .def("cov_yy", &eEMAStatsImpl::cov_yy, release)
+      .def("cov_xy", &eEMAStatsImpl::cov_xy, release);
 }
 
 }  // namespace symm::python

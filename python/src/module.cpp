@@ -16,4 +16,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   symm::python::bind_nn(m);
   symm::python::bind_ops(m);
   symm::python::bind_models(m);
+  symm::python::bind_stats(m);
 }

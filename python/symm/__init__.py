@@ -11,10 +11,10 @@ import torch as _torch  # loads the libtorch the extension links against
 
 from . import _C
 from ._C import Group, Irrep, Representation
-from . import _pickle, interop, nn
+from . import _pickle, interop, linalg, nn, stats
 from .checkpoint import architecture, load, save
 
-__all__ = ["group", "Group", "Irrep", "Representation", "nn", "interop", "save", "load", "architecture"]
+__all__ = ["group", "Group", "Irrep", "Representation", "nn", "stats", "linalg", "interop", "save", "load", "architecture"]
 
 
 def group(spec: str) -> Group:

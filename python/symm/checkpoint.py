@@ -124,13 +124,27 @@ def _disentangled(m):
     return _C.Change2DisentangledBasis(m.in_rep, m.learnable)
 
 
+def _ema(m):
+    return _C.EMAStats(m.dim_x, m.dim_y, m.momentum, m.eps, m.center_with_running_mean)
+
+
+def _eema(m):
+    return _C.eEMAStats(m.x_rep, m.y_rep, m.momentum, m.eps, m.center_with_running_mean)
+
+
+def _normal(m):
+    return _C.eMultivariateNormal(m.out_rep, m.diagonal)
+
+
 _TWINS = {"eLinear": _linear, "eAffine": _affine, "eRMSNorm": _rmsnorm, "eLayerNorm": _layernorm,
           "eMultiheadAttention": _attention, "RotaryAttention": _attention, "ALiBiAttention": _attention,
           "eTransformerEncoderLayer": _encoder_layer, "eTransformerEncoder": _encoder,
           "eTransformerDecoderLayer": _decoder_layer, "InvariantBias": _invariant_bias, "eMLP": _emlp, "iMLP": _imlp,
           "eCondTransformerRegressor": _ecrt, "CondTransformerRegressor": _crt,
           "eConv1d": _conv, "eConvTranspose1d": _conv, "eBatchNorm1d": _batchnorm,
-          "IrrepSubspaceNormPooling": _pooling, "Change2DisentangledBasis": _disentangled}
+          "IrrepSubspaceNormPooling": _pooling, "Change2DisentangledBasis": _disentangled,
+          "EMAStats": _ema, "eEMAStats": _eema,
+          "eMultivariateNormal": _normal}
 
 
 def cpp_twin(module: torch.nn.Module):

@@ -13,6 +13,7 @@ from .batchnorm import eBatchNorm1d
 from .conv import eConv1d, eConvTranspose1d
 from .decoder_layer import eTransformerDecoderLayer
 from .disentangled import Change2DisentangledBasis
+from .distributions import eMultivariateNormal
 from .encoder import eTransformerEncoder
 from .encoder_layer import eTransformerEncoderLayer
 from .feedforward import eFeedForward
@@ -21,6 +22,7 @@ from .mlp import eMLP, iMLP
 from .module import InputError, eModule
 from .normalization import eLayerNorm, eRMSNorm
 from .pooling import IrrepSubspaceNormPooling
+from .running_stats import EMAStats, eEMAStats
 from .positional import ALiBiAttention, PositionalAttentionBase, RotaryAttention
 
 __all__ = [
@@ -28,5 +30,5 @@ __all__ = [
     "PositionalAttentionBase", "RotaryAttention", "ALiBiAttention", "eFeedForward", "eTransformerEncoderLayer",
     "eTransformerEncoder", "eTransformerDecoderLayer", "check_activation", "eMLP", "iMLP", "eCondTransformerRegressor",
     "CondTransformerRegressor", "eConv1d", "eConvTranspose1d", "eBatchNorm1d", "IrrepSubspaceNormPooling",
-    "Change2DisentangledBasis", "InputError",
+    "Change2DisentangledBasis", "EMAStats", "eEMAStats", "eMultivariateNormal", "InputError",
 ]
