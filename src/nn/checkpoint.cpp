@@ -103,9 +103,11 @@ void stage(const std::string& prefix, torch::nn::Module& m, const std::map<std::
   };
   for (auto& [key, like] : dense_entries(prefix, m)) {
     const auto stored = read(key, like);
-    const Eigen::MatrixXd dense = to_eigen(stored.dim() == 1 ? stored.reshape({-1, 1}) : stored);
+    // Only the equivariant modules' entries are dense maps to project; others may be 0-dim or integer (counters).
+    auto as_matrix = [&] { return Eigen::MatrixXd(to_eigen(stored.dim() == 1 ? stored.reshape({-1, 1}) : stored)); };
     torch::Tensor target, value;
     if (auto* lin = dynamic_cast<eLinearImpl*>(&m)) {
+      const Eigen::MatrixXd dense = as_matrix();
       if (key == join(prefix, "weight")) {
         const Eigen::VectorXd theta = lin->basis().coefficients(dense);
         expect_close(key, lin->basis().synthesize(theta), dense);
@@ -117,6 +119,7 @@ void stage(const std::string& prefix, torch::nn::Module& m, const std::map<std::
         target = lin->bias_dof, value = to_tensor(beta);
       }
     } else if (auto* aff = dynamic_cast<eAffineImpl*>(&m)) {
+      const Eigen::MatrixXd dense = as_matrix();
       if (key == join(prefix, "scale")) {
         const auto cols = copy_columns(aff->options.rep());
         Eigen::VectorXd alpha(cols.size());

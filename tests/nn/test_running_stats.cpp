@@ -5,6 +5,7 @@
 
 #include "symm/group/named.h"
 #include "symm/linalg/projection.h"
+#include "symm/nn/checkpoint.h"
 #include "symm/nn/running_stats.h"
 #include "symm/stats/stats.h"
 #include "test_util.h"
@@ -127,6 +128,27 @@ TEST(eEMAStats, StartsAtTheIdentityAndClones) {
   stats->reset_parameters();
   EXPECT_EQ(stats->num_batches_tracked.item<int64_t>(), 0);
   EXPECT_LT(max_abs(stats->cov_yy() - torch::eye(rep.size())), 1e-6);
+}
+
+// Their 0-dim batch counter and statistics survive symm::save / symm::load (the counter once stopped the load).
+TEST(RunningStats, CheckpointRoundTrip) {
+  const auto rep = rep_of("D4", 44);
+  symm::nn::EMAStats plain(symm::nn::EMAStatsOptions(3).dim_y(2)), plain_back(symm::nn::EMAStatsOptions(3).dim_y(2));
+  symm::nn::eEMAStats sym(rep), sym_back(rep);
+  for (int i = 0; i < 3; ++i) {
+    plain->forward(torch::randn({5, 3}), torch::randn({5, 2}));
+    sym->forward(torch::randn({5, rep.size()}), torch::randn({5, rep.size()}));
+  }
+  const std::string dir = ::testing::TempDir();
+  symm::save(plain, dir + "ema.symm");
+  symm::save(sym, dir + "eema.symm");
+  symm::load(plain_back, dir + "ema.symm");
+  symm::load(sym_back, dir + "eema.symm");
+  EXPECT_EQ(plain_back->num_batches_tracked.item<int64_t>(), 3);
+  EXPECT_EQ(sym_back->num_batches_tracked.item<int64_t>(), 3);
+  EXPECT_TRUE(torch::equal(plain_back->running_cov_xy, plain->running_cov_xy));
+  EXPECT_LT(max_abs(sym_back->cov_xy() - sym->cov_xy()), 1e-6);
+  EXPECT_LT(max_abs(sym_back->mean_x() - sym->mean_x()), 1e-6);
 }
 
 TEST(eEMAStats, BadInputIsNamed) {

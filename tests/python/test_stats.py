@@ -241,6 +241,21 @@ def test_emastats_as_torch():
     assert _err(m.mean_x, 0.5 * xs[0].mean(0) + 0.5 * xs[1].mean(0)) < TOL
 
 
+def test_emastats_checkpoints_round_trip(tmp_path):
+    rx = ry = _rep("D4")
+    for make in (lambda: symm.nn.EMAStats(4, 3, momentum=0.5, dtype=torch.float64),
+                 lambda: symm.nn.eEMAStats(rx, ry, momentum=0.3, dtype=torch.float64)):
+        m, back = make(), make()
+        for _ in range(3):
+            m(torch.randn(6, m.running_mean_x.shape[0], dtype=torch.float64),
+              torch.randn(6, m.running_mean_y.shape[0], dtype=torch.float64))
+        path = tmp_path / f"{type(m).__name__}.symm"
+        symm.save(m, path)
+        symm.load(back, path)  # the C++ reader of the 0-dim batch counter
+        assert int(back.num_batches_tracked) == 3
+        assert _err(back.cov_xy, m.cov_xy) < TOL and _err(back.mean_x, m.mean_x) < TOL
+
+
 def test_emastats_agree_with_cpp():
     from symm import checkpoint
     rx, ry, m = _ema_pair("D4")
