@@ -24,7 +24,9 @@
 #include "symm/allocator.h"
 #include "symm/group/named.h"
 #include "symm/nn/encoder.h"
+#include "symm/nn/functional.h"
 #include "symm/nn/mixed_precision.h"
+#include "symm/nn/normalization.h"
 #include "symm/nn/policy.h"
 #include "symm/threads.h"
 
@@ -172,6 +174,39 @@ void print_breakdown(symm::nn::eTransformerEncoderLayer& ours, torch::nn::Transf
     line("eval torch self_attn", time_ms([&] { theirs->self_attn(x_theirs, x_theirs, x_theirs); }, cuda, reps));
     line("eval torch feedforward",
          time_ms([&] { theirs->linear2(torch::gelu(theirs->linear1(x_theirs))); }, cuda, reps));
+    if (ours->uses_isotypic()) {
+      // The layer's own path: the changes of basis around forward_isotypic, and its stages inside (the norms
+      // and the feed-forward in isotypic rows; attention and the residuals are the rest).
+      // The layout's basis and chunks as the functional core gives them (its class is the library's own).
+      const auto& layout = ours->isotypic_layout();
+      torch::Tensor basis;
+      int64_t chunks = 0;
+      for (const auto& [name, t] : snn::functional::linear_constants(ours->options.in_rep(), ours->options.in_rep())) {
+        if (name == "isotypic_in.basis") basis = t.to(x_ours.options());
+        if (name == "isotypic_in.chunks") chunks = t.item<int64_t>();
+      }
+      const auto z = snn::functional::to_isotypic(x_ours, basis, chunks);
+      auto iso_norm = [&](torch::nn::AnyModule& norm) -> std::function<void()> {
+        if (auto* rms = dynamic_cast<snn::eRMSNormImpl*>(norm.ptr().get())) return [&, rms] { rms->forward_isotypic(z, layout); };
+        if (auto* ln = dynamic_cast<snn::eLayerNormImpl*>(norm.ptr().get())) return [&, ln] { ln->forward_isotypic(z, layout); };
+        return {};
+      };
+      const double layer = time_ms([&] { ours->forward(x_ours); }, cuda, reps);
+      const double to_iso = time_ms([&] { snn::functional::to_isotypic(x_ours, basis, chunks); }, cuda, reps);
+      const double from_iso = time_ms([&] { snn::functional::from_isotypic(z, basis, chunks); }, cuda, reps);
+      const double inner = time_ms([&] { ours->forward_isotypic(z, x_ours.size(0)); }, cuda, reps);
+      const double ff = time_ms([&] { ours->feedforward->forward_isotypic(z); }, cuda, reps);
+      double norms = 0;
+      for (auto* norm : {&ours->norm1, &ours->norm2})
+        if (const auto f = iso_norm(*norm)) norms += time_ms(f, cuda, reps);
+      line("eval ours isotypic layer", layer);
+      line("eval ours isotypic to_isotypic", to_iso);
+      line("eval ours isotypic from_isotypic", from_iso);
+      line("eval ours isotypic forward_isotypic", inner);
+      line("eval ours isotypic norm1+norm2", norms);
+      line("eval ours isotypic feedforward", ff);
+      line("eval ours isotypic attention and residuals (forward_isotypic - norms - feedforward)", inner - norms - ff);
+    }
   }
   ours->train();
   for (const auto& item : ours->named_modules()) {
