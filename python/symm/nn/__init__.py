@@ -6,6 +6,7 @@ parametrize, functional_call, deepcopy, pickle, torch.func, torch.compile and to
 The C++ modules stay available as ``symm._C.eLinear`` etc.
 """
 from .activation import check_activation
+from .additive_attention import eAdditivePosMultiheadAttention, eAdditiveRelMultiheadAttention
 from .affine import eAffine
 from .cond_regressor import CondTransformerRegressor, eCondTransformerRegressor
 from .attention import AttentionBase, eMultiheadAttention
@@ -31,4 +32,5 @@ __all__ = [
     "eTransformerEncoder", "eTransformerDecoderLayer", "check_activation", "eMLP", "iMLP", "eCondTransformerRegressor",
     "CondTransformerRegressor", "eConv1d", "eConvTranspose1d", "eBatchNorm1d", "IrrepSubspaceNormPooling",
     "Change2DisentangledBasis", "EMAStats", "eEMAStats", "eMultivariateNormal", "InputError",
+    "eAdditivePosMultiheadAttention", "eAdditiveRelMultiheadAttention",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .attention import AttentionBase, _add
+from .attention import AttentionBase, _add, _check_sequence
 
 __all__ = ["PositionalAttentionBase", "RotaryAttention", "ALiBiAttention"]
 
@@ -40,21 +40,29 @@ class PositionalAttentionBase(AttentionBase):
                 attn_mask=None, is_causal=False, *, query_position_mask=None, key_position_mask=None,
                 need_weights=False, average_attn_weights=True):
         """Returns (output (B, T, D), weights or None unless need_weights)."""
-        q, k, v = self._project(query, key, value)
+        for x, what in ((query, "query"), (key, "key")):
+            _check_sequence(self._name, x, what, self.embed_dim, self.in_proj.weight_dof)
         if query is key:
             key_positions = query_positions if key_positions is None else key_positions
             key_position_mask = query_position_mask if key_position_mask is None else key_position_mask
-        b, t, s = q.shape[0], q.shape[2], k.shape[2]
+        b, t, s = query.shape[0], query.shape[1], key.shape[1]
         _check_positions(self._name, query_positions, query_position_mask, "query_positions", "query_position_mask", b, t)
         _check_positions(self._name, key_positions, key_position_mask, "key_positions", "key_position_mask", b, s)
-        pq = _positions(query_positions, query_position_mask, b, t, q.device)
-        pk = _positions(key_positions, key_position_mask, b, s, q.device)
-        q, k, bias = self._apply_positions(q, k, pq, pk)
+        pq = _positions(query_positions, query_position_mask, b, t, query.device)
+        pk = _positions(key_positions, key_position_mask, b, s, query.device)
+        query, key = self._shift_inputs(query, key, pq, pk, query_position_mask, key_position_mask)
+        q, k, v = self._project(query, key, value)
+        q, k, bias = self._apply_positions(q, k, pq, pk, query_position_mask)
         mask = _add(bias, self._mask(q, k, attn_mask, key_padding_mask, key_position_mask))
         out, weights = self._attend(q, k, v, mask, is_causal, need_weights, average_attn_weights)
         return self._output(out), weights
 
-    def _apply_positions(self, q, k, pq, pk):
+    def _shift_inputs(self, query, key, pq, pk, query_valid, key_valid):
+        """query and key before the projections (an absolute embedding is added there); as given by default."""
+        return query, key
+
+    def _apply_positions(self, q, k, pq, pk, query_valid):
+        """(q, k, additive logit bias or None) from the projected heads (B, H, L, head_dim)."""
         raise NotImplementedError
 
 
@@ -105,7 +113,7 @@ class RotaryAttention(PositionalAttentionBase):
             rotated = torch.cat((rotated, xv.narrow(3, 2 * self.pairs, 1)), 3)
         return rotated.flatten(3)
 
-    def _apply_positions(self, q, k, pq, pk):
+    def _apply_positions(self, q, k, pq, pk, query_valid):
         return self._rotate(q, pq), self._rotate(k, pk), None
 
     def extra_repr(self) -> str:
@@ -135,7 +143,7 @@ class ALiBiAttention(PositionalAttentionBase):
         with torch.no_grad():
             self.slopes.copy_(torch.tensor([2.0 ** (-8.0 * (i + 1) / h) for i in range(h)], dtype=torch.float64, device="cpu"))
 
-    def _apply_positions(self, q, k, pq, pk):
+    def _apply_positions(self, q, k, pq, pk, query_valid):
         b, t, s = q.shape[0], q.shape[2], k.shape[2]
         distance = (pq.view(b, 1, t, 1) - pk.view(b, 1, 1, s)).abs().to(self.slopes.dtype)
         return q, k, (distance * self.slopes.neg().view(1, self.num_heads, 1, 1)).to(q.dtype)

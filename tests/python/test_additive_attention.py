@@ -1,0 +1,120 @@
+"""The additive positional attentions: equivariant over every group element, equal to eMultiheadAttention on
+the inputs and logit bias they are defined by, and their bad positions named."""
+import pytest
+import torch
+
+import symm
+from conftest import act
+
+R = symm.Representation
+
+
+def _pair(rep, dtype=torch.float64):
+    pos = symm.nn.eAdditivePosMultiheadAttention(rep, 2, 16).to(dtype)
+    rel = symm.nn.eAdditiveRelMultiheadAttention(rep, 2, 3).to(dtype)
+    for m in (pos, rel):
+        m.reset_parameters()  # non-zero tables
+        with torch.no_grad():
+            m.in_proj.bias_dof.normal_()
+    return pos, rel
+
+
+def _calls(rep, dtype):
+    """Self-attention with default positions; causal + padding with integer positions and an invalid one; cross
+    attention with key positions."""
+    x = torch.randn(2, 5, rep.size, dtype=dtype)
+    mem = torch.randn(2, 4, rep.size, dtype=dtype)
+    valid = torch.ones(2, 5, dtype=torch.bool)
+    valid[1, 4] = False
+    padding = torch.zeros(2, 5, dtype=torch.bool)
+    padding[0, 3] = True
+    positions = torch.tensor([[0, 1, 2, 3, 4], [3, 5, 6, 9, 15]])
+    return [
+        ("self", lambda m, a, b: m(a, a, a)),
+        ("causal+padding", lambda m, a, b: m(a, a, a, query_positions=positions, key_padding_mask=padding, is_causal=True,
+                                             query_position_mask=valid)),
+        ("cross", lambda m, a, b: m(a, b, b, query_positions=positions, key_positions=torch.tensor([[0, 2, 4, 6], [1, 1, 7, 8]]))),
+    ], x, mem
+
+
+@pytest.mark.parametrize("spec", ["D4", "C8"])
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.float64, 1e-10)])
+def test_equivariant_over_every_element(spec, dtype, tol):
+    rep = R.regular(symm.group(spec)).copies(2)
+    calls, x, mem = _calls(rep, dtype)
+    for module in _pair(rep, dtype):
+        for train in (True, False):
+            module.train(train)
+            for name, call in calls:
+                y, _ = call(module, x, mem)
+                worst = max((call(module, act(rep, g, x), act(rep, g, mem))[0] - act(rep, g, y)).abs().max().item()
+                            for g in range(rep.group.order)) / y.abs().max().item()
+                assert worst < tol, f"{type(module).__name__} {name} train={train}: {worst:.3g}"
+
+
+def _mha_like(module):
+    mha = symm.nn.eMultiheadAttention(module.in_rep, module.num_heads).double()
+    mha.load_state_dict({k: v for k, v in module.state_dict().items() if k.startswith(("in_proj", "out_proj"))})
+    return mha
+
+
+def test_pos_is_attention_on_the_shifted_query_and_key():
+    rep = R.regular(symm.group("D4")).copies(2)
+    pos, _ = _pair(rep)
+    mha = _mha_like(pos)
+    x = torch.randn(2, 5, rep.size, dtype=torch.float64)
+    p = torch.tensor([[0, 1, 2, 3, 4], [7, 3, 2, 9, 15]])
+    e = pos.pos_emb[p] @ symm.linalg.invariant_orthogonal_projector(rep, dtype=torch.float64)
+    want, w_want = mha(x + e, x + e, x, need_weights=True)
+    got, w_got = pos(x, x, x, query_positions=p, need_weights=True)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(w_got, w_want, rtol=1e-12, atol=1e-12)
+    # The table is invariant after projection: ρ(g) e = e for every g.
+    for g in range(rep.group.order):
+        torch.testing.assert_close(act(rep, g, e), e, rtol=0, atol=1e-12)
+    assert set(pos.state_dict()) >= {"pos_emb", "in_proj.weight_dof", "out_proj.weight_dof"}
+
+
+def test_rel_is_attention_with_the_clipped_relative_bias():
+    rep = R.regular(symm.group("C8")).copies(2)
+    _, rel = _pair(rep)
+    mha = _mha_like(rel)
+    x = torch.randn(2, 5, rep.size, dtype=torch.float64)
+    p = torch.tensor([[0.0, 1.5, 2.0, 7.0, 8.0], [3.0, 3.2, 6.0, 9.9, 15.0]])
+    d = (p[:, :, None] - p[:, None, :]).clamp(-3, 3).trunc().long() + 3
+    bias = -rel.rel_bias[d]  # (B, T, S), shared by the heads
+    mask = bias.repeat_interleave(rel.num_heads, 0)  # (B·H, T, S)
+    want, _ = mha(x, x, x, attn_mask=mask)
+    got, _ = rel(x, x, x, query_positions=p)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    assert "rel_bias" in rel.state_dict()
+
+
+def test_tables_start_at_zero_and_plug_into_the_encoder_layer():
+    rep = R.regular(symm.group("D4")).copies(2)
+    pos = symm.nn.eAdditivePosMultiheadAttention(rep, 2, 8)
+    rel = symm.nn.eAdditiveRelMultiheadAttention(rep, 2, 4)
+    assert pos.pos_emb.abs().max() == 0 and rel.rel_bias.abs().max() == 0  # as symm_learning's
+    x = torch.randn(2, 6, rep.size)
+    for attn in (pos, rel):
+        layer = symm.nn.eTransformerEncoderLayer(rep, attn, 32, dropout=0.0).eval()
+        y = layer(x, src_positions=torch.arange(6).expand(2, 6))
+        worst = max((layer(act(rep, g, x), src_positions=torch.arange(6).expand(2, 6)) - act(rep, g, y)).abs().max().item()
+                    for g in range(rep.group.order))
+        assert worst < 1e-4 * y.abs().max().item()
+
+
+def test_bad_positions_and_arguments_are_named():
+    rep = R.regular(symm.group("D4")).copies(2)
+    pos = symm.nn.eAdditivePosMultiheadAttention(rep, 2, 8)
+    x = torch.randn(1, 3, rep.size)
+    with pytest.raises(RuntimeError, match=r"query positions must be in \[0, max_len = 8\), got \[0, 9\]"):
+        pos(x, x, x, query_positions=torch.tensor([[0, 1, 9]]))
+    with pytest.raises(RuntimeError, match="must be integers"):
+        pos(x, x, x, query_positions=torch.tensor([[0.0, 0.5, 1.0]]))
+    with pytest.raises(ValueError, match="max_len must be positive, got 0"):
+        symm.nn.eAdditivePosMultiheadAttention(rep, 2, 0)
+    with pytest.raises(ValueError, match="max_distance must be positive, got -1"):
+        symm.nn.eAdditiveRelMultiheadAttention(rep, 2, -1)
+    with pytest.raises(ValueError, match="num_heads 3 does not divide"):
+        symm.nn.eAdditiveRelMultiheadAttention(rep, 3, 2)
