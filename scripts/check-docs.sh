@@ -26,7 +26,7 @@ docs=(README.md $(ls docs/*.md 2>/dev/null | sort))
 # The C++ blocks become one program, src/blocks.cpp, compiled as one unit (each block alone took as long as all
 # together: LibTorch's headers and templates): every block's #include lines at file scope, and each block in a
 # namespace of its own, its using-directives there and the rest in that namespace's run(), which main() calls
-# in order. Each Python block becomes py/snippetN.py. Each names the file and block it came from.
+# in order (a block's nonzero return ends the program with it). Each Python block becomes py/snippetN.py. Each names the file and block it came from.
 awk -v dir="$work" '
   FNR == 1 { block = 0 }
   /^```(cpp|python)[[:space:]]*$/ { lang = ($0 ~ /cpp/) ? "cpp" : "python"; block++; inside = 1; body = ""; top = ""; next }
@@ -36,7 +36,8 @@ awk -v dir="$work" '
       n++
       code = code sprintf("namespace block%d {  // %s, block %d\n%sint run() {\n%s  return 0;\n}\n}  // namespace block%d\n\n",
                           n, FILENAME, block, top, body, n)
-      calls = calls sprintf("  std::cout << \"%s, block %d (C++):\" << std::endl;\n  block%d::run();\n", FILENAME, block, n)
+      calls = calls sprintf("  std::cout << \"%s, block %d (C++):\" << std::endl;\n  if (const int rc = block%d::run()) return rc;\n",
+                            FILENAME, block, n)
     } else {
       p++; f = dir "/py/snippet" p ".py"
       printf "# %s, block %d\n%s", FILENAME, block, body > f
