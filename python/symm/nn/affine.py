@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from . import ops
-from .module import EvalCache, check_device_and_dtype, check_features, eModule, use_eval_cache
+from .module import EvalCache, check_device_and_dtype, check_features, eModule
 
 __all__ = ["eAffine"]
 
@@ -56,17 +56,12 @@ class eAffine(eModule):
             raise RuntimeError("eAffine.scale_matrix: the module is not learnable; its scales are given to forward")
         compute = (lambda: torch.diag(self._expand(self.scale_dof))) if self.diagonal else \
             (lambda: (self._q * self._expand(self.scale_dof)) @ self._q.T)
-        if use_eval_cache(self, [self.scale_dof]):
-            return self._scale_cache.get([self.scale_dof], compute)
-        return compute()
+        return self._scale_cache.value_for(self, [self.scale_dof], compute)
 
     def bias_vector(self) -> torch.Tensor | None:
         if self.bias_dof is None:
             return None
-        compute = lambda: torch.mv(self._fix, self.bias_dof)
-        if use_eval_cache(self, [self.bias_dof]):
-            return self._bias_cache.get([self.bias_dof], compute)
-        return compute()
+        return self._bias_cache.value_for(self, [self.bias_dof], lambda: torch.mv(self._fix, self.bias_dof))
 
     def _check_film(self, what, t, size, x):
         if t.dim() < 1 or t.shape[-1] != size:

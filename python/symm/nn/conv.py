@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from . import ops
-from .linear import _INIT_SCHEMES
-from .module import EvalCache, InputError, check_device_and_dtype, eModule, use_eval_cache
+from .linear import _INIT_SCHEMES, init_coefficients
+from .module import EvalCache, InputError, check_device_and_dtype, eModule
 
 __all__ = ["eConv1d", "eConvTranspose1d"]
 
@@ -95,10 +95,7 @@ class _eConvBase(eModule):
     def reset_parameters(self):
         self._reset_constants()
         with torch.no_grad():
-            if self.init_scheme.endswith("uniform"):
-                self.weight_dof.uniform_(-1.0, 1.0).mul_(self._init_std * math.sqrt(3.0))
-            else:
-                self.weight_dof.normal_().mul_(self._init_std)
+            init_coefficients(self.weight_dof, self._init_std, self.init_scheme)
             if self.bias_dof is not None:
                 # symm_learning's (and the C++ module's) bound: 1/sqrt(trivial copies of in_rep).
                 bound = 1.0 / math.sqrt(self._m_in_fix) if self._m_in_fix > 0 else 0.0
@@ -115,18 +112,13 @@ class _eConvBase(eModule):
     def weight(self) -> torch.Tensor:
         """The dense kernel as torch's (Conv1d: (C_out, C_in/groups, K); ConvTranspose1d: (C_in, C_out/groups,
         K)); cached in eval when autograd needs nothing."""
-        if use_eval_cache(self, [self.weight_dof]):
-            return self._weight_cache.get([self.weight_dof], self._kernel)
-        return self._kernel()
+        return self._weight_cache.value_for(self, [self.weight_dof], self._kernel)
 
     @property
     def bias(self) -> torch.Tensor | None:
         if self.bias_dof is None:
             return None
-        compute = lambda: torch.mv(self._fix, self.bias_dof)
-        if use_eval_cache(self, [self.bias_dof]):
-            return self._bias_cache.get([self.bias_dof], compute)
-        return compute()
+        return self._bias_cache.value_for(self, [self.bias_dof], lambda: torch.mv(self._fix, self.bias_dof))
 
     def _check_input(self, x):
         name, c = self._NAME, self.in_channels

@@ -8,13 +8,27 @@ import torch
 import torch.nn.functional as F
 
 from .. import _C
-from .module import EvalCache, check_device_and_dtype, check_features, eModule, use_eval_cache
+from .module import EvalCache, check_device_and_dtype, check_features, eModule
 from . import ops
 
 __all__ = ["eLinear", "InvariantBias"]
 
 _INIT_SCHEMES = ("xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal")
 _EXECUTIONS = ("automatic", "dense", "isotypic")
+
+
+def init_coefficients(dof: torch.Tensor, init_std: torch.Tensor, init_scheme: str):
+    """Draws Hom_G coefficients in place with the standard deviation of each for the scheme: uniform on
+    ±std·√3, or normal."""
+    if init_scheme.endswith("uniform"):
+        dof.uniform_(-1.0, 1.0).mul_(init_std * math.sqrt(3.0))
+    else:
+        dof.normal_().mul_(init_std)
+
+
+def _iso_buffer(name: str) -> str:
+    """The buffer of an isotypic constant (names like index.0 are not attribute names)."""
+    return "_iso_" + name.replace(".", "_")
 
 
 def _check_execution(module: str, execution: str, isotypic: bool = False) -> str:
@@ -65,7 +79,7 @@ class eLinear(eModule):
         if self.execution == "isotypic":
             self._iso_layout, tensors = ops.isotypic_constants(in_rep, out_rep)
             for name, t in tensors.items():
-                self._constant(f"_iso_{name.replace('.', '_')}", t, dtype)
+                self._constant(_iso_buffer(name), t, dtype)
         self._weight_cache, self._bias_cache, self._iso_cache = EvalCache(), EvalCache(), EvalCache()
         self.reset_parameters()
         self._place(device, dtype)
@@ -73,10 +87,7 @@ class eLinear(eModule):
     def reset_parameters(self):
         self._reset_constants()
         with torch.no_grad():
-            if self.init_scheme.endswith("uniform"):
-                self.weight_dof.uniform_(-1.0, 1.0).mul_(self._init_std * math.sqrt(3.0))
-            else:
-                self.weight_dof.normal_().mul_(self._init_std)
+            init_coefficients(self.weight_dof, self._init_std, self.init_scheme)
             if self.bias_dof is not None:
                 bound = 1.0 / math.sqrt(self.in_features)
                 self.bias_dof.uniform_(-bound, bound)
@@ -87,20 +98,15 @@ class eLinear(eModule):
     @property
     def weight(self) -> torch.Tensor:
         """Dense (out, in) weight: synthesised with autograd, or the eval cache when autograd needs nothing."""
-        compute = lambda: ops.linear_weight(self.weight_dof, self._synthesis(), self._layout)
-        if use_eval_cache(self, [self.weight_dof]):
-            return self._weight_cache.get([self.weight_dof], compute)
-        return compute()
+        return self._weight_cache.value_for(
+            self, [self.weight_dof], lambda: ops.linear_weight(self.weight_dof, self._synthesis(), self._layout))
 
     @property
     def bias(self) -> torch.Tensor | None:
         """Dense bias (out), or None without one."""
         if self.bias_dof is None:
             return None
-        compute = lambda: torch.mv(self._fix, self.bias_dof)
-        if use_eval_cache(self, [self.bias_dof]):
-            return self._bias_cache.get([self.bias_dof], compute)
-        return compute()
+        return self._bias_cache.value_for(self, [self.bias_dof], lambda: torch.mv(self._fix, self.bias_dof))
 
     def forward(self, x: torch.Tensor, rows: tuple[int, int] | None = None) -> torch.Tensor:
         """W x + b; with ``rows = (start, stop)`` only output features [start, stop) (attention's Q, K or V
@@ -116,10 +122,9 @@ class eLinear(eModule):
 
     def _forward_isotypic(self, x: torch.Tensor) -> torch.Tensor:
         layout = self._iso_layout
-        tensors = {name: getattr(self, f"_iso_{name.replace('.', '_')}") for name in layout.names}
-        params = [self.weight_dof, self.bias_dof]
-        compute = lambda: ops.isotypic_operands(self.weight_dof, self.bias_dof, tensors, layout)
-        operands = self._iso_cache.get(params, compute) if use_eval_cache(self, params) else compute()
+        tensors = {name: getattr(self, _iso_buffer(name)) for name in layout.names}
+        operands = self._iso_cache.value_for(self, [self.weight_dof, self.bias_dof],
+                                             lambda: ops.isotypic_operands(self.weight_dof, self.bias_dof, tensors, layout))
         return ops.isotypic_linear(x, operands, tensors, layout)
 
     @torch.no_grad()

@@ -110,6 +110,10 @@ class EvalCache:
         self.keys = None
         self.value = None
 
+    def value_for(self, module, params, compute):
+        """The cached value where ``use_eval_cache(module, params)`` allows it, else ``compute()`` afresh."""
+        return self.get(params, compute) if use_eval_cache(module, params) else compute()
+
     def get(self, params, compute):
         params = [p for p in params if p is not None]
         if self.keys is None or len(self.keys) != len(params) or not all(

@@ -42,6 +42,14 @@ class _EMABase:
         new = batch if first else old.detach() * (1.0 - a) + batch * a
         self._buffers[name] = new.to(old.dtype)
 
+    @property
+    def mean_x(self):
+        return self.running_mean_x
+
+    @property
+    def mean_y(self):
+        return self.running_mean_y
+
     def _centres(self, mx, my):
         if self.center_with_running_mean and int(self.num_batches_tracked) > 0:
             return self.running_mean_x.detach(), self.running_mean_y.detach()
@@ -96,14 +104,6 @@ class EMAStats(_EMABase, torch.nn.Module):
         with torch.no_grad():
             self.num_batches_tracked.add_(1)
         return x, y
-
-    @property
-    def mean_x(self):
-        return self.running_mean_x
-
-    @property
-    def mean_y(self):
-        return self.running_mean_y
 
     @property
     def cov_xx(self):
@@ -179,14 +179,6 @@ class eEMAStats(_EMABase, eModule):
         with torch.no_grad():
             self.num_batches_tracked.add_(1)
         return x, y
-
-    @property
-    def mean_x(self):
-        return self.running_mean_x
-
-    @property
-    def mean_y(self):
-        return self.running_mean_y
 
     @property
     def cov_xx(self):
