@@ -118,3 +118,30 @@ def test_bad_positions_and_arguments_are_named():
         symm.nn.eAdditiveRelMultiheadAttention(rep, 2, -1)
     with pytest.raises(ValueError, match="num_heads 3 does not divide"):
         symm.nn.eAdditiveRelMultiheadAttention(rep, 3, 2)
+
+
+def test_module_contracts():
+    """eval() keeps autograd, inference_mode leaves nothing behind, hooks fire, deepcopy and torch.compile agree."""
+    import copy
+    rep = R.regular(symm.group("D4")).copies(2)
+    x = torch.randn(2, 5, rep.size)
+    p = torch.arange(5).expand(2, 5)
+    for module in (symm.nn.eAdditivePosMultiheadAttention(rep, 2, 8), symm.nn.eAdditiveRelMultiheadAttention(rep, 2, 3)):
+        module.reset_parameters()
+        module.eval()
+        with torch.inference_mode():
+            first, _ = module(x, x, x, query_positions=p)
+        y, _ = module(x, x, x, query_positions=p)
+        torch.testing.assert_close(y, first)
+        y.sum().backward()
+        table = module.pos_emb if hasattr(module, "pos_emb") else module.rel_bias
+        assert table.grad is not None and table.grad.abs().sum() > 0
+        seen = []
+        handle = module.register_forward_hook(lambda m, args, out: seen.append(out[0].shape))
+        module(x, x, x, query_positions=p)
+        handle.remove()
+        assert seen == [torch.Size([2, 5, rep.size])]
+        torch.testing.assert_close(copy.deepcopy(module)(x, x, x, query_positions=p)[0], y)
+        torch._dynamo.reset()
+        compiled = torch.compile(module, backend="aot_eager")
+        torch.testing.assert_close(compiled(x, x, x, query_positions=p)[0], y, rtol=1e-5, atol=1e-5)
