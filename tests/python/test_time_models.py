@@ -1,7 +1,7 @@
 """The time-series models' Python frontends: MLP, eTimeCNNEncoder, TimeCNNEncoder, eConditionalUnet1D,
 ConditionalUnet1D and the U-Nets' residual blocks. Equivariance over every group element, agreement with the bound
 C++ modules (the same state dict gives the same forward; checkpoints both ways), torch.nn's contracts (deepcopy,
-gradients in eval, gradcheck), and the errors of bad inputs."""
+gradients in eval, gradcheck, torch.compile), and the errors of bad inputs."""
 import pickle
 from copy import deepcopy
 
@@ -221,6 +221,16 @@ def test_copies_and_gradients_in_eval(index):
     model(args[0] * front, *args[1:]).square().sum().backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert not missing and front.grad is not None, missing
+
+
+@pytest.mark.parametrize("index", [0, 5])
+def test_compile_equals_eager(index):
+    model, inputs = _all_models()[index]
+    model = _randomise(model).eval()
+    args = inputs(model)
+    compiled = torch.compile(model, backend="aot_eager", fullgraph=True)
+    with torch.no_grad():
+        assert _rel(compiled(*args), model(*args)) < 1e-5
 
 
 def test_gradcheck_in_float64():
