@@ -136,6 +136,53 @@ def _normal(m):
     return _C.eMultivariateNormal(m.out_rep, m.diagonal)
 
 
+def _mlp(m):
+    return _C.MLP(m.in_dim, m.out_dim, m.hidden_units, activation=_act_name(m.activations[0]), batch_norm=m.batch_norm,
+                  bias=m.linears[0].bias is not None)
+
+
+def _ecnn(m):
+    return _C.eTimeCNNEncoder(m.in_rep, m.out_rep, [c.out_channels for c in m.convs], m.time_horizon,
+                              activation=_act_name(m.activation), batch_norm=m.batch_norm, bias=m.bias,
+                              mlp_hidden=m.mlp_hidden, downsample=m.downsample, append_last_frame=m.append_last_frame,
+                              init_scheme=m.init_scheme)
+
+
+def _cnn(m):
+    return _C.TimeCNNEncoder(m.in_dim, m.out_dim, [c.out_channels for c in m.convs], m.horizon_in,
+                             activation=_act_name(m.activation), normalize=m.normalize,
+                             bias=m.convs[0].bias is not None, mlp_hidden=m.head.hidden_units, downsample=m.downsample,
+                             append_last_frame=m.append_last_frame)
+
+
+def _eres(m):
+    return _C.eConditionalResidualBlock1D(m.in_rep, m.out_rep, m.cond_rep, m.kernel_size, True,
+                                          _act_name(m.activation), m.normalize, m.init_scheme)
+
+
+def _eunet(m):
+    return _C.eConditionalUnet1D(m.in_rep, m.local_cond_rep, m.global_cond_rep, m.diffusion_step_embed_dim, m.down_dims,
+                                 m.kernel_size, True, _act_name(m.activation), m.normalize, m.downsample, m.init_scheme)
+
+
+def _conv_block(m):
+    return _C.Conv1dBlock(m.inp_channels, m.out_channels, m.kernel_size, m.n_groups)
+
+
+def _resample(m):
+    return (_C.Upsample1d if type(m).__name__ == "Upsample1d" else _C.Downsample1d)(m.dim)
+
+
+def _res(m):
+    return _C.ConditionalResidualBlock1D(m.in_channels, m.out_channels, m.cond_dim, m.kernel_size, m.n_groups,
+                                         m.cond_predict_scale)
+
+
+def _unet(m):
+    return _C.ConditionalUnet1D(m.input_dim, m.local_cond_dim, m.global_cond_dim, m.diffusion_step_embed_dim,
+                                m.down_dims, m.kernel_size, m.n_groups, m.cond_predict_scale)
+
+
 _TWINS = {"eLinear": _linear, "eAffine": _affine, "eRMSNorm": _rmsnorm, "eLayerNorm": _layernorm,
           "eMultiheadAttention": _attention, "RotaryAttention": _attention, "ALiBiAttention": _attention,
           "eTransformerEncoderLayer": _encoder_layer, "eTransformerEncoder": _encoder,
@@ -144,7 +191,10 @@ _TWINS = {"eLinear": _linear, "eAffine": _affine, "eRMSNorm": _rmsnorm, "eLayerN
           "eConv1d": _conv, "eConvTranspose1d": _conv, "eBatchNorm1d": _batchnorm,
           "IrrepSubspaceNormPooling": _pooling, "Change2DisentangledBasis": _disentangled,
           "EMAStats": _ema, "eEMAStats": _eema,
-          "eMultivariateNormal": _normal}
+          "eMultivariateNormal": _normal, "MLP": _mlp, "eTimeCNNEncoder": _ecnn, "TimeCNNEncoder": _cnn,
+          "eConditionalResidualBlock1D": _eres, "eConditionalUnet1D": _eunet, "Conv1dBlock": _conv_block,
+          "Downsample1d": _resample, "Upsample1d": _resample, "ConditionalResidualBlock1D": _res,
+          "ConditionalUnet1D": _unet}
 
 
 def cpp_twin(module: torch.nn.Module):

@@ -25,6 +25,9 @@ from .normalization import eLayerNorm, eRMSNorm
 from .pooling import IrrepSubspaceNormPooling
 from .running_stats import EMAStats, eEMAStats
 from .positional import ALiBiAttention, PositionalAttentionBase, RotaryAttention
+from .time_cnn import MLP, TimeCNNEncoder, eTimeCNNEncoder
+from .unet import (ConditionalResidualBlock1D, ConditionalUnet1D, Conv1dBlock, Downsample1d, SinusoidalPosEmb,
+                   Upsample1d, eConditionalResidualBlock1D, eConditionalUnet1D)
 
 __all__ = [
     "eModule", "eLinear", "InvariantBias", "eAffine", "eRMSNorm", "eLayerNorm", "AttentionBase", "eMultiheadAttention",
@@ -32,5 +35,7 @@ __all__ = [
     "eTransformerEncoder", "eTransformerDecoderLayer", "check_activation", "eMLP", "iMLP", "eCondTransformerRegressor",
     "CondTransformerRegressor", "eConv1d", "eConvTranspose1d", "eBatchNorm1d", "IrrepSubspaceNormPooling",
     "Change2DisentangledBasis", "EMAStats", "eEMAStats", "eMultivariateNormal", "InputError",
-    "eAdditivePosMultiheadAttention", "eAdditiveRelMultiheadAttention",
+    "eAdditivePosMultiheadAttention", "eAdditiveRelMultiheadAttention", "MLP", "eTimeCNNEncoder", "TimeCNNEncoder",
+    "SinusoidalPosEmb", "eConditionalResidualBlock1D", "eConditionalUnet1D", "Conv1dBlock", "Downsample1d",
+    "Upsample1d", "ConditionalResidualBlock1D", "ConditionalUnet1D",
 ]
