@@ -76,7 +76,9 @@ class _eConvBase(eModule):
         self.in_channels, self.out_channels = in_rep.size, out_rep.size
         c = ops.conv_constants(name, in_rep, out_rep, self.groups, init_scheme)
         self._n_in, self._n_out = c.n_in, c.n_out
-        self._constant("_synthesis", c.synthesis, dtype)
+        self._layout, self._n_synthesis = c.linear.layout, len(c.linear.tensors)
+        for i, t in enumerate(c.linear.tensors):
+            self._constant(f"_synthesis{i}", t, dtype)
         self._constant("_init_std", c.init_std, dtype)
         self._constant("_fix", out_rep.invariant_basis, dtype)
         like = dict(device=self._fix.device, dtype=self._fix.dtype)
@@ -103,7 +105,10 @@ class _eConvBase(eModule):
 
     def taps(self) -> torch.Tensor:
         """Dense taps (groups·K, C_out/groups, C_in/groups), differentiable in weight_dof."""
-        return (self.weight_dof @ self._synthesis.T).view(self.weight_dof.shape[0], self._n_out, self._n_in)
+        # One tap at a time through eLinear's structured synthesis: a dense (n_out·n_in, dim) synthesis matrix
+        # is dim times the size of a tap (1 GiB in float32 for 16 regular copies of D8) and its product as slow.
+        synthesis = [getattr(self, f"_synthesis{i}") for i in range(self._n_synthesis)]
+        return torch.stack([ops.linear_weight(row, synthesis, self._layout) for row in self.weight_dof])
 
     def _kernel(self) -> torch.Tensor:
         raise NotImplementedError

@@ -43,8 +43,12 @@ def linear_constants(in_rep, out_rep, init_scheme: str) -> LinearConstants:
     (read-only, shared by the modules)."""
     key = (in_rep.fingerprint, out_rep.fingerprint, init_scheme)
     hit = _linear_cache.get(key)
-    if hit is not None:
-        return hit
+    if hit is None:
+        hit = _linear_cache[key] = _linear_constants(in_rep, out_rep, init_scheme)
+    return hit
+
+
+def _linear_constants(in_rep, out_rep, init_scheme: str) -> LinearConstants:
     first = _C.linear_constants(in_rep, out_rep, init_scheme)
     tiles = "tiles" in first
     if tiles:
@@ -54,10 +58,8 @@ def linear_constants(in_rep, out_rep, init_scheme: str) -> LinearConstants:
         batches = sum(1 for k in first if k.startswith("endomorphisms."))
         names = tuple(f"{kind}.{i}" for kind in ("endomorphisms", "q_out") for i in range(batches)) + ("q_in_t",)
         m = tuple(int(v) for v in first["m_in"])
-    value = LinearConstants(int(first["init_std"].numel()), LinearLayout(tiles, m, names),
-                            tuple(first[n] for n in names), first["fix"], first["init_std"])
-    _linear_cache[key] = value
-    return value
+    return LinearConstants(int(first["init_std"].numel()), LinearLayout(tiles, m, names),
+                           tuple(first[n] for n in names), first["fix"], first["init_std"])
 
 
 def linear_weight(weight_dof: torch.Tensor, constants, layout: LinearLayout) -> torch.Tensor:
@@ -201,7 +203,7 @@ class ConvConstants:
     n_in: int               # channels of one group
     n_out: int
     dim: int                # dim Hom_G(σ_in, σ_out)
-    synthesis: torch.Tensor  # (n_out·n_in, dim): column i is the basis map of coefficient i, flattened (C++ order)
+    linear: LinearConstants  # eLinear's synthesis of one tap σ_in → σ_out (the same coefficients as the basis')
     init_std: torch.Tensor   # (dim,)
     basis: object            # the _C.HomBasis of one channel group
 
@@ -222,8 +224,9 @@ def conv_constants(module: str, in_rep, out_rep, groups: int, init_scheme: str) 
     if basis.dim == 0:
         raise ValueError(f"{module}: Hom_G({sin.name}, {sout.name}) is zero-dimensional: no irrep of the output "
                          f"occurs in the input")
-    eye = torch.eye(basis.dim, dtype=torch.float64, device="cpu")
-    synthesis = torch.stack([basis.synthesize(eye[i]).reshape(-1) for i in range(basis.dim)], 1)
-    value = ConvConstants(sin.size, sout.size, basis.dim, synthesis, basis.init_std(init_scheme), basis)
+    # Not linear_constants' cache: it is keyed by the matrices, and a channel group's representation has the
+    # matrices of others but its own change of basis, which orders the coefficients.
+    value = ConvConstants(sin.size, sout.size, basis.dim, _linear_constants(sin, sout, init_scheme),
+                          basis.init_std(init_scheme), basis)
     _conv_cache[key] = value
     return value
