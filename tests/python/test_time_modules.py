@@ -146,6 +146,18 @@ def test_batchnorm_matches_the_cpp_module_and_torch_on_the_trivial_group():
         m.eval(), symm._C.set_training(twin, False)
         x = torch.randn(4, rep.size, dtype=torch.float64)
         assert _rel(m(x), twin.forward(x)) < 1e-12
+        # Eval's dense map is cached where autograd needs nothing: further training and new affine scales must
+        # reach it.
+        with torch.no_grad():
+            assert _rel(m(x), twin.forward(x)) < 1e-12
+            m.train(), symm._C.set_training(twin, True)
+            x = torch.randn(5, rep.size, 3, dtype=torch.float64)
+            assert _rel(m(x), twin.forward(x)) < 1e-12
+            m.eval(), symm._C.set_training(twin, False)
+            assert _rel(m(x), twin.forward(x)) < 1e-12
+            m.affine.scale_dof.uniform_(0.5, 2)
+            theirs["affine.scale_dof"].copy_(m.affine.scale_dof)
+            assert _rel(m(x), twin.forward(x)) < 1e-12
     # Trivial group: one channel per copy, so this is torch's BatchNorm1d.
     C = 5
     rep = symm.Representation.trivial(symm.group("C1"), C)
