@@ -134,30 +134,33 @@ def test_conv_matches_the_cpp_module(groups):
 
 
 def test_batchnorm_matches_the_cpp_module_and_torch_on_the_trivial_group():
-    rep = _rep("Q8")
-    for momentum in (0.1, None):
-        m = symm.nn.eBatchNorm1d(rep, momentum=momentum, dtype=torch.float64)
-        twin, theirs = _twin(m)
-        for _ in range(3):
-            x = torch.randn(5, rep.size, 3, dtype=torch.float64) * 3 - 1
-            assert _rel(m(x), twin.forward(x)) < 1e-12
-        for k, t in m.state_dict().items():
-            assert torch.allclose(t, theirs[k], rtol=0, atol=1e-12), k
-        m.eval(), symm._C.set_training(twin, False)
-        x = torch.randn(4, rep.size, dtype=torch.float64)
-        assert _rel(m(x), twin.forward(x)) < 1e-12
-        # Eval's dense map is cached where autograd needs nothing: further training and new affine scales must
-        # reach it.
-        with torch.no_grad():
-            assert _rel(m(x), twin.forward(x)) < 1e-12
-            m.train(), symm._C.set_training(twin, True)
-            x = torch.randn(5, rep.size, 3, dtype=torch.float64)
-            assert _rel(m(x), twin.forward(x)) < 1e-12
+    # A mixed representation, and regular copies, whose products with Q run blockwise.
+    regular = symm.Representation.regular(symm.group("Q8")).copies(3)
+    for rep in (_rep("Q8"), regular):
+        for momentum in (0.1, None):
+            m = symm.nn.eBatchNorm1d(rep, momentum=momentum, dtype=torch.float64)
+            assert m.block_diagonal == (rep is regular)
+            twin, theirs = _twin(m)
+            for shape in ((5, rep.size, 3), (7, rep.size), (5, rep.size, 3)):
+                x = torch.randn(*shape, dtype=torch.float64) * 3 - 1
+                assert _rel(m(x), twin.forward(x)) < 1e-12
+            for k, t in m.state_dict().items():
+                assert torch.allclose(t, theirs[k], rtol=0, atol=1e-12), k
             m.eval(), symm._C.set_training(twin, False)
+            x = torch.randn(4, rep.size, dtype=torch.float64)
             assert _rel(m(x), twin.forward(x)) < 1e-12
-            m.affine.scale_dof.uniform_(0.5, 2)
-            theirs["affine.scale_dof"].copy_(m.affine.scale_dof)
-            assert _rel(m(x), twin.forward(x)) < 1e-12
+            # Eval's dense map is cached where autograd needs nothing: further training and new affine scales must
+            # reach it.
+            with torch.no_grad():
+                assert _rel(m(x), twin.forward(x)) < 1e-12
+                m.train(), symm._C.set_training(twin, True)
+                x = torch.randn(5, rep.size, 3, dtype=torch.float64)
+                assert _rel(m(x), twin.forward(x)) < 1e-12
+                m.eval(), symm._C.set_training(twin, False)
+                assert _rel(m(x), twin.forward(x)) < 1e-12
+                m.affine.scale_dof.uniform_(0.5, 2)
+                theirs["affine.scale_dof"].copy_(m.affine.scale_dof)
+                assert _rel(m(x), twin.forward(x)) < 1e-12
     # Trivial group: one channel per copy, so this is torch's BatchNorm1d.
     C = 5
     rep = symm.Representation.trivial(symm.group("C1"), C)
