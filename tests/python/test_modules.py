@@ -189,3 +189,18 @@ def test_ddp_gloo_equals_a_single_process(tmp_path):
     (model(x[:2]).square().mean() + model(x[2:]).square().mean()).div(2).backward()
     single = torch.cat([p.grad.flatten() for p in model.parameters()])
     assert torch.allclose(grads[0], grads[1]) and torch.allclose(grads[0], single, atol=1e-6)
+
+
+def test_constants_follow_the_change_of_basis_not_only_the_matrices():
+    """Representations with equal matrices (one fingerprint) may decompose in different bases; the constants the
+    modules share are those of their own basis."""
+    G = symm.group("C8")
+    rep = symm.Representation.regular(G).copies(2)
+    q = rep.change_of_basis.clone()
+    q[:, 0] *= -1  # the trivial copy's sign: the same matrices in another basis
+    other = symm.Representation(G, rep.irreps, q, "flipped")
+    assert other.fingerprint == rep.fingerprint
+    for r in (rep, other):
+        assert torch.equal(symm.nn.eAffine(r)._masters["_q"], r.change_of_basis)
+        conv = symm.nn.eConv1d(r, r, 3, dtype=torch.float64)  # its coefficients are those of r's HomBasis
+        torch.testing.assert_close(conv.taps()[0], symm._C.HomBasis(r, r).synthesize(conv.weight_dof[0].detach()))

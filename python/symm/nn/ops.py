@@ -4,6 +4,7 @@ C++ library (DESIGN §7). Every kernel is called here and only here; they are Co
 autograd, torch.func, torch.compile and torch.export see through them."""
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import torch
@@ -14,6 +15,13 @@ __all__ = ["linear_constants", "linear_weight", "isotypic_constants", "isotypic_
            "affine_constants", "layer_norm_constants", "conv_constants",
            "column_copies", "rms_normalise",
            "layer_normalise"]
+
+
+def _key(rep):
+    """What the constants of a representation depend on: its matrices (the fingerprint) and its change of basis,
+    which the fingerprint leaves out (representations with equal matrices may decompose in different bases)."""
+    q = rep.change_of_basis.contiguous()
+    return rep.fingerprint, tuple(rep.irreps), hashlib.sha1(q.numpy().tobytes()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -41,14 +49,10 @@ _linear_cache: dict = {}
 def linear_constants(in_rep, out_rep, init_scheme: str) -> LinearConstants:
     """The constants of the maps in_rep → out_rep, once per pair of representations and init scheme
     (read-only, shared by the modules)."""
-    key = (in_rep.fingerprint, out_rep.fingerprint, init_scheme)
+    key = (_key(in_rep), _key(out_rep), init_scheme)
     hit = _linear_cache.get(key)
-    if hit is None:
-        hit = _linear_cache[key] = _linear_constants(in_rep, out_rep, init_scheme)
-    return hit
-
-
-def _linear_constants(in_rep, out_rep, init_scheme: str) -> LinearConstants:
+    if hit is not None:
+        return hit
     first = _C.linear_constants(in_rep, out_rep, init_scheme)
     tiles = "tiles" in first
     if tiles:
@@ -58,8 +62,10 @@ def _linear_constants(in_rep, out_rep, init_scheme: str) -> LinearConstants:
         batches = sum(1 for k in first if k.startswith("endomorphisms."))
         names = tuple(f"{kind}.{i}" for kind in ("endomorphisms", "q_out") for i in range(batches)) + ("q_in_t",)
         m = tuple(int(v) for v in first["m_in"])
-    return LinearConstants(int(first["init_std"].numel()), LinearLayout(tiles, m, names),
-                           tuple(first[n] for n in names), first["fix"], first["init_std"])
+    value = LinearConstants(int(first["init_std"].numel()), LinearLayout(tiles, m, names),
+                            tuple(first[n] for n in names), first["fix"], first["init_std"])
+    _linear_cache[key] = value
+    return value
 
 
 def linear_weight(weight_dof: torch.Tensor, constants, layout: LinearLayout) -> torch.Tensor:
@@ -88,7 +94,7 @@ class IsotypicLayout:
 
 def isotypic_constants(in_rep, out_rep):
     """(IsotypicLayout, {name: float64/int64 CPU master}) of the maps in_rep → out_rep, once per pair."""
-    key = ("isotypic", in_rep.fingerprint, out_rep.fingerprint)
+    key = ("isotypic", _key(in_rep), _key(out_rep))
     hit = _cache.get(key)
     if hit is not None:
         return hit
@@ -148,7 +154,7 @@ _cache: dict = {}
 
 
 def _once(kind, rep, make):
-    key = (kind, rep.fingerprint)
+    key = (kind, _key(rep))
     if key not in _cache:
         _cache[key] = make(rep)
     return _cache[key]
@@ -214,7 +220,7 @@ _conv_cache: dict = {}
 def conv_constants(module: str, in_rep, out_rep, groups: int, init_scheme: str) -> ConvConstants:
     """eConv1d's and eConvTranspose1d's constants: the synthesis of one tap from its Hom_G coefficients, as the
     C++ convolutions build it (the same HomBasis, so that a checkpoint of one loads into the other)."""
-    key = (in_rep.fingerprint, out_rep.fingerprint, groups, init_scheme)
+    key = (_key(in_rep), _key(out_rep), groups, init_scheme)
     hit = _conv_cache.get(key)
     if hit is not None:
         return hit
@@ -224,9 +230,7 @@ def conv_constants(module: str, in_rep, out_rep, groups: int, init_scheme: str) 
     if basis.dim == 0:
         raise ValueError(f"{module}: Hom_G({sin.name}, {sout.name}) is zero-dimensional: no irrep of the output "
                          f"occurs in the input")
-    # Not linear_constants' cache: it is keyed by the matrices, and a channel group's representation has the
-    # matrices of others but its own change of basis, which orders the coefficients.
-    value = ConvConstants(sin.size, sout.size, basis.dim, _linear_constants(sin, sout, init_scheme),
+    value = ConvConstants(sin.size, sout.size, basis.dim, linear_constants(sin, sout, init_scheme),
                           basis.init_std(init_scheme), basis)
     _conv_cache[key] = value
     return value
