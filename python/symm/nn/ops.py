@@ -4,24 +4,17 @@ C++ library (DESIGN §7). Every kernel is called here and only here; they are Co
 autograd, torch.func, torch.compile and torch.export see through them."""
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import torch
 
 from .. import _C
+from ..linalg import basis_key as _key
 
 __all__ = ["linear_constants", "linear_weight", "isotypic_constants", "isotypic_operands", "isotypic_linear",
            "affine_constants", "layer_norm_constants", "conv_constants",
            "column_copies", "rms_normalise",
            "layer_normalise"]
-
-
-def _key(rep):
-    """What the constants of a representation depend on: its matrices (the fingerprint) and its change of basis,
-    which the fingerprint leaves out (representations with equal matrices may decompose in different bases)."""
-    q = rep.change_of_basis.contiguous()
-    return rep.fingerprint, tuple(rep.irreps), hashlib.sha1(q.numpy().tobytes()).hexdigest()
 
 
 @dataclass(frozen=True)
