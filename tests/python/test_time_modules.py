@@ -314,3 +314,31 @@ def test_convolutions_match_symm_learning():
         with torch.no_grad():
             assert _rel(ours.weight, w) < 1e-6
             assert _rel(ours(x), theirs(x)) < 1e-6, transposed
+
+
+@pytest.mark.parametrize("spec", GROUPS)
+def test_conv_on_regular_copies_runs_isotypic(spec):
+    """Regular copies (Q block diagonal) convolve irrep by irrep in the isotypic basis: the same outputs as the
+    C++ module and the same gradients as the dense kernel, train and eval, batched or not."""
+    G = symm.group(spec)
+    a, b = symm.Representation.regular(G).copies(2), symm.Representation.regular(G).copies(3)
+    for kw, pad in ((dict(padding=2), None), (dict(padding=3, padding_mode="circular", dilation=2, stride=2), 3)):
+        m = symm.nn.eConv1d(a, b, 5, dtype=torch.float64, **kw)
+        assert m.isotypic and not symm.nn.eConv1d(_rep(spec), _rep(spec), 3).isotypic
+        with torch.no_grad():
+            m.bias_dof.normal_()
+        twin, _ = _twin(m)
+        x = torch.randn(3, a.size, 17, dtype=torch.float64, requires_grad=True)
+        y = m(x)
+        assert _rel(y, twin.forward(x)) < 1e-12
+        # The dense kernel's convolution, differentiable in the coefficients as the module is in training.
+        dense = F.conv1d(F.pad(x, (pad, pad), mode="circular") if pad else x,
+                         m.weight, m.bias, m.stride, 0 if pad else m.padding, m.dilation)
+        g = torch.randn_like(y)
+        for got, want in zip(torch.autograd.grad(y, (x, m.weight_dof, m.bias_dof), g),
+                             torch.autograd.grad(dense, (x, m.weight_dof, m.bias_dof), g)):
+            assert _rel(got, want) < 1e-12
+        m.eval(), symm._C.set_training(twin, False)
+        with torch.no_grad():
+            assert _rel(m(x), twin.forward(x)) < 1e-12
+            assert _rel(m(x[0]), twin.forward(x[:1])[0]) < 1e-12
