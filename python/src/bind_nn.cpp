@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "bindings.h"
+#include "symm/nn/additive_attention.h"
 #include "symm/nn/batchnorm.h"
 #include "symm/nn/checkpoint.h"
 #include "symm/nn/conv.h"
@@ -32,7 +33,9 @@ torch::Tensor value(const OptTensor& t) { return t ? *t : torch::Tensor(); }
 std::shared_ptr<AttentionBackend> attention(const ModulePtr& m, const char* what) {
   auto attn = std::dynamic_pointer_cast<AttentionBackend>(m);
   if (!attn)
-    throw std::invalid_argument(std::string(what) + ": expected eMultiheadAttention, RotaryAttention or ALiBiAttention, got " +
+    throw std::invalid_argument(std::string(what) +
+                                ": expected eMultiheadAttention, RotaryAttention, ALiBiAttention, "
+                                "eAdditivePosMultiheadAttention or eAdditiveRelMultiheadAttention, got " +
                                 (m ? m->name() : "None"));
   return attn;
 }
@@ -162,7 +165,7 @@ void bind_nn(py::module_& m) {
            py::arg("is_causal") = false, release)
       .def_property_readonly("num_heads", [](const eMultiheadAttentionImpl& a) { return a.num_heads(); });
 
-  // Rotary and ALiBi attention share the positional forward.
+  // The positional attentions (rotary, ALiBi, additive) share the positional forward.
   auto positional = [&](auto& c) {
     using Impl = typename std::remove_reference_t<decltype(c)>::type;
     common(c)
@@ -192,6 +195,28 @@ void bind_nn(py::module_& m) {
             py::arg("in_rep"), py::arg("num_heads"), py::arg("dropout") = 0.0, py::arg("bias") = true,
             py::arg("init_scheme") = "xavier_uniform", py::arg("learnable_slopes") = false);
   positional(alibi);
+  ModuleClass<eAdditivePosMultiheadAttentionImpl> additive_pos(m, "eAdditivePosMultiheadAttention");
+  additive_pos
+      .def(py::init([](const Representation& rep, int64_t heads, int64_t max_len, double dropout, bool bias, const std::string& init) {
+             return std::make_shared<eAdditivePosMultiheadAttentionImpl>(
+                 eAdditivePosMultiheadAttentionOptions(rep, heads, max_len).dropout(dropout).bias(bias).init_scheme(init));
+           }),
+           py::arg("in_rep"), py::arg("num_heads"), py::arg("max_len"), py::arg("dropout") = 0.0, py::arg("bias") = true,
+           py::arg("init_scheme") = "xavier_normal")
+      .def_property_readonly("max_len", [](const eAdditivePosMultiheadAttentionImpl& a) { return a.options.max_len(); });
+  positional(additive_pos);
+  ModuleClass<eAdditiveRelMultiheadAttentionImpl> additive_rel(m, "eAdditiveRelMultiheadAttention");
+  additive_rel
+      .def(py::init([](const Representation& rep, int64_t heads, int64_t max_distance, double dropout, bool bias,
+                       const std::string& init) {
+             return std::make_shared<eAdditiveRelMultiheadAttentionImpl>(
+                 eAdditiveRelMultiheadAttentionOptions(rep, heads, max_distance).dropout(dropout).bias(bias).init_scheme(init));
+           }),
+           py::arg("in_rep"), py::arg("num_heads"), py::arg("max_distance"), py::arg("dropout") = 0.0, py::arg("bias") = true,
+           py::arg("init_scheme") = "xavier_normal")
+      .def_property_readonly("max_distance",
+                             [](const eAdditiveRelMultiheadAttentionImpl& a) { return a.options.max_distance(); });
+  positional(additive_rel);
 
   ModuleClass<eTransformerEncoderLayerImpl> encoder_layer(m, "eTransformerEncoderLayer");
   common(encoder_layer)

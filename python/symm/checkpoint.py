@@ -49,6 +49,10 @@ def _attention(m):
         return _C.RotaryAttention(m.in_rep, m.num_heads, _DROP, bias, "xavier_uniform", m.base)
     if type(m).__name__ == "ALiBiAttention":
         return _C.ALiBiAttention(m.in_rep, m.num_heads, _DROP, bias, "xavier_uniform", m.learnable_slopes)
+    if type(m).__name__ == "eAdditivePosMultiheadAttention":
+        return _C.eAdditivePosMultiheadAttention(m.in_rep, m.num_heads, m.max_len, _DROP, bias)
+    if type(m).__name__ == "eAdditiveRelMultiheadAttention":
+        return _C.eAdditiveRelMultiheadAttention(m.in_rep, m.num_heads, m.max_distance, _DROP, bias)
     return _C.eMultiheadAttention(m.in_rep, m.num_heads, _DROP, bias, "xavier_uniform")
 
 
@@ -185,6 +189,7 @@ def _unet(m):
 
 _TWINS = {"eLinear": _linear, "eAffine": _affine, "eRMSNorm": _rmsnorm, "eLayerNorm": _layernorm,
           "eMultiheadAttention": _attention, "RotaryAttention": _attention, "ALiBiAttention": _attention,
+          "eAdditivePosMultiheadAttention": _attention, "eAdditiveRelMultiheadAttention": _attention,
           "eTransformerEncoderLayer": _encoder_layer, "eTransformerEncoder": _encoder,
           "eTransformerDecoderLayer": _decoder_layer, "InvariantBias": _invariant_bias, "eMLP": _emlp, "iMLP": _imlp,
           "eCondTransformerRegressor": _ecrt, "CondTransformerRegressor": _crt,

@@ -47,7 +47,10 @@ def load_converted(path):
 def convert(module, out) -> dict:
     """Converts a symm_learning model and writes OUT, OUT.json and OUT.group.json; returns the spec."""
     model = interop.from_symm_learning(module)
-    spec = model.conversion_spec
+    spec = getattr(model, "conversion_spec", None)
+    if spec is None:  # the time modules: their architecture has no spec that build() reads
+        raise interop.ConversionError(f"{type(module).__name__}: only transformer encoders are written here; convert "
+                                      "it with symm.interop.from_symm_learning and write it with symm.save")
     if spec["layer"]["activation"] is None:
         raise interop.ConversionError(f"activation {module_activation(module)!r}: only "
                                       f"{', '.join(interop.ACTIVATIONS)} can be written beside a checkpoint")

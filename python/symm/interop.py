@@ -4,7 +4,8 @@ An escnn representation becomes ours through its images of the group's generator
 (``Representation.from_generators``), expressed in the basis of escnn's own irrep decomposition; the escnn
 group becomes ours through the permutations its regular representation gives the generators. Every dense weight of the symm_learning model is moved into our bases
 and projected onto Hom_G; a relative residual above ``tol`` means the weight was not equivariant, and the
-conversion is refused naming the layer.
+conversion is refused naming the layer. The time-series modules (eConv1d, eConvTranspose1d, eBatchNorm1d) keep
+escnn's channels: their representations map to ours with the same matrices, so no permutation is needed.
 """
 from __future__ import annotations
 
@@ -115,22 +116,22 @@ def rep_from_escnn(escnn_rep, group_map: _GroupMap | None = None) -> Representat
 
 
 @torch.no_grad()
-def _affine_map(module, size):
-    """(W, b) of an affine module x ↦ W x + b, read off its values on 0 and the unit vectors."""
-    b = module(torch.zeros(1, size, dtype=torch.float64))[0]
-    return (module(torch.eye(size, dtype=torch.float64)) - b).T, b
+def _affine_map(module, size, dtype=torch.float64):
+    """(W, b) of an affine module x ↦ W x + b (of dtype), read off its values on 0 and the unit vectors."""
+    b = module(torch.zeros(1, size, dtype=dtype))[0].double()
+    return (module(torch.eye(size, dtype=dtype)).double() - b).T, b
 
 
 class _Converter:
     def __init__(self, gm: _GroupMap, rep: Representation, tol: float):
         self.gm, self.rep, self.tol = gm, rep, tol
 
-    def check(self, where, got, want):
+    def check(self, where, got, want, what="weights are not equivariant", onto="Hom_G"):
         scale = want.norm().item()
         residual = (got.double() - want).norm().item() / max(scale, 1e-30)
         if residual > self.tol:
-            raise ConversionError(f"{where}: weights are not equivariant for {self.rep.group.name} "
-                                  f"(relative residual of the projection onto Hom_G {residual:.2e} > {self.tol:.0e})")
+            raise ConversionError(f"{where}: {what} for {self.rep.group.name} "
+                                  f"(relative residual of the projection onto {onto} {residual:.2e} > {self.tol:.0e})")
 
     def linear(self, where, ours: nn.eLinear, w, b):
         ours.set_dense(w.float(), None if b is None else b.float())
@@ -140,8 +141,8 @@ class _Converter:
             got = ours.bias if ours.bias is not None else torch.zeros_like(b)
             self.check(where + ".bias", got, b)
 
-    def affine(self, where, ours, S, b):
-        """Sets our eAffine to y = S x (+ b) where S scales whole irrep copies of our representation."""
+    def copy_scales(self, where, S, what="weights are not equivariant"):
+        """The scales α_i of the irrep copies i of our representation with Σ_i α_i Q_i Q_iᵀ = S (checked)."""
         q, dims = self.rep.change_of_basis, [self.rep.group.irreps[k].dim for k in self.rep.irreps]
         alphas, columns, o = [], [], 0
         for d in dims:
@@ -149,11 +150,20 @@ class _Converter:
             alphas.append(torch.trace(qc.T @ S @ qc).item() / d)
             columns.append(qc)
             o += d
+        self.check(where, sum(a * qc @ qc.T for a, qc in zip(alphas, columns)), S, what, "the scalings of irrep copies")
+        return torch.tensor(alphas, dtype=torch.float64)
+
+    def affine(self, where, ours, S, b):
+        """Sets our eAffine to y = S x (+ b) where S scales whole irrep copies of our representation and b lies in
+        Fix(ρ) (where our eAffine has a bias)."""
         with torch.no_grad():
-            ours.scale_dof.copy_(torch.tensor(alphas))
-        # The map the scales give: Σ_i α_i Q_i Q_iᵀ over the irrep copies i.
-        self.check(where, sum(a * qc @ qc.T for a, qc in zip(alphas, columns)), S)
-        if b is not None and b.abs().max() > 0:
+            ours.scale_dof.copy_(self.copy_scales(where, S))
+        if ours.bias_dof is not None:
+            fix = ours._masters["_fix"]
+            with torch.no_grad():
+                ours.bias_dof.copy_(fix.T @ b)
+            self.check(where + ".bias", fix @ (fix.T @ b), b, "the bias is not invariant", "Fix(ρ)")
+        elif b is not None and b.abs().max() > 0:
             raise ConversionError(f"{where}: an affine bias after RMS normalisation has no counterpart here")
 
     def norm(self, where, theirs, ours, fold: bool):
@@ -252,12 +262,84 @@ def _our_layer(where, theirs, rep):
     return layer, {**opts, "activation": activation_name(theirs.activation)}, attn_opts
 
 
+def _single(value):
+    """torch's 1-tuple convolution options as an int (padding may be 'same' or 'valid')."""
+    return value[0] if isinstance(value, tuple) else value
+
+
+def _conv(where, theirs, tol):
+    transposed = type(theirs).__name__ == "eConvTranspose1d"
+    gm = _GroupMap(theirs.in_rep.group)
+    in_rep, out_rep = gm.rep(theirs.in_rep), gm.rep(theirs.out_rep)
+    options = dict(stride=_single(theirs.stride), padding=_single(theirs.padding), dilation=_single(theirs.dilation),
+                   groups=theirs.groups, bias=theirs.has_bias, padding_mode=theirs.padding_mode)
+    if transposed:
+        options["output_padding"] = _single(theirs.output_padding)
+    try:
+        ours = (nn.eConvTranspose1d if transposed else nn.eConv1d)(in_rep, out_rep, _single(theirs.kernel_size),
+                                                                   **options)
+    except ValueError as e:
+        raise ConversionError(f"{where}: {e}") from e
+    w = theirs.weight.detach().double()  # Conv1d: (C_out, C_in, K); ConvTranspose1d: (C_in, C_out, K)
+    ours.set_taps(w.permute(2, 1, 0) if transposed else w.permute(2, 0, 1), theirs.bias)
+    ours.eval()
+    conv = _Converter(gm, in_rep, tol)
+    conv.check(where + ".weight", ours.weight, w)
+    if theirs.has_bias:
+        conv.check(where + ".bias", ours.bias, theirs.bias.detach().double(), "the bias is not invariant", "Fix(ρ_out)")
+    return ours
+
+
+def _batchnorm(where, theirs, tol):
+    """Theirs normalises each channel (in the original basis) by its running variance, ours each irrep copy (in
+    the spectral basis): equal where that diagonal scaling is one scale per irrep copy, as for regular copies."""
+    if not theirs.track_running_stats:
+        raise ConversionError(f"{where}: track_running_stats=False normalises by the batch's unbiased per-channel "
+                              "variance in eval; ours by its biased per-irrep-copy variance, so there is no exact "
+                              "counterpart")
+    gm = _GroupMap(theirs.in_rep.group)
+    rep = gm.rep(theirs.in_rep)
+    ours = nn.eBatchNorm1d(rep, eps=theirs.eps, momentum=theirs.momentum, affine=bool(theirs.affine))
+    conv = _Converter(gm, rep, tol)
+    mean, var = theirs.running_mean.detach().double(), theirs.running_var.detach().double()
+    fix = rep.invariant_basis
+    conv.check(where + ".running_mean", fix @ (fix.T @ mean), mean, "the running mean is not invariant", "Fix(ρ)")
+    alphas = conv.copy_scales(where + ".running_var", torch.diag(torch.rsqrt(var + theirs.eps)),
+                              "the per-channel variances are not one per irrep copy of the representation")
+    with torch.no_grad():
+        ours.running_mean.copy_(fix @ (fix.T @ mean))
+        ours.running_var.copy_(alphas.pow(-2) - theirs.eps)
+        ours.num_batches_tracked.fill_(int(theirs.num_batches_tracked))
+    if theirs.affine:
+        dtype = theirs.running_var.dtype
+        conv.affine(where + ".affine_transform", ours.affine, *_affine_map(theirs.affine_transform, rep.size, dtype))
+    return ours.eval()
+
+
+# symm_learning's time-series modules: their converter and the input shape (batch 4) the check compares on. They
+# are read as they are (in their dtype), not deep-copied: symm_learning's eBatchNorm1d caches non-leaf tensors
+# that deepcopy refuses.
+# symm_learning's eBatchNorm1d takes (..., D) and ours (B, D) or (B, D, T), so it is compared on (B, D).
+_TIME_MODULES = {"eConv1d": (_conv, lambda m: (4, m.in_rep.size, 16)),
+                 "eConvTranspose1d": (_conv, lambda m: (4, m.in_rep.size, 16)),
+                 "eBatchNorm1d": (_batchnorm, lambda m: (4, m.in_rep.size))}
+
+
 def from_symm_learning(module, tol: float = 1e-4, check: bool = True):
     """Our eTransformerEncoderLayer (or eTransformerEncoder) with the same eval outputs as a symm_learning
     eTransformerEncoderLayer, or a stack of them (any module with ``layers`` and an optional ``norm``, such as
-    symm_learning's TransformerEncoder or torch.nn.TransformerEncoder). Raises ConversionError naming the layer
-    when a weight is not equivariant or a part has no exact counterpart here. With ``check``, the two models
-    are compared on a random input in eval mode (float32) and a relative difference above 1e-5 is an error."""
+    symm_learning's TransformerEncoder or torch.nn.TransformerEncoder); our eConv1d, eConvTranspose1d or
+    eBatchNorm1d for symm_learning's (in eval mode, from its running statistics). Raises ConversionError naming
+    the layer when a weight is not equivariant or a part has no exact counterpart here. With ``check``, the two
+    models are compared on a random input in eval mode (float32) and a relative difference above 1e-5 is an
+    error."""
+    kind = type(module).__name__
+    if kind in _TIME_MODULES and type(module).__module__.startswith("symm_learning."):
+        make, shape = _TIME_MODULES[kind]
+        ours = make(kind, module, tol)
+        if check:
+            _check_outputs(module, ours, torch.randn(shape(module)))
+        return ours
     theirs = copy.deepcopy(module).double().eval()
     layers = list(theirs.layers) if hasattr(theirs, "layers") else [theirs]
     if not layers:
@@ -291,13 +373,16 @@ def from_symm_learning(module, tol: float = 1e-4, check: bool = True):
         "final_norm": None if ours_norm is None else {"eps": ours_norm.eps, "equiv_affine": ours_norm.affine is not None},
     }
     if check:
-        module_was_training = module.training
-        module.eval()
-        x = torch.randn(2, 7, rep.size)
-        with torch.no_grad():
-            want, got = module(x), ours(x)
-        module.train(module_was_training)
-        err = ((got - want).abs().max() / want.abs().max()).item()
-        if err > 1e-5:
-            raise ConversionError(f"converted model differs from the symm_learning model by {err:.2e} (relative, float32)")
+        _check_outputs(module, ours, torch.randn(2, 7, rep.size))
     return ours
+
+
+def _check_outputs(module, ours, x):
+    module_was_training = module.training
+    module.eval()
+    with torch.no_grad():
+        want, got = module(x), ours(x)
+    module.train(module_was_training)
+    err = ((got - want).abs().max() / want.abs().max()).item()
+    if err > 1e-5:
+        raise ConversionError(f"converted model differs from the symm_learning model by {err:.2e} (relative, float32)")

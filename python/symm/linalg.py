@@ -6,6 +6,8 @@ isotypic signal. Differentiable torch functions on the input's device and dtype;
 group engine (symm._C), once per representation, device and dtype. The C++ reference is symm._C.stats."""
 from __future__ import annotations
 
+import hashlib
+
 import torch
 
 from . import _C
@@ -73,7 +75,7 @@ def _hom_master(rep_x, rep_y):
 
 
 def _hom(rep_x, rep_y, like):
-    key = ("hom", rep_x.fingerprint, rep_y.fingerprint)
+    key = ("hom", basis_key(rep_x), basis_key(rep_y))
     dim, meta, _ = _master(key, lambda: _hom_master(rep_x, rep_y))
     tensors = _on(key + ("t",), lambda: tuple(t for blk in _master(key, None)[2] for t in blk), like)
     return dim, meta, tensors
@@ -160,6 +162,14 @@ def _irrep_dims(rep):
     return [rep.group.irrep(k).dim for k in rep.irreps]
 
 
+def basis_key(rep):
+    """What constants of a representation depend on: its matrices (the fingerprint) and its decomposition (irreps
+    and change of basis), which the fingerprint leaves out: representations with equal matrices may decompose in
+    different bases."""
+    q = rep.change_of_basis.contiguous()
+    return rep.fingerprint, tuple(rep.irreps), hashlib.sha1(q.numpy().tobytes()).hexdigest()
+
+
 def irrep_radii(x: torch.Tensor, rep) -> torch.Tensor:
     """‖x̂_i‖ of each irreducible copy of x (..., D) in rep.irreps order, x̂ = Qᵀx: (..., #copies), invariant."""
     fn = "irrep_radii"
@@ -167,7 +177,7 @@ def irrep_radii(x: torch.Tensor, rep) -> torch.Tensor:
     _check_float(fn, x)
     if x.dim() < 1 or x.shape[-1] != rep.size:
         raise ValueError(f"symm.linalg.{fn}: expected x of shape (..., {rep.size}) for {rep.name}, got {tuple(x.shape)}")
-    q = _on(("q", rep.fingerprint), lambda: rep.change_of_basis, x)
+    q = _on(("q", basis_key(rep)), lambda: rep.change_of_basis, x)
     spectral = x @ q
     # linalg.vector_norm: a subgradient 0 at the origin, where sqrt(Σ x²) has none.
     return torch.stack([torch.linalg.vector_norm(b, dim=-1) for b in spectral.split(_irrep_dims(rep), -1)], -1)
@@ -186,5 +196,5 @@ def isotypic_signal2irreducible_subspaces(x: torch.Tensor, rep_x) -> torch.Tenso
                          f"has irreps {sorted(set(rep_x.irreps))}")
     d = rep_x.group.irrep(rep_x.irreps[0]).dim if rep_x.irreps else 1
     m = rep_x.size // d
-    q = _on(("q", rep_x.fingerprint), lambda: rep_x.change_of_basis, x)
+    q = _on(("q", basis_key(rep_x)), lambda: rep_x.change_of_basis, x)
     return (x @ q).view(x.shape[0], m, d).permute(0, 2, 1).reshape(x.shape[0] * d, m)

@@ -58,8 +58,8 @@ def var(x: torch.Tensor, rep_x, center: torch.Tensor | None = None) -> torch.Ten
     elif not isinstance(center, torch.Tensor) or center.shape != (rep_x.size,):
         raise ValueError(f"symm.stats.var: expected center of shape ({rep_x.size},), got "
                          f"{tuple(center.shape) if isinstance(center, torch.Tensor) else type(center).__name__}")
-    q = _on(("q", rep_x.fingerprint), lambda: rep_x.change_of_basis, flat)
-    avg = _on(("avg", rep_x.fingerprint), lambda: _average_master(rep_x), flat)
+    q = _on(("q", linalg.basis_key(rep_x)), lambda: rep_x.change_of_basis, flat)
+    avg = _on(("avg", linalg.basis_key(rep_x)), lambda: _average_master(rep_x), flat)
     spectral = (flat - center) @ q
     v = avg @ (spectral.square().sum(0) / (n - 1))
     return q.square() @ v

@@ -1,8 +1,11 @@
 // The C++ side of the checkpoint exchange tests: builds a model natively in C++, then either saves it
 // (`save`) or loads a checkpoint into it (`load`), and writes its eval output on a given input.
-//   symm_checkpoint_peer save|load MODEL INPUT OUTPUT GROUP COPIES HEADS LAYERS DIM_FEEDFORWARD [encoder|emlp]
-// encoder (the default): an eTransformerEncoder of LAYERS layers; emlp: an eMLP from and to COPIES regular copies
-// with LAYERS hidden layers of DIM_FEEDFORWARD units (HEADS unused). INPUT holds (2, 5, D) float32 values, raw
+//   symm_checkpoint_peer save|load MODEL INPUT OUTPUT GROUP COPIES HEADS LAYERS DIM_FEEDFORWARD
+//                        [encoder|additive_pos|additive_rel|emlp]
+// encoder (the default): an eTransformerEncoder of LAYERS layers; additive_pos, additive_rel: the same with
+// eAdditivePosMultiheadAttention (max_len 16) or eAdditiveRelMultiheadAttention (max_distance 3), their tables
+// drawn (non-zero) before a save; emlp: an eMLP from and to COPIES regular copies with LAYERS hidden layers of
+// DIM_FEEDFORWARD units (HEADS unused). INPUT holds (2, 5, D) float32 values, raw
 // little-endian; OUTPUT gets the (2, 5, D) output the same way.
 #include <fstream>
 #include <functional>
@@ -10,6 +13,7 @@
 #include <iterator>
 
 #include "symm/group/named.h"
+#include "symm/nn/additive_attention.h"
 #include "symm/nn/checkpoint.h"
 #include "symm/nn/encoder.h"
 #include "symm/nn/mlp.h"
@@ -18,7 +22,8 @@ using namespace symm::nn;
 
 int main(int argc, char** argv) {
   if (argc != 10 && argc != 11) {
-    std::cerr << "usage: symm_checkpoint_peer save|load MODEL INPUT OUTPUT GROUP COPIES HEADS LAYERS DIM_FEEDFORWARD [encoder|emlp]\n";
+    std::cerr << "usage: symm_checkpoint_peer save|load MODEL INPUT OUTPUT GROUP COPIES HEADS LAYERS DIM_FEEDFORWARD "
+                 "[encoder|additive_pos|additive_rel|emlp]\n";
     return 2;
   }
   try {
@@ -30,9 +35,21 @@ int main(int argc, char** argv) {
     const int layers = std::stoi(argv[8]), ff = std::stoi(argv[9]);
     std::shared_ptr<torch::nn::Module> module;
     std::function<torch::Tensor(const torch::Tensor&)> forward;
+    const int heads = std::stoi(argv[7]);
+    std::shared_ptr<AttentionBackend> attention;
     if (kind == "encoder") {
-      eTransformerEncoderLayer layer(eTransformerEncoderLayerOptions(rep, eMultiheadAttention(rep, std::stoi(argv[7])).ptr())
-                                         .dim_feedforward(ff));
+      attention = eMultiheadAttention(rep, heads).ptr();
+    } else if (kind == "additive_pos") {
+      auto a = std::make_shared<eAdditivePosMultiheadAttentionImpl>(rep, heads, 16);
+      a->reset_parameters();
+      attention = a;
+    } else if (kind == "additive_rel") {
+      auto a = std::make_shared<eAdditiveRelMultiheadAttentionImpl>(rep, heads, 3);
+      a->reset_parameters();
+      attention = a;
+    }
+    if (attention) {
+      eTransformerEncoderLayer layer(eTransformerEncoderLayerOptions(rep, attention).dim_feedforward(ff));
       eTransformerEncoder encoder(layer, layers);
       module = encoder.ptr();
       forward = [encoder](const torch::Tensor& x) mutable { return encoder->forward(x); };
@@ -41,7 +58,7 @@ int main(int argc, char** argv) {
       module = mlp.ptr();
       forward = [mlp](const torch::Tensor& x) mutable { return mlp->forward(x); };
     } else {
-      throw std::invalid_argument("kind must be encoder or emlp, got " + kind);
+      throw std::invalid_argument("kind must be encoder, additive_pos, additive_rel or emlp, got " + kind);
     }
     if (mode == "save") symm::save(module, model);
     else if (mode == "load") symm::load(module, model);

@@ -5,6 +5,7 @@ import torch
 
 import symm
 from conftest import act
+from test_checkpoint import COPIES, FF, GROUP, HEADS, LAYERS, run_peer, trained
 
 R = symm.Representation
 
@@ -145,3 +146,70 @@ def test_module_contracts():
         torch._dynamo.reset()
         compiled = torch.compile(module, backend="aot_eager")
         torch.testing.assert_close(compiled(x, x, x, query_positions=p)[0], y, rtol=1e-5, atol=1e-5)
+
+
+def _twin_with_state(module):
+    """The bound C++ module (symm._C) of the same architecture, holding the module's tensors."""
+    twin = symm.checkpoint.cpp_twin(module)
+    theirs = symm.checkpoint._cpp_state(twin)
+    for k, t in module.state_dict().items():
+        theirs[k].data = t.detach().clone()
+    return twin
+
+
+def test_cpp_twin_forward_and_checkpoints(tmp_path):
+    """The C++ twin with the same state gives the same outputs (train and eval); symm.save → C++ symm::load
+    gives them too, and symm.load reads them back."""
+    rep = R.regular(symm.group("D4")).copies(2)
+    calls, x, mem = _calls(rep, torch.float32)
+    calls = calls[::2] + [("causal+padding", lambda m, a, b: m(
+        a, a, a, query_positions=torch.tensor([[0, 1, 2, 3, 4], [3, 5, 6, 9, 15]]),
+        key_padding_mask=torch.tensor([[False, False, False, True, False]] * 2), is_causal=True))]
+    for module in _pair(rep, torch.float32):
+        twin = _twin_with_state(module)
+        symm.save(module, tmp_path / "m.symm")
+        loaded = symm.checkpoint.cpp_twin(module)
+        symm._C.load(loaded, str(tmp_path / "m.symm"))
+        back = type(module)(rep, 2, 16 if hasattr(module, "pos_emb") else 3)
+        symm.load(back, tmp_path / "m.symm")
+        for train in (True, False):
+            module.train(train)
+            back.train(train)
+            for name, call in calls:
+                want = call(module, x, mem)[0]
+                for cpp, what in ((twin, "twin"), (loaded, "loaded")):
+                    cpp.train(train)
+                    got = call(cpp.forward, x, mem)[0]
+                    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5, msg=f"{type(module).__name__} {what} {name}")
+                torch.testing.assert_close(call(back, x, mem)[0], want, rtol=0, atol=0)
+
+
+def _encoder(kind):
+    """What the peer builds with kind additive_pos or additive_rel."""
+    rep = R.regular(symm.group(GROUP)).copies(COPIES)
+    attn = (symm.nn.eAdditivePosMultiheadAttention(rep, HEADS, 16) if kind == "additive_pos"
+            else symm.nn.eAdditiveRelMultiheadAttention(rep, HEADS, 3))
+    attn.reset_parameters()
+    layer = symm.nn.eTransformerEncoderLayer(rep, attn, dim_feedforward=FF, dropout=0.0)
+    return symm.nn.eTransformerEncoder(layer, LAYERS)
+
+
+@pytest.mark.parametrize("kind", ["additive_pos", "additive_rel"])
+def test_checkpoints_exchange_with_the_cpp_peer(peer, tmp_path, kind):
+    torch.set_num_threads(1)
+    model = trained(_encoder(kind)).eval()
+    symm.save(model, tmp_path / "py.symm")
+    x = torch.randn(2, 5, model.in_rep.size)
+    with torch.no_grad():
+        expected = model(x)
+    got = run_peer(peer, "load", tmp_path / "py.symm", x, tmp_path, kind)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+    expected = run_peer(peer, "save", tmp_path / "cpp.symm", x, tmp_path, kind)
+    fresh = _encoder(kind).eval()
+    with torch.no_grad():
+        assert not torch.allclose(fresh(x), expected)
+        symm.load(fresh, tmp_path / "cpp.symm")
+        torch.testing.assert_close(fresh(x), expected, rtol=1e-5, atol=1e-5)
+    table = "self_attn.pos_emb" if kind == "additive_pos" else "self_attn.rel_bias"
+    assert fresh.layers[0].state_dict()[table].abs().max() > 0  # the peer's drawn tables arrived

@@ -134,3 +134,63 @@ def test_refusals_name_the_layer(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "symm.convert", str(tmp_path / "linear.pt"), str(tmp_path / "x.symm")],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "symm.convert:" in proc.stderr
+
+
+def _relative(got, want):
+    return ((got - want).abs().max() / want.abs().max()).item()
+
+
+@pytest.mark.parametrize("make_group", [lambda: escnn_group.cyclic_group(2), lambda: escnn_group.dihedral_group(4),
+                                        lambda: escnn_group.cyclic_group(8)])
+def test_time_modules_convert_with_the_same_outputs(make_group):
+    G = make_group()
+    rep2, rep3 = (direct_sum([G.regular_representation] * m) for m in (2, 3))
+    x = torch.randn(3, rep2.size, 20)
+    conv = sl_nn.eConv1d(rep2, rep3, kernel_size=5, padding=2, dilation=2, padding_mode="circular")
+    up = sl_nn.eConvTranspose1d(rep3, rep2, kernel_size=4, stride=2, padding=1, output_padding=1)
+    for theirs, ours_type, inp in ((conv, symm.nn.eConv1d, x), (up, symm.nn.eConvTranspose1d, conv(x).detach())):
+        ours = from_symm_learning(theirs)
+        assert type(ours) is ours_type and ours.in_rep.size == theirs.in_rep.size and not ours.training
+        with torch.no_grad():
+            assert _relative(ours(inp), theirs(inp)) < 1e-5
+
+    bn = sl_nn.eBatchNorm1d(rep2, momentum=0.3)
+    with torch.no_grad():  # running statistics and affine parameters away from their initial values
+        for _ in range(4):
+            bn(torch.randn(32, rep2.size) * torch.rand(rep2.size) * 3 + torch.randn(rep2.size))
+        for p in bn.affine_transform.parameters():
+            p.normal_()
+    bn.eval()
+    ours = from_symm_learning(bn)
+    assert type(ours) is symm.nn.eBatchNorm1d and not ours.training
+    assert int(ours.num_batches_tracked) == 4
+    with torch.no_grad():
+        # symm_learning's eBatchNorm1d takes the channels last; ours as torch's BatchNorm1d.
+        assert _relative(ours(x), bn(x.transpose(1, 2)).transpose(1, 2)) < 1e-5
+        assert _relative(ours(x[..., 0]), bn(x[..., 0])) < 1e-5
+        y = ours(x)
+        assert max((ours(act(ours.in_rep, g, x.transpose(1, 2)).transpose(1, 2)) - act(ours.in_rep, g, y.transpose(1, 2))
+                    .transpose(1, 2)).abs().max().item() for g in range(ours.in_rep.group.order)) < 1e-5 * y.abs().max()
+
+
+def test_time_module_refusals_name_the_layer():
+    G = escnn_group.dihedral_group(3)
+    rep = direct_sum([G.regular_representation] * 2)
+    q, _ = torch.linalg.qr(torch.randn(rep.size, rep.size, dtype=torch.float64))
+    conv = sl_nn.eConv1d(rep, rep, kernel_size=3)
+    conv.in_rep = escnn_group.change_basis(rep, q.numpy(), "rotated")  # its taps are not in Hom_G of this in_rep
+    with pytest.raises(ConversionError, match=r"eConv1d\.weight: weights are not equivariant"):
+        from_symm_learning(conv)
+    bn = sl_nn.eBatchNorm1d(rep).eval()
+    with torch.no_grad():
+        bn.running_mean.normal_()
+    with pytest.raises(ConversionError, match=r"eBatchNorm1d\.running_mean: the running mean is not invariant"):
+        from_symm_learning(bn)
+    # In a rotated basis their per-channel scaling is no scaling of irrep copies (nor equivariant).
+    rotated = sl_nn.eBatchNorm1d(escnn_group.change_basis(rep, q.numpy(), "rotated"))
+    with torch.no_grad():
+        rotated(torch.randn(64, rep.size) * torch.rand(rep.size) * 3)
+    with pytest.raises(ConversionError, match=r"eBatchNorm1d\.running_var: the per-channel variances are not one per"):
+        from_symm_learning(rotated.eval())
+    with pytest.raises(ConversionError, match="eBatchNorm1d: track_running_stats=False"):
+        from_symm_learning(sl_nn.eBatchNorm1d(rep, track_running_stats=False))

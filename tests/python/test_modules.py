@@ -189,3 +189,22 @@ def test_ddp_gloo_equals_a_single_process(tmp_path):
     (model(x[:2]).square().mean() + model(x[2:]).square().mean()).div(2).backward()
     single = torch.cat([p.grad.flatten() for p in model.parameters()])
     assert torch.allclose(grads[0], grads[1]) and torch.allclose(grads[0], single, atol=1e-6)
+
+
+def test_constants_follow_the_change_of_basis_not_only_the_matrices():
+    """Representations with equal matrices (one fingerprint) may decompose in different bases; the constants the
+    modules share are those of their own basis."""
+    G = symm.group("C8")
+    rep = symm.Representation.regular(G).copies(2)
+    q = rep.change_of_basis.clone()
+    assert rep.irreps[0] == rep.irreps[len(rep.irreps) // 2] == 0
+    h = 0.5 ** 0.5  # the two trivial copies (columns 0 and 8) mixed: the same matrices in another basis
+    q[:, [0, 8]] = q[:, [0, 8]] @ torch.tensor([[h, -h], [h, h]], dtype=torch.float64)
+    other = symm.Representation(G, rep.irreps, q, "mixed")
+    assert other.fingerprint == rep.fingerprint
+    x = torch.randn(3, rep.size, dtype=torch.float64)
+    for r in (rep, other):
+        torch.testing.assert_close(symm.linalg.irrep_radii(x, r)[:, 0], (x @ r.change_of_basis[:, 0]).abs())
+        assert torch.equal(symm.nn.eAffine(r)._masters["_q"], r.change_of_basis)
+        conv = symm.nn.eConv1d(r, r, 3, dtype=torch.float64)  # its coefficients are those of r's HomBasis
+        torch.testing.assert_close(conv.taps()[0], symm._C.HomBasis(r, r).synthesize(conv.weight_dof[0].detach()))

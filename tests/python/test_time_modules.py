@@ -134,18 +134,33 @@ def test_conv_matches_the_cpp_module(groups):
 
 
 def test_batchnorm_matches_the_cpp_module_and_torch_on_the_trivial_group():
-    rep = _rep("Q8")
-    for momentum in (0.1, None):
-        m = symm.nn.eBatchNorm1d(rep, momentum=momentum, dtype=torch.float64)
-        twin, theirs = _twin(m)
-        for _ in range(3):
-            x = torch.randn(5, rep.size, 3, dtype=torch.float64) * 3 - 1
+    # A mixed representation, and regular copies, whose products with Q run blockwise.
+    regular = symm.Representation.regular(symm.group("Q8")).copies(3)
+    for rep in (_rep("Q8"), regular):
+        for momentum in (0.1, None):
+            m = symm.nn.eBatchNorm1d(rep, momentum=momentum, dtype=torch.float64)
+            assert m.block_diagonal == (rep is regular)
+            twin, theirs = _twin(m)
+            for shape in ((5, rep.size, 3), (7, rep.size), (5, rep.size, 3)):
+                x = torch.randn(*shape, dtype=torch.float64) * 3 - 1
+                assert _rel(m(x), twin.forward(x)) < 1e-12
+            for k, t in m.state_dict().items():
+                assert torch.allclose(t, theirs[k], rtol=0, atol=1e-12), k
+            m.eval(), symm._C.set_training(twin, False)
+            x = torch.randn(4, rep.size, dtype=torch.float64)
             assert _rel(m(x), twin.forward(x)) < 1e-12
-        for k, t in m.state_dict().items():
-            assert torch.allclose(t, theirs[k], rtol=0, atol=1e-12), k
-        m.eval(), symm._C.set_training(twin, False)
-        x = torch.randn(4, rep.size, dtype=torch.float64)
-        assert _rel(m(x), twin.forward(x)) < 1e-12
+            # Eval's dense map is cached where autograd needs nothing: further training and new affine scales must
+            # reach it.
+            with torch.no_grad():
+                assert _rel(m(x), twin.forward(x)) < 1e-12
+                m.train(), symm._C.set_training(twin, True)
+                x = torch.randn(5, rep.size, 3, dtype=torch.float64)
+                assert _rel(m(x), twin.forward(x)) < 1e-12
+                m.eval(), symm._C.set_training(twin, False)
+                assert _rel(m(x), twin.forward(x)) < 1e-12
+                m.affine.scale_dof.uniform_(0.5, 2)
+                theirs["affine.scale_dof"].copy_(m.affine.scale_dof)
+                assert _rel(m(x), twin.forward(x)) < 1e-12
     # Trivial group: one channel per copy, so this is torch's BatchNorm1d.
     C = 5
     rep = symm.Representation.trivial(symm.group("C1"), C)
@@ -299,3 +314,31 @@ def test_convolutions_match_symm_learning():
         with torch.no_grad():
             assert _rel(ours.weight, w) < 1e-6
             assert _rel(ours(x), theirs(x)) < 1e-6, transposed
+
+
+@pytest.mark.parametrize("spec", GROUPS)
+def test_conv_on_regular_copies_runs_isotypic(spec):
+    """Regular copies (Q block diagonal) convolve irrep by irrep in the isotypic basis: the same outputs as the
+    C++ module and the same gradients as the dense kernel, train and eval, batched or not."""
+    G = symm.group(spec)
+    a, b = symm.Representation.regular(G).copies(2), symm.Representation.regular(G).copies(3)
+    for kw, pad in ((dict(padding=2), None), (dict(padding=3, padding_mode="circular", dilation=2, stride=2), 3)):
+        m = symm.nn.eConv1d(a, b, 5, dtype=torch.float64, **kw)
+        assert m.isotypic and not symm.nn.eConv1d(_rep(spec), _rep(spec), 3).isotypic
+        with torch.no_grad():
+            m.bias_dof.normal_()
+        twin, _ = _twin(m)
+        x = torch.randn(3, a.size, 17, dtype=torch.float64, requires_grad=True)
+        y = m(x)
+        assert _rel(y, twin.forward(x)) < 1e-12
+        # The dense kernel's convolution, differentiable in the coefficients as the module is in training.
+        dense = F.conv1d(F.pad(x, (pad, pad), mode="circular") if pad else x,
+                         m.weight, m.bias, m.stride, 0 if pad else m.padding, m.dilation)
+        g = torch.randn_like(y)
+        for got, want in zip(torch.autograd.grad(y, (x, m.weight_dof, m.bias_dof), g),
+                             torch.autograd.grad(dense, (x, m.weight_dof, m.bias_dof), g)):
+            assert _rel(got, want) < 1e-12
+        m.eval(), symm._C.set_training(twin, False)
+        with torch.no_grad():
+            assert _rel(m(x), twin.forward(x)) < 1e-12
+            assert _rel(m(x[0]), twin.forward(x[:1])[0]) < 1e-12
