@@ -77,6 +77,7 @@ def main():
           f"compile backend={args.backend}; medians in ms of {reps} interleaved repetitions")
     print(f"# columns: {' / '.join(names)}; ratios ours/symm_learning, compiled/ours, ours/torch")
     for spec, copies, heads, B, T, what in CONFIGS:
+        torch._dynamo.reset()  # each config compiles the same forwards anew: keep them off the recompile limit
         torch.manual_seed(0)
         rep = symm.Representation.regular(symm.group(spec)).copies(copies)
         D = rep.size
