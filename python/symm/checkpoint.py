@@ -16,7 +16,7 @@ import torch
 
 from . import _C
 
-__all__ = ["save", "load", "architecture", "cpp_twin"]
+__all__ = ["save", "load", "architecture", "cpp_twin", "cpp_copy"]
 
 
 def _bias(linear) -> bool:
@@ -232,16 +232,22 @@ def _paired(module, twin):
     return ours, theirs
 
 
-def save(module: torch.nn.Module, path) -> None:
-    """Writes module in symm's checkpoint format (what C++ ``symm::save`` writes and ``symm::load`` reads);
-    the path holds either its previous content or the complete checkpoint."""
+def cpp_copy(module: torch.nn.Module):
+    """The C++ twin holding a copy of the module's tensors, on the CPU in the module's dtype (so a float64 module
+    is written without rounding), in the module's training mode."""
     twin = cpp_twin(module)
     ours, theirs = _paired(module, twin)
     with torch.no_grad():
         for k, t in ours.items():
-            # The twin takes the module's dtype, so a float64 module is written without rounding.
             theirs[k].data = t.detach().to("cpu", copy=True)
-    _C.save(twin, os.fspath(path))
+    _C.set_training(twin, module.training)
+    return twin
+
+
+def save(module: torch.nn.Module, path) -> None:
+    """Writes module in symm's checkpoint format (what C++ ``symm::save`` writes and ``symm::load`` reads);
+    the path holds either its previous content or the complete checkpoint."""
+    _C.save(cpp_copy(module), os.fspath(path))
 
 
 def load(module: torch.nn.Module, path) -> None:

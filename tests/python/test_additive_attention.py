@@ -148,15 +148,6 @@ def test_module_contracts():
         torch.testing.assert_close(compiled(x, x, x, query_positions=p)[0], y, rtol=1e-5, atol=1e-5)
 
 
-def _twin_with_state(module):
-    """The bound C++ module (symm._C) of the same architecture, holding the module's tensors."""
-    twin = symm.checkpoint.cpp_twin(module)
-    theirs = symm.checkpoint._cpp_state(twin)
-    for k, t in module.state_dict().items():
-        theirs[k].data = t.detach().clone()
-    return twin
-
-
 def test_cpp_twin_forward_and_checkpoints(tmp_path):
     """The C++ twin with the same state gives the same outputs (train and eval); symm.save → C++ symm::load
     gives them too, and symm.load reads them back."""
@@ -166,7 +157,7 @@ def test_cpp_twin_forward_and_checkpoints(tmp_path):
         a, a, a, query_positions=torch.tensor([[0, 1, 2, 3, 4], [3, 5, 6, 9, 15]]),
         key_padding_mask=torch.tensor([[False, False, False, True, False]] * 2), is_causal=True))]
     for module in _pair(rep, torch.float32):
-        twin = _twin_with_state(module)
+        twin = symm.checkpoint.cpp_copy(module)
         symm.save(module, tmp_path / "m.symm")
         loaded = symm.checkpoint.cpp_twin(module)
         symm._C.load(loaded, str(tmp_path / "m.symm"))

@@ -116,17 +116,6 @@ def cpp_class(name):
     return cls
 
 
-def copied_into_twin(model):
-    """The C++ twin (symm.checkpoint.cpp_twin) holding the Python module's tensors, in eval mode."""
-    twin = symm.checkpoint.cpp_twin(model)
-    ours, theirs = symm.checkpoint._paired(model, twin)
-    with torch.no_grad():
-        for key, t in ours.items():
-            theirs[key].data = t.detach().clone()
-    symm._C.set_training(twin, False)
-    return twin
-
-
 def test_emlp_and_imlp_equal_the_cpp_modules():
     cpp_class("eMLP"), cpp_class("iMLP")
     G = symm.group("D4")
@@ -134,7 +123,7 @@ def test_emlp_and_imlp_equal_the_cpp_modules():
                      (randomise(iMLP(rep_of("D4", 2), 3, [16, 24], dtype=torch.float64)),
                       torch.randn(4, 16, dtype=torch.float64))):
         model.eval()
-        twin = copied_into_twin(model)
+        twin = symm.checkpoint.cpp_copy(model)
         with torch.no_grad():
             assert rel(twin.forward(x), model(x)) < 1e-12
 
@@ -146,13 +135,13 @@ def test_regressors_equal_the_cpp_modules(num_cond_layers, norm_module):
     model = randomise(regressor(G, torch.float64, num_cond_layers=num_cond_layers, norm_module=norm_module)).eval()
     X, k, Z = regressor_inputs(model, torch.float64)
     with torch.no_grad():
-        assert rel(copied_into_twin(model).forward(X, k, Z), model(X, k, Z)) < 1e-10
+        assert rel(symm.checkpoint.cpp_copy(model).forward(X, k, Z), model(X, k, Z)) < 1e-10
     plain = randomise(CondTransformerRegressor(5, 7, 3, 4, 3, num_layers=2, num_attention_heads=2, embedding_dim=16,
                                                causal_attn=True, num_cond_layers=num_cond_layers,
                                                norm_module=norm_module, dtype=torch.float64)).eval()
     X, Z = torch.randn(3, 4, 5, dtype=torch.float64), torch.randn(3, 2, 7, dtype=torch.float64)
     with torch.no_grad():
-        assert rel(copied_into_twin(plain).forward(X, k, Z), plain(X, k, Z)) < 1e-10
+        assert rel(symm.checkpoint.cpp_copy(plain).forward(X, k, Z), plain(X, k, Z)) < 1e-10
 
 
 # --- torch.nn contracts -------------------------------------------------------------------------------

@@ -44,16 +44,6 @@ def _randomise(model):
     return model
 
 
-def _twin(module):
-    """The bound C++ module of the same architecture, holding a copy of module's state (in its dtype)."""
-    twin = checkpoint.cpp_twin(module)
-    ours, theirs = checkpoint._paired(module, twin)
-    for k, t in ours.items():
-        theirs[k].data = t.detach().clone()
-    symm._C.set_training(twin, module.training)
-    return twin
-
-
 def _encoder(spec, invariant=False, dtype=torch.float64, **kw):
     rep = _rep(spec)
     G = rep.group
@@ -162,7 +152,7 @@ def test_models_equal_the_cpp_modules(dtype):
         m = _randomise(m.to(dtype))
         for training in (True, False):
             m.train(training)
-            twin = _twin(m)
+            twin = checkpoint.cpp_copy(m)
             args = [a.to(dtype) if a is not None and a.is_floating_point() else a for a in inputs(m)]
             assert _rel(m(*args), twin.forward(*args)) < TOLS[dtype], (i, type(m).__name__, training)
 

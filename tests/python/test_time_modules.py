@@ -32,16 +32,6 @@ def _images(rep, dtype):
     return torch.stack([rep(g) for g in range(rep.group.order)]).to(dtype)  # (|G|, D, D)
 
 
-def _twin(module):
-    """The bound C++ module of the same architecture, holding a copy of module's state (in its dtype)."""
-    twin = checkpoint.cpp_twin(module)
-    ours, theirs = checkpoint._paired(module, twin)
-    for k, t in ours.items():
-        theirs[k].data = t.detach().clone()
-    symm._C.set_training(twin, module.training)
-    return twin, theirs
-
-
 def _conv(spec, transposed, dtype, groups=1):
     rep = _rep(spec)
     if groups > 1:
@@ -127,7 +117,7 @@ def test_conv_matches_the_cpp_module(groups):
     for transposed in (False, True):
         for training in (True, False):
             m = _conv("D4", transposed, torch.float64, groups).train(training)
-            twin, _ = _twin(m)
+            twin = checkpoint.cpp_copy(m)
             x = torch.randn(2, m.in_channels, 10, dtype=torch.float64)
             assert _rel(m.weight, twin.weight()) < 1e-13
             assert _rel(m(x), twin.forward(x)) < 1e-12, (transposed, training)
@@ -140,7 +130,8 @@ def test_batchnorm_matches_the_cpp_module_and_torch_on_the_trivial_group():
         for momentum in (0.1, None):
             m = symm.nn.eBatchNorm1d(rep, momentum=momentum, dtype=torch.float64)
             assert m.block_diagonal == (rep is regular)
-            twin, theirs = _twin(m)
+            twin = checkpoint.cpp_copy(m)
+            theirs = checkpoint._cpp_state(twin)
             for shape in ((5, rep.size, 3), (7, rep.size), (5, rep.size, 3)):
                 x = torch.randn(*shape, dtype=torch.float64) * 3 - 1
                 assert _rel(m(x), twin.forward(x)) < 1e-12
@@ -191,14 +182,14 @@ def test_pooling_and_disentangled_match_the_cpp_modules():
     x = torch.randn(4, 3, rep.size, dtype=torch.float64)
     pool = symm.nn.IrrepSubspaceNormPooling(rep, dtype=torch.float64)
     assert pool.out_rep.size == len(rep.irreps)
-    assert _rel(pool(x), _twin(pool)[0].forward(x)) < 1e-12
+    assert _rel(pool(x), checkpoint.cpp_copy(pool).forward(x)) < 1e-12
     # A vanishing copy gets the subgradient 0, not NaN.
     z = torch.zeros(2, rep.size, dtype=torch.float64, requires_grad=True)
     pool(z).sum().backward()
     assert torch.equal(z.grad, torch.zeros_like(z))
     for learnable in (False, True):
         dis = symm.nn.Change2DisentangledBasis(rep, learnable=learnable, dtype=torch.float64)
-        twin, _ = _twin(dis)
+        twin = checkpoint.cpp_copy(dis)
         assert list(dis.state_dict()) == (["linear.weight"] if learnable else [])
         assert torch.allclose(dis.change_of_basis(), twin.change_of_basis(), rtol=0, atol=1e-14)
         assert _rel(dis(x), twin.forward(x)) < 1e-12
@@ -327,7 +318,7 @@ def test_conv_on_regular_copies_runs_isotypic(spec):
         assert m.isotypic and not symm.nn.eConv1d(_rep(spec), _rep(spec), 3).isotypic
         with torch.no_grad():
             m.bias_dof.normal_()
-        twin, _ = _twin(m)
+        twin = checkpoint.cpp_copy(m)
         x = torch.randn(3, a.size, 17, dtype=torch.float64, requires_grad=True)
         y = m(x)
         assert _rel(y, twin.forward(x)) < 1e-12
