@@ -232,16 +232,21 @@ def _paired(module, twin):
     return ours, theirs
 
 
-def save(module: torch.nn.Module, path) -> None:
-    """Writes module in symm's checkpoint format (what C++ ``symm::save`` writes and ``symm::load`` reads);
-    the path holds either its previous content or the complete checkpoint."""
+def cpp_copy(module: torch.nn.Module, dtype: torch.dtype | None = None):
+    """The C++ twin holding a copy of the module's tensors, on the CPU, in ``dtype`` (default: the module's own,
+    so a float64 module is written without rounding)."""
     twin = cpp_twin(module)
     ours, theirs = _paired(module, twin)
     with torch.no_grad():
         for k, t in ours.items():
-            # The twin takes the module's dtype, so a float64 module is written without rounding.
-            theirs[k].data = t.detach().to("cpu", copy=True)
-    _C.save(twin, os.fspath(path))
+            theirs[k].data = t.detach().to("cpu", dtype if t.is_floating_point() else None, copy=True)
+    return twin
+
+
+def save(module: torch.nn.Module, path) -> None:
+    """Writes module in symm's checkpoint format (what C++ ``symm::save`` writes and ``symm::load`` reads);
+    the path holds either its previous content or the complete checkpoint."""
+    _C.save(cpp_copy(module), os.fspath(path))
 
 
 def load(module: torch.nn.Module, path) -> None:
