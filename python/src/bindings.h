@@ -10,5 +10,6 @@ void bind_nn(pybind11::module_& m);
 void bind_ops(pybind11::module_& m);
 void bind_models(pybind11::module_& m);
 void bind_stats(pybind11::module_& m);
+void bind_policy(pybind11::module_& m);
 
 }  // namespace symm::python

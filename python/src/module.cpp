@@ -17,4 +17,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   symm::python::bind_ops(m);
   symm::python::bind_models(m);
   symm::python::bind_stats(m);
+  symm::python::bind_policy(m);
 }

@@ -13,8 +13,10 @@ from . import _C
 from ._C import Group, Irrep, Representation
 from . import _pickle, interop, linalg, nn, stats
 from .checkpoint import architecture, load, save
+from .policy import FlowPolicy
 
-__all__ = ["group", "Group", "Irrep", "Representation", "nn", "stats", "linalg", "interop", "save", "load", "architecture"]
+__all__ = ["group", "Group", "Irrep", "Representation", "nn", "stats", "linalg", "interop", "save", "load", "architecture",
+           "FlowPolicy"]
 
 
 def group(spec: str) -> Group:
