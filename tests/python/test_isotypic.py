@@ -95,7 +95,8 @@ def test_isotypic_compiles():
 
 def test_layers_refuse_isotypic_by_name():
     rep = PAIRS[0][1]
-    with pytest.raises(ValueError, match="eTransformerEncoderLayer.*isotypic.*eLinear"):
-        symm.nn.eTransformerEncoderLayer(rep, symm.nn.eMultiheadAttention(rep, 1), 32, execution="isotypic")
+    with pytest.raises(ValueError, match="eTransformerDecoderLayer.*isotypic.*eLinear"):
+        symm.nn.eTransformerDecoderLayer(rep, symm.nn.eMultiheadAttention(rep, 1), symm.nn.eMultiheadAttention(rep, 1),
+                                         32, execution="isotypic")
     with pytest.raises(ValueError, match="unknown execution 'fast'"):
         symm.nn.eLinear(rep, rep, execution="fast")

@@ -54,7 +54,7 @@ class eAdditivePosMultiheadAttention(PositionalAttentionBase):
             return shifted, shifted
         return shifted, key + self._embedding(pk, key_valid, "key")
 
-    def _apply_positions(self, q, k, pq, pk, query_valid):
+    def _apply_positions(self, q, k, pq, pk, query_valid, isotypic=False):
         return q, k, None
 
     def extra_repr(self) -> str:
@@ -83,7 +83,7 @@ class eAdditiveRelMultiheadAttention(PositionalAttentionBase):
         with torch.no_grad():
             self.rel_bias.normal_(0.0, 0.02)
 
-    def _apply_positions(self, q, k, pq, pk, query_valid):
+    def _apply_positions(self, q, k, pq, pk, query_valid, isotypic=False):
         b, t, s = q.shape[0], q.shape[2], k.shape[2]
         m = self.max_distance
         rel = (pq.unsqueeze(-1) - pk.unsqueeze(-2)).clamp(-m, m).to(torch.long) + m

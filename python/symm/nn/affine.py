@@ -96,6 +96,14 @@ class eAffine(eModule):
             return y + b if b is not None else y
         return F.linear(x, self.scale_matrix(), b)  # S is symmetric
 
+    def forward_isotypic(self, z: torch.Tensor, copy_of_row: torch.Tensor, fix: torch.Tensor | None) -> torch.Tensor:
+        """The learned affine map on z (D, N) in the isotypic layout (whose rows' irrep copies are copy_of_row and
+        whose Fix(ρ) basis is fix): a scale per row and an invariant bias, elementwise there."""
+        s = self.scale_dof.index_select(0, copy_of_row).unsqueeze(1)
+        if self.bias_dof is None or fix is None:
+            return z * s
+        return torch.addcmul(torch.mv(fix, self.bias_dof).unsqueeze(1), z, s)
+
     @torch.no_grad()
     def set_dense(self, weight: torch.Tensor, bias: torch.Tensor | None = None):
         """The closest learned values to a per-channel scale and bias: each irrep copy gets the mean of its

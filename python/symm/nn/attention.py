@@ -147,6 +147,27 @@ class AttentionBase(eModule):
     def _output(self, out):
         return self.out_proj(out.transpose(1, 2).flatten(2))
 
+    #: Whether a layer may run this attention in the isotypic basis (forward_isotypic).
+    supports_isotypic = False
+
+    def forward_isotypic(self, z, batch, attn_mask=None, key_padding_mask=None, is_causal=False, positions=None,
+                         position_mask=None):
+        """Self-attention on z (D, B·T) in the isotypic layout of in_rep → the same. Each head owns whole regular
+        copies, the chunks of the layout: its q·k is the same in the chunks' isotypic coordinates (an orthogonal
+        change of basis per copy), so the heads are slices of the chunk axis, laid out (component, copy)."""
+        rows, per_head = self.embed_dim // self.copies, self.copies // self.num_heads
+        qkv = self.in_proj.forward_isotypic(z).view(rows, 3, self.num_heads, per_head, batch, -1)
+        q, k, v = qkv.permute(1, 4, 2, 5, 0, 3).reshape(3, batch, self.num_heads, -1, self.head_dim).unbind(0)
+        q, k, bias, key_valid = self._positions_isotypic(q, k, positions, position_mask)
+        mask = _add(bias, self._mask(q, k, attn_mask, key_padding_mask, key_valid))
+        out, _ = self._attend(q, k, v, mask, is_causal, False, True)
+        out = out.view(batch, self.num_heads, -1, rows, per_head).permute(3, 1, 4, 0, 2)
+        return self.out_proj.forward_isotypic(out.reshape(self.embed_dim, -1))
+
+    def _positions_isotypic(self, q, k, positions, position_mask):
+        """(q, k, logit bias or None, valid keys or None) of the isotypic heads: no positions by default."""
+        return q, k, None, None
+
     def extra_repr(self) -> str:
         return (f"in={self.in_rep.name}, copies={self.copies}, num_heads={self.num_heads}, dropout={self.dropout}, "
                 f"bias={self.in_proj.bias_dof is not None}")
@@ -154,6 +175,8 @@ class AttentionBase(eModule):
 
 class eMultiheadAttention(AttentionBase):
     """torch.nn.MultiheadAttention semantics, batch-first (B, T, D); heads own whole regular copies."""
+
+    supports_isotypic = True
 
     def __init__(self, in_rep, num_heads, dropout: float = 0.0, bias: bool = True,
                  init_scheme: str | None = "xavier_uniform", device=None, dtype=None):

@@ -7,8 +7,9 @@ import torch
 
 from .attention import AttentionBase
 from .feedforward import eFeedForward
+from .isotypic import IsotypicExecution
 from .linear import _check_execution
-from .module import check_features, eModule
+from .module import check_device_and_dtype, check_features, eModule
 from .normalization import eLayerNorm, eRMSNorm
 
 __all__ = ["eTransformerEncoderLayer"]
@@ -65,7 +66,7 @@ class eTransformerEncoderLayer(eModule):
         name = "eTransformerEncoderLayer"
         check_attention(name, "self_attn", self_attn, in_rep)
         check_dropout(name, dropout)
-        self.execution = _check_execution(name, execution)
+        self.execution = _check_execution(name, execution, isotypic=True)
         self.in_features, self.norm_first, self.norm_module = in_rep.size, norm_first, norm_module
         self.self_attn = self_attn
         self.feedforward = eFeedForward(in_rep, dim_feedforward, layer_activation(activation), dropout, bias,
@@ -74,9 +75,11 @@ class eTransformerEncoderLayer(eModule):
         self.norm2 = make_norm(name, norm_module, in_rep, layer_norm_eps, bias, dtype)
         self.dropout1 = torch.nn.Dropout(dropout)
         self.dropout2 = torch.nn.Dropout(dropout)
+        self._isotypic = IsotypicExecution(self, self.execution, [self_attn], [self.norm1, self.norm2], self.feedforward)
         self._place(device, dtype)
 
     def reset_parameters(self):
+        self._reset_constants()
         for m in (self.self_attn, self.feedforward, self.norm1, self.norm2):
             m.reset_parameters()
 
@@ -95,6 +98,9 @@ class eTransformerEncoderLayer(eModule):
         if src.dim() != 3:
             raise RuntimeError(f"eTransformerEncoderLayer: expected src of shape (B, T, {self.in_features}), got "
                                f"{tuple(src.shape)}")
+        check_device_and_dtype("eTransformerEncoderLayer", src, self.feedforward.linear1.weight_dof, "src")
+        if self._isotypic.active(self, src):
+            return self._forward_isotypic(src, src_mask, src_key_padding_mask, is_causal, src_positions, src_position_mask)
         x = src
         if self.norm_first:
             h = self.norm1(x)
@@ -103,6 +109,27 @@ class eTransformerEncoderLayer(eModule):
         x = self.norm1(x + self._attention_block(x, src_mask, src_key_padding_mask, is_causal, src_positions,
                                                  src_position_mask))
         return self.norm2(x + self._feedforward_block(x))
+
+    def _forward_isotypic(self, src, mask, key_padding_mask, is_causal, positions, position_mask):
+        """forward with the residual stream in the isotypic layout (IsotypicExecution)."""
+        iso, shape, batch = self._isotypic, src.shape, src.shape[0]
+        space = iso.space(self)
+
+        def attention(z):
+            return iso.dropout(self, self.dropout1, self.self_attn.forward_isotypic(
+                z, batch, mask, key_padding_mask, is_causal, positions, position_mask), shape)
+
+        def feedforward(z):
+            return iso.dropout(self, self.dropout2, self.feedforward.forward_isotypic(z), shape)
+
+        z = iso.to_isotypic(self, src)
+        if self.norm_first:
+            z = z + attention(self.norm1.forward_isotypic(z, space))
+            z = z + feedforward(self.norm2.forward_isotypic(z, space))
+        else:
+            z = self.norm1.forward_isotypic(z + attention(z), space)
+            z = self.norm2.forward_isotypic(z + feedforward(z), space)
+        return iso.from_isotypic(self, z, shape)
 
     @torch.no_grad()
     def check_equivariance(self, batch_size=4, seq_len=5, samples=20, atol=1e-4, rtol=1e-4) -> dict:

@@ -9,8 +9,13 @@ from .. import _C
 from .activation import check_activation
 from .linear import eLinear
 from .module import eModule
+from . import ops
 
 __all__ = ["eFeedForward"]
+
+_POINTWISE = (torch.nn.GELU, torch.nn.ReLU, torch.nn.SiLU, torch.nn.Mish, torch.nn.Tanh, torch.nn.Sigmoid, torch.nn.ELU,
+              torch.nn.LeakyReLU, torch.nn.Softplus, torch.nn.Hardswish, torch.nn.Hardtanh, torch.nn.Identity,
+              torch.nn.CELU, torch.nn.SELU, torch.nn.ReLU6)
 
 
 class eFeedForward(eModule):
@@ -37,6 +42,19 @@ class eFeedForward(eModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear2(self.dropout(self.activation(self.linear1(x))))
+
+    @property
+    def pointwise(self) -> bool:
+        """Whether the activation is one of torch's pointwise ones (then it may act on the hidden features in any
+        order, as forward_isotypic applies it)."""
+        return isinstance(self.activation, _POINTWISE)
+
+    def forward_isotypic(self, z: torch.Tensor) -> torch.Tensor:
+        """z (D, N) in the isotypic layout of in_rep → the same: linear1's blocks, the hidden features into each
+        regular copy's permutation basis for the (pointwise) activation and dropout, back, linear2's blocks."""
+        basis = self.linear1._iso_basis_out
+        h = ops.to_chunk_basis(self.linear1.forward_isotypic(z), basis)
+        return self.linear2.forward_isotypic(ops.from_chunk_basis(self.dropout(self.activation(h)), basis, self.hidden_size))
 
     def extra_repr(self) -> str:
         return f"in={self.in_rep.name}, hidden={self.hidden_size}"

@@ -75,11 +75,10 @@ class eLinear(eModule):
         n_fix = c.fix.shape[1]
         self.bias_dof = (torch.nn.Parameter(torch.empty(n_fix, device=self._fix.device, dtype=self._fix.dtype))
                          if bias and n_fix > 0 else None)
-        self._iso_layout = None
-        if self.execution == "isotypic":
-            self._iso_layout, tensors = ops.isotypic_constants(in_rep, out_rep)
-            for name, t in tensors.items():
-                self._constant(_iso_buffer(name), t, dtype)
+        # The isotypic constants always: a layer may run this map in the isotypic basis (forward_isotypic).
+        self._iso_layout, tensors = ops.isotypic_constants(in_rep, out_rep)
+        for name, t in tensors.items():
+            self._constant(_iso_buffer(name), t, dtype)
         self._weight_cache, self._bias_cache, self._iso_cache = EvalCache(), EvalCache(), EvalCache()
         self.reset_parameters()
         self._place(device, dtype)
@@ -113,19 +112,36 @@ class eLinear(eModule):
         of the fused in_proj, computed through the module so that its hooks fire)."""
         check_features("eLinear", x, self.in_features)
         check_device_and_dtype("eLinear", x, self.weight_dof)
-        if self._iso_layout is not None and rows is None:
+        if self.execution == "isotypic" and rows is None:
             return self._forward_isotypic(x)
         w, b = self.weight, self.bias
         if rows is not None:
             w, b = w[rows[0]:rows[1]], None if b is None else b[rows[0]:rows[1]]
         return F.linear(x, w, b)
 
+    def _iso_tensors(self) -> dict:
+        return {name: getattr(self, _iso_buffer(name)) for name in self._iso_layout.names}
+
+    def _iso_operands(self, tensors):
+        return self._iso_cache.value_for(
+            self, [self.weight_dof, self.bias_dof],
+            lambda: ops.isotypic_operands(self.weight_dof, self.bias_dof, tensors, self._iso_layout))
+
     def _forward_isotypic(self, x: torch.Tensor) -> torch.Tensor:
+        tensors = self._iso_tensors()
+        return ops.isotypic_linear(x, self._iso_operands(tensors), tensors, self._iso_layout)
+
+    def forward_isotypic(self, z: torch.Tensor) -> torch.Tensor:
+        """The map on features already in the isotypic layouts: z (D_in, N) → (D_out, N), one batched product per
+        group of irrep blocks (a layer running in the isotypic basis calls it; no hooks fire)."""
         layout = self._iso_layout
-        tensors = {name: getattr(self, _iso_buffer(name)) for name in layout.names}
-        operands = self._iso_cache.value_for(self, [self.weight_dof, self.bias_dof],
-                                             lambda: ops.isotypic_operands(self.weight_dof, self.bias_dof, tensors, layout))
-        return ops.isotypic_linear(x, operands, tensors, layout)
+        w, b = self._iso_operands(self._iso_tensors())
+        return torch.ops.symm.isotypic_blocks(z, w, b, list(layout.in_rows), list(layout.out_rows))
+
+    @property
+    def isotypic_multiply_adds(self) -> int:
+        """Multiply-adds per token of forward_isotypic (the dense map's: in_features · out_features)."""
+        return self._iso_layout.multiply_adds
 
     @torch.no_grad()
     def set_dense(self, weight: torch.Tensor, bias: torch.Tensor | None = None):

@@ -16,6 +16,10 @@ def _check_eps(module, eps):
         raise ValueError(f"{module}: eps must be positive, got {eps}")
 
 
+def _affine_isotypic(affine, y, space):
+    return y if affine is None else affine.forward_isotypic(y, space["copy_of_row"], space.get("fix"))
+
+
 class eRMSNorm(eModule):
     """x / sqrt(mean(x²) + eps) over the last dimension, then an eAffine without bias."""
 
@@ -37,6 +41,11 @@ class eRMSNorm(eModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.normalise(x)
         return self.affine(y) if self.affine is not None else y
+
+    def forward_isotypic(self, z: torch.Tensor, space: dict) -> torch.Tensor:
+        """The norm of z (D, N) in the isotypic layout of ``space`` (an orthogonal change of basis keeps the
+        mean square)."""
+        return _affine_isotypic(self.affine, torch.ops.symm.rms_normalise(z, 0, self.eps), space)
 
     def extra_repr(self) -> str:
         return f"in={self.in_rep.name}, eps={self.eps}, equiv_affine={self.affine is not None}"
@@ -69,6 +78,12 @@ class eLayerNorm(eModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.normalise(x)
         return self.affine(y) if self.affine is not None else y
+
+    def forward_isotypic(self, z: torch.Tensor, space: dict) -> torch.Tensor:
+        """The norm of z (D, N) in the isotypic layout of ``space``, whose ``centre`` is the centring direction
+        in isotypic coordinates."""
+        y = torch.ops.symm.layer_normalise(z, space["centre"].to(z.dtype) if self.centred else None, 0, self.eps)
+        return _affine_isotypic(self.affine, y, space)
 
     def extra_repr(self) -> str:
         return (f"in={self.in_rep.name}, eps={self.eps}, equiv_affine={self.affine is not None}, "

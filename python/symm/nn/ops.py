@@ -12,6 +12,7 @@ from .. import _C
 from ..linalg import basis_key as _key
 
 __all__ = ["linear_constants", "linear_weight", "isotypic_constants", "isotypic_operands", "isotypic_linear",
+           "isotypic_space", "to_chunk_basis", "from_chunk_basis",
            "affine_constants", "layer_norm_constants", "conv_constants", "conv_isotypic_plan",
            "column_copies", "rms_normalise",
            "layer_normalise"]
@@ -37,6 +38,22 @@ class LinearConstants:
 
 
 _linear_cache: dict = {}
+_engine_cache: dict = {}
+
+
+def _engine_constants(in_rep, out_rep, init_scheme: str | None = None) -> dict:
+    """The group engine's constants of the maps in_rep → out_rep; with init_scheme None, those of any scheme (the
+    isotypic ones do not depend on it)."""
+    pair = (_key(in_rep), _key(out_rep))
+    if init_scheme is None:
+        hit = next((v for k, v in _engine_cache.items() if k[:2] == pair), None)
+        if hit is not None:
+            return hit
+        init_scheme = "xavier_uniform"
+    key = pair + (init_scheme,)
+    if key not in _engine_cache:
+        _engine_cache[key] = _C.linear_constants(in_rep, out_rep, init_scheme)
+    return _engine_cache[key]
 
 
 def linear_constants(in_rep, out_rep, init_scheme: str) -> LinearConstants:
@@ -46,7 +63,7 @@ def linear_constants(in_rep, out_rep, init_scheme: str) -> LinearConstants:
     hit = _linear_cache.get(key)
     if hit is not None:
         return hit
-    first = _C.linear_constants(in_rep, out_rep, init_scheme)
+    first = _engine_constants(in_rep, out_rep, init_scheme)
     tiles = "tiles" in first
     if tiles:
         names = ("tiles", "tile_index") if "tile_index" in first else ("tiles",)
@@ -83,6 +100,7 @@ class IsotypicLayout:
     out_rows: tuple   # per group: the rows of the output it writes
     bias_shapes: tuple  # per group: its bias as (batch, rows / batch, 1)
     names: tuple
+    multiply_adds: int  # per token, of the block products
 
 
 def isotypic_constants(in_rep, out_rep):
@@ -91,7 +109,7 @@ def isotypic_constants(in_rep, out_rep):
     hit = _cache.get(key)
     if hit is not None:
         return hit
-    c = _C.linear_constants(in_rep, out_rep, "xavier_uniform")
+    c = _engine_constants(in_rep, out_rep)
     dims = tuple(int(d) for d in c["isotypic.dims"])
     in_rows = tuple(int(r) for r in c["isotypic.in_rows"])
     out_rows = tuple(int(r) for r in c["isotypic.out_rows"])
@@ -109,10 +127,43 @@ def isotypic_constants(in_rep, out_rep):
         batch = endo.shape[0] * dims[k] if endo.dim() == 3 else endo.shape[0]
         shapes.append((batch, rows // batch, 1))
         k += 1
+    weights = torch.ops.symm.isotypic_weights(torch.zeros(c["init_std"].numel(), dtype=torch.float64, device="cpu"),
+                                              [tensors[f"index.{j}"] for j in range(k)],
+                                              [tensors[f"endomorphisms.{j}"] for j in range(k)], list(dims))
     layout = IsotypicLayout(int(c["isotypic_in.chunks"]), int(c["isotypic_out.chunks"]), out_rep.size, dims, in_rows,
-                            out_rows, tuple(shapes), tuple(tensors))
+                            out_rows, tuple(shapes), tuple(tensors), sum(w.numel() for w in weights))
     _cache[key] = (layout, tensors)
+    for side, rep in (("in", in_rep), ("out", out_rep)):
+        _cache.setdefault(("space", _key(rep)), _space_from(c, f"isotypic_{side}"))
     return _cache[key]
+
+
+def _space_from(c: dict, prefix: str) -> dict:
+    space = {"chunks": int(c[prefix + ".chunks"]), "basis": c[prefix + ".basis"], "copy_of_row": c[prefix + ".copy_of_row"]}
+    if prefix + ".fix" in c:
+        space["fix"] = c[prefix + ".fix"]
+    return space
+
+
+def isotypic_space(rep) -> dict:
+    """The isotypic layout of one representation (the C++ IsotypicLayout): chunks m, the chunk basis P (s, s)
+    with x = P z in each chunk, copy_of_row (the position in rep.irreps of each row's irrep copy, for scales per
+    copy), and fix (D, dim Fix) the orthonormal basis of Fix(ρ) in isotypic rows, absent when Fix(ρ) = 0.
+    Float64 / int64 CPU masters."""
+    key = ("space", _key(rep))
+    if key not in _cache:
+        _cache[key] = _space_from(_engine_constants(rep, rep), "isotypic_in")
+    return _cache[key]
+
+
+def to_chunk_basis(z: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
+    """(D, N) isotypic → (s, m·N) in each chunk's own basis (for regular copies in the permutation basis: the
+    permuted coordinates, where a pointwise activation commutes with the group)."""
+    return torch.mm(basis, z.reshape(basis.shape[0], -1))
+
+
+def from_chunk_basis(h: torch.Tensor, basis: torch.Tensor, size: int) -> torch.Tensor:
+    return torch.mm(basis.t(), h).view(size, -1)
 
 
 def isotypic_operands(weight_dof: torch.Tensor, bias_dof, tensors: dict, layout: IsotypicLayout):

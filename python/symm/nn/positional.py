@@ -57,12 +57,20 @@ class PositionalAttentionBase(AttentionBase):
         out, weights = self._attend(q, k, v, mask, is_causal, need_weights, average_attn_weights)
         return self._output(out), weights
 
+    def _positions_isotypic(self, q, k, positions, position_mask):
+        b, t = q.shape[0], q.shape[2]
+        _check_positions(self._name, positions, position_mask, "src_positions", "src_position_mask", b, t)
+        p = _positions(positions, position_mask, b, t, q.device)
+        q, k, bias = self._apply_positions(q, k, p, p, position_mask, isotypic=True)
+        return q, k, bias, position_mask
+
     def _shift_inputs(self, query, key, pq, pk, query_valid, key_valid):
         """query and key before the projections (an absolute embedding is added there); as given by default."""
         return query, key
 
-    def _apply_positions(self, q, k, pq, pk, query_valid):
-        """(q, k, additive logit bias or None) from the projected heads (B, H, L, head_dim)."""
+    def _apply_positions(self, q, k, pq, pk, query_valid, isotypic=False):
+        """(q, k, additive logit bias or None) from the projected heads (B, H, L, head_dim), laid out (copy,
+        component), or (component, copy) when isotypic."""
         raise NotImplementedError
 
 
@@ -71,6 +79,8 @@ class RotaryAttention(PositionalAttentionBase):
     rotated by the angle ω_j·p, ω_j = base^(-j / pairs). ρ acts identically on both, so the rotation commutes
     with it; q·k depends on p_i − p_j only. A head with an odd number of copies leaves its last one
     unrotated; a head needs at least two copies."""
+
+    supports_isotypic = True
 
     def __init__(self, in_rep, num_heads, dropout: float = 0.0, bias: bool = True,
                  init_scheme: str | None = "xavier_uniform", base: float = 10000.0, device=None, dtype=None):
@@ -100,21 +110,23 @@ class RotaryAttention(PositionalAttentionBase):
             self._omega = self._masters["_omega"].to(self._omega.device)
         return self
 
-    def _rotate(self, x, positions):
+    def _rotate(self, x, positions, isotypic):
         b, h, l, _ = x.shape
         c = self.copies // self.num_heads
         theta = positions.unsqueeze(-1) * self._omega  # (B, L, pairs), float64
-        cos = theta.cos().to(x.dtype).view(b, 1, l, self.pairs, 1)
-        sin = theta.sin().to(x.dtype).view(b, 1, l, self.pairs, 1)
-        xv = x.unflatten(-1, (c, -1))  # (B, H, L, copies, |G|)
-        u, v = xv.narrow(3, 0, 2 * self.pairs).unflatten(3, (self.pairs, 2)).unbind(4)
-        rotated = torch.stack((u * cos - v * sin, u * sin + v * cos), 4).flatten(3, 4)
+        shape = (b, 1, l, 1, self.pairs) if isotypic else (b, 1, l, self.pairs, 1)
+        cos, sin = theta.cos().to(x.dtype).view(shape), theta.sin().to(x.dtype).view(shape)
+        # The copy axis of the head: (B, H, L, copies, |G|), or (B, H, L, |G|, copies) when isotypic.
+        axis = 4 if isotypic else 3
+        xv = x.unflatten(-1, (-1, c) if isotypic else (c, -1))
+        u, v = xv.narrow(axis, 0, 2 * self.pairs).unflatten(axis, (self.pairs, 2)).unbind(axis + 1)
+        rotated = torch.stack((u * cos - v * sin, u * sin + v * cos), axis + 1).flatten(axis, axis + 1)
         if c % 2:
-            rotated = torch.cat((rotated, xv.narrow(3, 2 * self.pairs, 1)), 3)
+            rotated = torch.cat((rotated, xv.narrow(axis, 2 * self.pairs, 1)), axis)
         return rotated.flatten(3)
 
-    def _apply_positions(self, q, k, pq, pk, query_valid):
-        return self._rotate(q, pq), self._rotate(k, pk), None
+    def _apply_positions(self, q, k, pq, pk, query_valid, isotypic=False):
+        return self._rotate(q, pq, isotypic), self._rotate(k, pk, isotypic), None
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", base={self.base}"
@@ -124,6 +136,8 @@ class ALiBiAttention(PositionalAttentionBase):
     """An invariant relative-position bias −slope_h·|p_i − p_j| on the logits, for integer or continuous
     positions; a scalar added to the logits is invariant under the group. ``slopes`` (ALiBi's geometric
     sequence 2^(-8(h+1)/H)) is a parameter with learnable_slopes, else a buffer (in the state dict, as in C++)."""
+
+    supports_isotypic = True
 
     def __init__(self, in_rep, num_heads, dropout: float = 0.0, bias: bool = True,
                  init_scheme: str | None = "xavier_uniform", learnable_slopes: bool = False, device=None, dtype=None):
@@ -143,7 +157,7 @@ class ALiBiAttention(PositionalAttentionBase):
         with torch.no_grad():
             self.slopes.copy_(torch.tensor([2.0 ** (-8.0 * (i + 1) / h) for i in range(h)], dtype=torch.float64, device="cpu"))
 
-    def _apply_positions(self, q, k, pq, pk, query_valid):
+    def _apply_positions(self, q, k, pq, pk, query_valid, isotypic=False):
         b, t, s = q.shape[0], q.shape[2], k.shape[2]
         distance = (pq.view(b, 1, t, 1) - pk.view(b, 1, 1, s)).abs().to(self.slopes.dtype)
         return q, k, (distance * self.slopes.neg().view(1, self.num_heads, 1, 1)).to(q.dtype)

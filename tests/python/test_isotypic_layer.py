@@ -1,0 +1,131 @@
+"""eTransformerEncoderLayer in the isotypic basis (symm.nn.isotypic): the same function as the op-by-op dense
+path (outputs, input and coefficient gradients) for every attention backend, norm and norm placement, equivariant,
+and taken only when nothing needs the op-by-op path (hooks, a non-pointwise activation, compile)."""
+import pytest
+import torch
+
+import symm
+from conftest import act
+
+R = symm.Representation
+ATTENTIONS = {"mha": symm.nn.eMultiheadAttention, "alibi": symm.nn.ALiBiAttention, "rotary": symm.nn.RotaryAttention}
+
+
+def layers(spec="D8", copies=4, heads=2, attention="mha", dtype=torch.float64, **kw):
+    """(dense, isotypic) layers with equal, perturbed parameters (non-trivial norm affines and biases)."""
+    rep = R.regular(symm.group(spec)).copies(copies)
+    make = lambda execution: symm.nn.eTransformerEncoderLayer(rep, ATTENTIONS[attention](rep, heads), 3 * rep.size,
+                                                              dropout=0.0, execution=execution, dtype=dtype, **kw)
+    dense, iso = make("dense"), make("isotypic")
+    with torch.no_grad():
+        for p in dense.parameters():
+            p.add_(0.2 * torch.randn_like(p))
+    iso.load_state_dict(dense.state_dict())
+    return rep, dense, iso
+
+
+CASES = [("D8", 4, 2, "mha", "rmsnorm", True), ("D8", 4, 2, "mha", "layernorm", False),
+         ("C8", 4, 2, "alibi", "layernorm", True), ("D8", 6, 2, "rotary", "rmsnorm", True),
+         ("D8", 6, 2, "rotary", "layernorm", False), ("O", 2, 1, "mha", "rmsnorm", False),
+         ("Q8", 4, 4, "mha", "layernorm", True)]
+
+
+@pytest.mark.parametrize("spec,copies,heads,attention,norm,norm_first", CASES)
+def test_isotypic_layer_equals_dense(spec, copies, heads, attention, norm, norm_first):
+    rep, dense, iso = layers(spec, copies, heads, attention, norm_module=norm, norm_first=norm_first)
+    x = torch.randn(3, 5, rep.size, dtype=torch.float64)
+    padding = torch.zeros(3, 5, dtype=torch.bool)
+    padding[1, 3:] = True
+    for mask, causal in ((None, False), (padding, False), (None, True)):
+        assert iso._isotypic.active(iso, x) and not dense._isotypic.active(dense, x)
+        xd, xi = x.clone().requires_grad_(), x.clone().requires_grad_()
+        yd = dense(xd, src_key_padding_mask=mask, is_causal=causal, src_mask=None)
+        yi = iso(xi, src_key_padding_mask=mask, is_causal=causal, src_mask=None)
+        torch.testing.assert_close(yi, yd, rtol=1e-11, atol=1e-11)
+        r = torch.randn_like(yd)
+        gd = torch.autograd.grad((yd * r).sum(), [xd, *dense.parameters()])
+        gi = torch.autograd.grad((yi * r).sum(), [xi, *iso.parameters()])
+        for (name, _), a, b in zip([("input", None), *dense.named_parameters()], gi, gd):
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10, msg=lambda m: f"{name}: {m}")
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.float64, 1e-10)])
+def test_isotypic_layer_is_equivariant(dtype, tol):
+    rep, _, iso = layers("D8", 4, 2, "rotary", dtype=dtype, norm_module="layernorm")
+    for train in (True, False):
+        iso.train(train)
+        x = torch.randn(2, 6, rep.size, dtype=dtype)
+        with torch.no_grad():
+            y = iso(x)
+            worst = max((iso(act(rep, g, x)) - act(rep, g, y)).abs().max().item()
+                        for g in range(rep.group.order)) / y.abs().max().item()
+        assert worst < tol, f"train={train}: {worst:.3g}"
+
+
+def test_isotypic_layer_dropout_trains():
+    """Dropout in training: the branches' dropout in the representation's basis, the hidden one in the permutation
+    basis; equivariant in law, so the check is that it drops, trains and stays finite."""
+    rep = R.regular(symm.group("D4")).copies(4)
+    layer = symm.nn.eTransformerEncoderLayer(rep, symm.nn.eMultiheadAttention(rep, 2), 64, dropout=0.5,
+                                             execution="isotypic")
+    x = torch.randn(2, 5, rep.size)
+    a, b = layer(x), layer(x)
+    assert not torch.allclose(a, b)
+    a.square().mean().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in layer.parameters())
+    layer.eval()
+    torch.testing.assert_close(layer(x), layer(x))
+
+
+def test_hooks_take_the_op_by_op_path():
+    rep, dense, iso = layers("D8", 4, 2, "mha")
+    x = torch.randn(2, 5, rep.size, dtype=torch.float64)
+    seen = []
+    handle = iso.feedforward.linear1.register_forward_hook(lambda m, i, o: seen.append(o.shape))
+    assert not iso._isotypic.active(iso, x)
+    torch.testing.assert_close(iso(x), dense(x), rtol=1e-11, atol=1e-11)
+    assert seen == [(2, 5, iso.feedforward.hidden_size)]
+    handle.remove()
+    assert iso._isotypic.active(iso, x)
+    # The layer's own hooks do not need the op-by-op path.
+    iso.register_forward_hook(lambda m, i, o: seen.append("layer"))
+    assert iso._isotypic.active(iso, x)
+    iso(x)
+    assert seen[-1] == "layer"
+
+
+def test_parameters_are_read_as_attributes():
+    """functional_call swaps the coefficients the isotypic path reads."""
+    rep, dense, iso = layers("D8", 4, 2, "mha")
+    x = torch.randn(2, 5, rep.size, dtype=torch.float64)
+    swapped = {k: 2 * v for k, v in dense.state_dict().items()}
+    want = torch.func.functional_call(dense, swapped, (x,))
+    got = torch.func.functional_call(iso, swapped, (x,))
+    torch.testing.assert_close(got, want, rtol=1e-11, atol=1e-11)
+    assert not torch.allclose(got, iso(x))
+
+
+def test_automatic_follows_the_multiply_adds():
+    large = R.regular(symm.group("D8")).copies(8)
+    small = R.regular(symm.group("C2")).copies(16)
+    auto = lambda rep: symm.nn.eTransformerEncoderLayer(rep, symm.nn.eMultiheadAttention(rep, 2), 4 * rep.size)
+    assert auto(large)._isotypic.modes == {True: True, False: True}
+    assert auto(small)._isotypic.modes == {True: False, False: False}
+
+
+def test_isotypic_needs_a_pointwise_activation():
+    rep = R.regular(symm.group("D4")).copies(2)
+    per_copy = lambda h: h.unflatten(-1, (-1, 8)).softmax(-1).flatten(-2)  # equivariant, but not pointwise
+    with pytest.raises(ValueError, match="execution='isotypic' needs.*pointwise"):
+        symm.nn.eTransformerEncoderLayer(rep, symm.nn.eMultiheadAttention(rep, 1), 32, activation=per_copy,
+                                         execution="isotypic")
+    layer = symm.nn.eTransformerEncoderLayer(rep, symm.nn.eMultiheadAttention(rep, 1), 32, activation=per_copy)
+    assert not layer._isotypic.active(layer, torch.randn(1, 2, rep.size))
+
+
+def test_compiled_isotypic_layer_equals_eager():
+    rep, dense, iso = layers("D8", 4, 2, "mha", dtype=torch.float32)
+    x = torch.randn(2, 5, rep.size)
+    torch._dynamo.reset()
+    compiled = torch.compile(iso, fullgraph=True, backend="aot_eager")
+    torch.testing.assert_close(compiled(x), iso(x), rtol=1e-5, atol=1e-5)
