@@ -30,6 +30,16 @@ bool has_symbolic_sizes(const torch::Tensor& t) {
 #endif
 }
 
+// A feature extent (static under torch.compile / torch.export, where only batch and sequence extents are
+// symbolic): read through sym_size, which a tensor with symbolic sizes allows where size() refuses.
+int64_t static_size(const torch::Tensor& t, int64_t d) {
+#if TORCH_VERSION_MAJOR >= 2
+  return t.sym_size(d).guard_int(__FILE__, __LINE__);
+#else
+  return t.size(d);
+#endif
+}
+
 // Whether a hand kernel (a C++ torch::autograd::Function reading raw data) may run: plain eager mode. Not
 // under a functorch transform (which refuses C++ autograd Functions), not on fake, meta or other Python
 // tensors or under a Python dispatch mode (no data, or a trace that would record the kernel's empty output,
@@ -355,10 +365,11 @@ torch::Tensor isotypic_blocks(const torch::Tensor& z, const c10::List<c10::optio
     sizes.push_back(w.size(0) * w.size(2));
     row = in_rows[g] + sizes.back();
   }
-  TORCH_CHECK(row <= z.size(0), "symm::isotypic_blocks: the groups read ", row, " rows, z has ", z.size(0));
-  if (row < z.size(0)) sizes.push_back(z.size(0) - row);
+  // The token extent (z's columns) may be symbolic: it is only ever -1 in views.
+  const int64_t features = static_size(z, 0);
+  TORCH_CHECK(row <= features, "symm::isotypic_blocks: the groups read ", row, " rows, z has ", features);
+  if (row < features) sizes.push_back(features - row);
   const auto pieces = z.split_with_sizes(sizes, 0);
-  const int64_t n = z.size(1);
   int64_t total = 0;
   for (const auto r : out_rows) total += r;
   // Without autograd (in plain eager mode) every group writes its rows of one output in place; with it, the
@@ -366,7 +377,7 @@ torch::Tensor isotypic_blocks(const torch::Tensor& z, const c10::List<c10::optio
   auto needs_grad = [](const torch::Tensor& t) { return torch::GradMode::is_enabled() && t.defined() && t.requires_grad(); };
   bool in_place = plain_eager(z) && !needs_grad(z);
   for (size_t g = 0; g < groups && in_place; ++g) in_place = !needs_grad(get(weights, g)) && !needs_grad(get(biases, g));
-  torch::Tensor y = in_place ? torch::empty({total, n}, z.options()) : torch::Tensor();
+  torch::Tensor y = in_place ? torch::empty({total, z.size(1)}, z.options()) : torch::Tensor();
   std::vector<torch::Tensor> parts;
   row = 0;
   for (size_t g = 0; g < groups; ++g) {
@@ -376,20 +387,20 @@ torch::Tensor isotypic_blocks(const torch::Tensor& z, const c10::List<c10::optio
     row += rows;
     if (!w.defined()) {
       const auto b_rows = b.defined() ? b.reshape({rows, 1}) : torch::zeros({rows, 1}, z.options());
-      if (in_place) out.copy_(b_rows.expand({rows, n}));
-      else parts.push_back(b_rows.expand({rows, n}).contiguous());
+      if (in_place) out.copy_(b_rows.expand({rows, z.size(1)}));
+      else parts.push_back(b_rows + torch::zeros_like(z.select(0, 0)).unsqueeze(0));
       continue;
     }
     TORCH_CHECK(w.size(0) * w.size(1) == rows, "symm::isotypic_blocks: group ", g, " writes ", w.size(0) * w.size(1),
                 " rows, out_rows says ", rows);
     const int64_t batch = w.size(0);
-    const auto x = pieces[piece[g]].view({batch, w.size(2), n});
+    const auto x = pieces[piece[g]].view({batch, w.size(2), -1});
     if (in_place) {
-      auto o = out.view({batch, w.size(1), n});
+      auto o = out.view({batch, w.size(1), -1});
       if (b.defined()) torch::baddbmm_out(o, b, w, x);
       else torch::bmm_out(o, w, x);
     } else {
-      parts.push_back((b.defined() ? torch::baddbmm(b, w, x) : torch::bmm(w, x)).view({rows, n}));
+      parts.push_back((b.defined() ? torch::baddbmm(b, w, x) : torch::bmm(w, x)).view({rows, -1}));
     }
   }
   if (in_place) return y;
@@ -397,21 +408,21 @@ torch::Tensor isotypic_blocks(const torch::Tensor& z, const c10::List<c10::optio
 }
 
 torch::Tensor to_isotypic(const torch::Tensor& x, const torch::Tensor& basis, int64_t chunks) {
-  const int64_t s = basis.size(0), n = x.numel() / (s * chunks);
-  TORCH_CHECK(x.dim() >= 1 && x.size(-1) == s * chunks, "symm::to_isotypic: expected features of size ", s * chunks, " (", chunks,
-              " chunks of ", s, "), got shape ", x.sizes());
+  const int64_t s = basis.size(0);
+  TORCH_CHECK(x.dim() >= 1 && static_size(x, -1) == s * chunks, "symm::to_isotypic: expected features of size ", s * chunks,
+              " (", chunks, " chunks of ", s, "), got ", x.dim() ? "features of size " + std::to_string(static_size(x, -1)) : "a scalar");
   // Transposed product, then a transpose of (tokens, chunks) inside each row: the copy stays within one row
   // of N·m values where (N, m, s) → (s, m, N) fetched each element from another token (1.5-2x faster at one
   // thread).
-  return torch::mm(basis.t(), x.reshape({n * chunks, s}).t()).view({s, n, chunks}).transpose(1, 2).contiguous().view({s * chunks, n});
+  return torch::mm(basis.t(), x.reshape({-1, s}).t()).view({s, -1, chunks}).transpose(1, 2).contiguous().view({s * chunks, -1});
 }
 
 torch::Tensor from_isotypic(const torch::Tensor& z, const torch::Tensor& basis, int64_t chunks) {
   const int64_t s = basis.size(0);
-  TORCH_CHECK(z.dim() == 2 && z.size(0) == s * chunks, "symm::from_isotypic: expected z (", s * chunks, ", N), got shape ", z.sizes());
-  const int64_t n = z.size(1);
+  TORCH_CHECK(z.dim() == 2 && static_size(z, 0) == s * chunks, "symm::from_isotypic: expected z (", s * chunks,
+              ", N), got ", z.dim(), " dimensions", z.dim() ? " and " + std::to_string(static_size(z, 0)) + " rows" : "");
   // The same transpose inside each row first, then a product whose output is already (N, m, s).
-  return torch::mm(z.view({s, chunks, n}).transpose(1, 2).contiguous().view({s, n * chunks}).t(), basis.t());
+  return torch::mm(z.view({s, chunks, -1}).transpose(1, 2).contiguous().view({s, -1}).t(), basis.t());
 }
 
 torch::Tensor rms_normalise(const torch::Tensor& x, int64_t dim, double eps) {
@@ -429,8 +440,8 @@ torch::Tensor layer_normalise(const torch::Tensor& x, const c10::optional<torch:
   if (centre.has_value() && centre->defined()) {
     const auto& u = *centre;
     const int64_t d = dim < 0 ? dim + x.dim() : dim;
-    TORCH_CHECK(u.dim() == 1 && d >= 0 && d < x.dim() && u.size(0) == x.size(d), "symm::layer_normalise: expected centre of shape [",
-                d >= 0 && d < x.dim() ? x.size(d) : -1, "], got ", u.sizes());
+    TORCH_CHECK(u.dim() == 1 && d >= 0 && d < x.dim() && u.size(0) == static_size(x, d), "symm::layer_normalise: expected centre of shape [",
+                d >= 0 && d < x.dim() ? static_size(x, d) : -1, "], got ", u.sizes());
     if (d == x.dim() - 1) {
       centred = x - torch::matmul(x, u).unsqueeze(-1) * u;
     } else if (d == 0 && x.dim() == 2) {  // the isotypic (D, N) layout

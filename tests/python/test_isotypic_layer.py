@@ -123,9 +123,25 @@ def test_isotypic_needs_a_pointwise_activation():
     assert not layer._isotypic.active(layer, torch.randn(1, 2, rep.size))
 
 
-def test_compiled_isotypic_layer_equals_eager():
-    rep, dense, iso = layers("D8", 4, 2, "mha", dtype=torch.float32)
+def test_compiled_and_exported_isotypic_layer_take_any_batch_and_length():
+    rep, dense, iso = layers("D8", 4, 2, "rotary", dtype=torch.float32)
     x = torch.randn(2, 5, rep.size)
     torch._dynamo.reset()
-    compiled = torch.compile(iso, fullgraph=True, backend="aot_eager")
-    torch.testing.assert_close(compiled(x), iso(x), rtol=1e-5, atol=1e-5)
+    compiled = torch.compile(iso, fullgraph=True, dynamic=True, backend="aot_eager")
+    for shape in ((2, 5), (3, 7)):
+        x = torch.randn(*shape, rep.size, requires_grad=True)
+        y = compiled(x)
+        torch.testing.assert_close(y, dense(x), rtol=1e-4, atol=1e-4)
+        g, = torch.autograd.grad(y.square().sum(), [x])
+        torch.testing.assert_close(g, torch.autograd.grad(dense(x).square().sum(), [x])[0], rtol=1e-4, atol=1e-4)
+    batch, length = torch.export.Dim("batch", min=1, max=64), torch.export.Dim("length", min=2, max=64)
+    exported = torch.export.export(iso.eval(), (torch.randn(2, 5, rep.size),),
+                                   dynamic_shapes={"src": {0: batch, 1: length}})
+    x = torch.randn(4, 9, rep.size)
+    torch.testing.assert_close(exported.module()(x), dense.eval()(x), rtol=1e-4, atol=1e-4)
+
+
+def test_vmap_over_the_isotypic_layer():
+    rep, dense, iso = layers("D8", 4, 2, "mha")
+    x = torch.randn(3, 2, 5, rep.size, dtype=torch.float64)
+    torch.testing.assert_close(torch.vmap(iso)(x), torch.vmap(dense)(x), rtol=1e-11, atol=1e-11)

@@ -7,6 +7,7 @@ import torch
 
 from .attention import AttentionBase
 from .feedforward import eFeedForward
+from .fused import FusedEval
 from .isotypic import IsotypicExecution
 from .linear import _check_execution
 from .module import check_device_and_dtype, check_features, eModule
@@ -76,6 +77,7 @@ class eTransformerEncoderLayer(eModule):
         self.dropout1 = torch.nn.Dropout(dropout)
         self.dropout2 = torch.nn.Dropout(dropout)
         self._isotypic = IsotypicExecution(self, self.execution, [self_attn], [self.norm1, self.norm2], self.feedforward)
+        self._fused = FusedEval(self)
         self._place(device, dtype)
 
     def reset_parameters(self):
@@ -101,6 +103,8 @@ class eTransformerEncoderLayer(eModule):
         check_device_and_dtype("eTransformerEncoderLayer", src, self.feedforward.linear1.weight_dof, "src")
         if self._isotypic.active(self, src):
             return self._forward_isotypic(src, src_mask, src_key_padding_mask, is_causal, src_positions, src_position_mask)
+        if self.execution != "isotypic" and self._fused.active(self, src):
+            return self._fused.forward(self, src, src_mask, src_key_padding_mask, is_causal)
         x = src
         if self.norm_first:
             h = self.norm1(x)

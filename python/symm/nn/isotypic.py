@@ -4,15 +4,15 @@ norms act there (an orthogonal change of basis keeps the mean square; the affine
 are slices of the chunk axis, and the activation sees each hidden regular copy in its permutation basis.
 
 It is taken only when nothing needs the op-by-op path: no hook on any submodule (the maps are called through
-their forward_isotypic, not as modules), a pointwise activation, and no capture by torch.compile / torch.export
-(the kernels' C++ bodies read concrete sizes). Parameters are read as attributes, so parametrize,
-functional_call and torch.func see their own tensors, and autograd reaches every coefficient."""
+their forward_isotypic, not as modules), a pointwise activation, no autocast. Parameters are read as attributes,
+so parametrize, functional_call and torch.func see their own tensors, autograd reaches every coefficient, and
+torch.compile / torch.export capture the same operators (with symbolic batch and sequence extents)."""
 from __future__ import annotations
 
 import torch
 
 from . import ops
-from .module import tracing
+from .module import autocasting
 from .normalization import eLayerNorm, eRMSNorm
 
 __all__ = ["IsotypicExecution"]
@@ -29,7 +29,7 @@ def _linears(module):
     return [m for m in module.modules() if isinstance(m, eLinear)]
 
 
-def _has_hooks(module) -> bool:
+def has_hooks(module) -> bool:
     g = torch.nn.modules.module
     if g._global_forward_hooks or g._global_forward_pre_hooks or g._global_backward_hooks or \
             getattr(g, "_global_backward_pre_hooks", None):
@@ -74,10 +74,9 @@ class IsotypicExecution:
 
     def active(self, layer, x) -> bool:
         """Whether this forward runs in the isotypic basis."""
-        if (not self.modes[layer.training] or tracing() or torch.is_autocast_enabled(x.device.type)
-                or torch._C._functorch.is_functorch_wrapped_tensor(x)):
+        if not self.modes[layer.training] or autocasting(x):
             return False
-        return not _has_hooks(layer)
+        return not has_hooks(layer)
 
     @staticmethod
     def space(layer) -> dict:

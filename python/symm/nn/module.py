@@ -20,6 +20,11 @@ def tracing() -> bool:
     return torch.compiler.is_compiling() or torch.compiler.is_exporting() or torch.jit.is_tracing()
 
 
+def autocasting(x: torch.Tensor) -> bool:
+    """Whether autocast is on for x's device (never on the meta device, which autocast does not know)."""
+    return x.device.type != "meta" and torch.is_autocast_enabled(x.device.type)
+
+
 def default_device() -> torch.device:
     """The device factory functions use now (a `with torch.device(...)` context included)."""
     return torch.empty(0).device

@@ -1,0 +1,70 @@
+"""The inference fast path of eTransformerEncoderLayer, in the spirit of torch.nn.TransformerEncoderLayer's:
+dense weights made once per parameter change, the pre-norms' affine maps folded into the maps that follow them
+(W·(S·n + b) + c = (W·S)·n + (W·b + c)), and no module calls. It is taken only when nothing needs the op-by-op
+path: eval mode, autograd needing nothing, no hook on a submodule, no capture by torch.compile / torch.export,
+no torch.func transform, no autocast; otherwise the layer runs its submodules as they are."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .attention import eMultiheadAttention
+from .isotypic import has_hooks
+from .module import EvalCache, autocasting, tracing
+from .normalization import eLayerNorm, eRMSNorm
+
+__all__ = ["FusedEval"]
+
+
+def _affine(norm):
+    """(S, b) of the norm's affine map, or (None, None)."""
+    if norm.affine is None:
+        return None, None
+    return norm.affine.scale_matrix(), norm.affine.bias_vector()
+
+
+def _fold(linear, norm):
+    """linear ∘ norm's affine as one (W, c)."""
+    w, c = linear.weight, linear.bias
+    s, b = _affine(norm)
+    if s is None:
+        return w, c
+    folded_c = c if b is None else (torch.mv(w, b) if c is None else torch.addmv(c, w, b))
+    return w @ s, folded_c
+
+
+class FusedEval:
+    """The layer's fast path and its cache of folded weights (EvalCache: empty after a deepcopy or pickle)."""
+
+    def __init__(self, layer):
+        self.supported = (type(layer.self_attn) is eMultiheadAttention and layer.norm_first
+                          and all(isinstance(n, (eRMSNorm, eLayerNorm)) and (n.affine is None or n.affine.learnable)
+                                  for n in (layer.norm1, layer.norm2)))
+        self.cache = EvalCache()
+
+    def active(self, layer, src) -> bool:
+        if not self.supported or layer.training or tracing() or src.requires_grad and torch.is_grad_enabled():
+            return False
+        if src.device.type == "meta" or torch._C._functorch.is_functorch_wrapped_tensor(src) or autocasting(src):
+            return False
+        if torch.is_grad_enabled() and any(p.requires_grad for p in layer.parameters()):
+            return False
+        return not has_hooks(layer)
+
+    def weights(self, layer):
+        attn, ff = layer.self_attn, layer.feedforward
+
+        def compute():
+            return (*_fold(attn.in_proj, layer.norm1), attn.out_proj.weight, attn.out_proj.bias,
+                    *_fold(ff.linear1, layer.norm2), ff.linear2.weight, ff.linear2.bias)
+        return self.cache.get(list(layer.parameters()), compute)
+
+    def forward(self, layer, src, mask, key_padding_mask, is_causal):
+        w_in, b_in, w_out, b_out, w1, b1, w2, b2 = self.weights(layer)
+        attn = layer.self_attn
+        batch, length = src.shape[0], src.shape[1]
+        heads = F.linear(layer.norm1.normalise(src), w_in, b_in).view(batch, length, 3, attn.num_heads, attn.head_dim)
+        q, k, v = heads.permute(2, 0, 3, 1, 4).unbind(0)
+        out, _ = attn._attend(q, k, v, attn._mask(q, k, mask, key_padding_mask), is_causal, False, True)
+        x = src + F.linear(out.transpose(1, 2).reshape(batch, length, -1), w_out, b_out)
+        return x + F.linear(layer.feedforward.activation(F.linear(layer.norm2.normalise(x), w1, b1)), w2, b2)
