@@ -103,8 +103,9 @@ class eTransformerEncoderLayer(eModule):
         check_device_and_dtype("eTransformerEncoderLayer", src, self.feedforward.linear1.weight_dof, "src")
         if self._isotypic.active(self, src):
             return self._forward_isotypic(src, src_mask, src_key_padding_mask, is_causal, src_positions, src_position_mask)
-        if self.execution != "isotypic" and self._fused.active(self, src):
-            return self._fused.forward(self, src, src_mask, src_key_padding_mask, is_causal)
+        params = self._fused.active(self, src) if self.execution != "isotypic" else None
+        if params is not None:
+            return self._fused.forward(self, src, params, src_mask, src_key_padding_mask, is_causal)
         x = src
         if self.norm_first:
             h = self.norm1(x)

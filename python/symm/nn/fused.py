@@ -9,11 +9,17 @@ import torch
 import torch.nn.functional as F
 
 from .attention import eMultiheadAttention
-from .isotypic import has_hooks
-from .module import EvalCache, autocasting, tracing
+from .module import EvalCache, autocasting, survey, tracing
 from .normalization import eLayerNorm, eRMSNorm
 
 __all__ = ["FusedEval"]
+
+
+def _normalise(norm, x):
+    """The norm without its affine map (the layer has checked x)."""
+    if isinstance(norm, eRMSNorm):
+        return torch.ops.symm.rms_normalise(x, -1, norm.eps)
+    return torch.ops.symm.layer_normalise(x, norm._centre if norm.centred else None, -1, norm.eps)
 
 
 def _affine(norm):
@@ -42,29 +48,34 @@ class FusedEval:
                                   for n in (layer.norm1, layer.norm2)))
         self.cache = EvalCache()
 
-    def active(self, layer, src) -> bool:
+    def active(self, layer, src) -> list | None:
+        """The layer's parameters when the fast path may run, else None."""
         if not self.supported or layer.training or tracing() or src.requires_grad and torch.is_grad_enabled():
-            return False
+            return None
         if src.device.type == "meta" or torch._C._functorch.is_functorch_wrapped_tensor(src) or autocasting(src):
-            return False
-        if torch.is_grad_enabled() and any(p.requires_grad for p in layer.parameters()):
-            return False
-        return not has_hooks(layer)
+            return None
+        params, hooked = survey(layer)
+        if hooked or torch.is_grad_enabled() and any(p.requires_grad for p in params):
+            return None
+        return params
 
-    def weights(self, layer):
+    def weights(self, layer, params):
         attn, ff = layer.self_attn, layer.feedforward
 
         def compute():
             return (*_fold(attn.in_proj, layer.norm1), attn.out_proj.weight, attn.out_proj.bias,
                     *_fold(ff.linear1, layer.norm2), ff.linear2.weight, ff.linear2.bias)
-        return self.cache.get(list(layer.parameters()), compute)
+        return self.cache.get(params, compute)
 
-    def forward(self, layer, src, mask, key_padding_mask, is_causal):
-        w_in, b_in, w_out, b_out, w1, b1, w2, b2 = self.weights(layer)
+    def forward(self, layer, src, params, mask, key_padding_mask, is_causal):
+        w_in, b_in, w_out, b_out, w1, b1, w2, b2 = self.weights(layer, params)
         attn = layer.self_attn
         batch, length = src.shape[0], src.shape[1]
-        heads = F.linear(layer.norm1.normalise(src), w_in, b_in).view(batch, length, 3, attn.num_heads, attn.head_dim)
+        heads = F.linear(_normalise(layer.norm1, src), w_in, b_in).view(batch, length, 3, attn.num_heads, attn.head_dim)
         q, k, v = heads.permute(2, 0, 3, 1, 4).unbind(0)
-        out, _ = attn._attend(q, k, v, attn._mask(q, k, mask, key_padding_mask), is_causal, False, True)
+        if mask is None and key_padding_mask is None:
+            out = F.scaled_dot_product_attention(q, k, v, is_causal=is_causal)
+        else:
+            out = attn._attend(q, k, v, attn._mask(q, k, mask, key_padding_mask), is_causal, False, True)[0]
         x = src + F.linear(out.transpose(1, 2).reshape(batch, length, -1), w_out, b_out)
-        return x + F.linear(layer.feedforward.activation(F.linear(layer.norm2.normalise(x), w1, b1)), w2, b2)
+        return x + F.linear(layer.feedforward.activation(F.linear(_normalise(layer.norm2, x), w1, b1)), w2, b2)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from . import ops
-from .module import autocasting
+from .module import autocasting, survey
 from .normalization import eLayerNorm, eRMSNorm
 
 __all__ = ["IsotypicExecution"]
@@ -27,17 +27,6 @@ _THRESHOLD = {True: 0.35, False: 0.2}
 def _linears(module):
     from .linear import eLinear
     return [m for m in module.modules() if isinstance(m, eLinear)]
-
-
-def has_hooks(module) -> bool:
-    g = torch.nn.modules.module
-    if g._global_forward_hooks or g._global_forward_pre_hooks or g._global_backward_hooks or \
-            getattr(g, "_global_backward_pre_hooks", None):
-        return True
-    for m in list(module.modules())[1:]:  # the layer's own hooks fire on either path
-        if m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or getattr(m, "_backward_pre_hooks", None):
-            return True
-    return False
 
 
 class IsotypicExecution:
@@ -76,7 +65,7 @@ class IsotypicExecution:
         """Whether this forward runs in the isotypic basis."""
         if not self.modes[layer.training] or autocasting(x):
             return False
-        return not has_hooks(layer)
+        return not survey(layer)[1]
 
     @staticmethod
     def space(layer) -> dict:

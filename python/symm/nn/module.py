@@ -88,6 +88,31 @@ def check_device_and_dtype(module: str, x: torch.Tensor, like: torch.Tensor, wha
         raise RuntimeError(f"{module}: {what} has dtype {x.dtype} but the module's parameters have {like.dtype}")
 
 
+def _hooked(m: torch.nn.Module) -> bool:
+    return bool(m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or getattr(m, "_backward_pre_hooks", None))
+
+
+def survey(module: torch.nn.Module):
+    """(parameters, whether a submodule or a global hook would see a forward) in one pass over the tree: a fast
+    path's checks in a few µs, where ``parameters()`` and ``modules()`` cost tens at batch 1. Parameters as
+    ``parameters()`` lists them (a parametrized tensor's original included), shared ones possibly twice."""
+    g = torch.nn.modules.module
+    hooked = bool(g._global_forward_hooks or g._global_forward_pre_hooks or g._global_backward_hooks or
+                  getattr(g, "_global_backward_pre_hooks", None))
+    params = []
+
+    def visit(m, top):
+        nonlocal hooked
+        params.extend(p for p in m._parameters.values() if p is not None)
+        hooked = hooked or (not top and _hooked(m))  # the module's own hooks fire on any path
+        for child in m._modules.values():
+            if child is not None:
+                visit(child, False)
+
+    visit(module, True)
+    return params, hooked
+
+
 def use_eval_cache(module: torch.nn.Module, params) -> bool:
     """Whether an eval forward may take a dense map cached from ``params``: only when autograd needs nothing
     from them and nothing is being traced; never for meta or transformed (torch.func) tensors."""
