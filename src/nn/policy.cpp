@@ -2,6 +2,9 @@
 
 #include <cmath>
 #include <functional>
+#include <map>
+
+#include <unsupported/Eigen/SpecialFunctions>
 
 #include "symm/nn/attention.h"
 #include "symm/nn/normalization.h"
@@ -57,10 +60,7 @@ Affine norm_affine(torch::nn::AnyModule& norm, int64_t dim, const torch::TensorO
   return a;
 }
 
-float gelu(float x) { return 0.5f * x * (1.0f + std::erf(x * static_cast<float>(M_SQRT1_2))); }
-float mish(float x) { return x * std::tanh(x > 20.0f ? x : std::log1p(std::exp(x))); }
-
-/// out = in·W + b over row blocks small enough for Eigen to keep its packing buffers on the stack.
+/// out = in·W + b over row blocks small enough for Eigen to keep its packing buffers on the stack (construction).
 template <typename In, typename Out>
 void apply(const Affine& a, const In& in, Out&& out) {
   constexpr int64_t kRows = 16;
@@ -69,6 +69,22 @@ void apply(const Affine& a, const In& in, Out&& out) {
     out.middleRows(r, n).noalias() = in.middleRows(r, n) * a.weight;
     out.middleRows(r, n).rowwise() += a.bias;
   }
+}
+
+/// Exact GELU, x Φ(x), through Eigen's vectorised erf (at::gelu_ of LibTorch 1.13 allocates on every call).
+template <typename M>
+void gelu(M&& x) {
+  auto a = x.array();
+  a = 0.5f * a * (1.0f + (a * static_cast<float>(M_SQRT1_2)).erf());
+}
+
+Eigen::Map<Matrix> eigen(const torch::Tensor& t) { return {t.data_ptr<float>(), t.size(0), t.size(1)}; }
+
+/// out = in·W + b at run time: the product through LibTorch's BLAS (OpenBLAS or MKL, chosen for this CPU when it
+/// loads, where Eigen's kernels are compiled for the baseline ISA: 4-wide SSE), into out's storage.
+void apply(const Affine& a, const torch::Tensor& in, torch::Tensor& out) {
+  at::mm_out(out, in, a.w);
+  eigen(out).rowwise() += a.bias;
 }
 
 void rms_normalise(const Matrix& x, Matrix& out, int64_t rows, double eps) {
@@ -80,12 +96,20 @@ void rms_normalise(const Matrix& x, Matrix& out, int64_t rows, double eps) {
 
 }  // namespace
 
+/// 2-D tensors over the first rows of the buffers, made on the first call of each batch size: the BLAS products
+/// write through them without a tensor made per call.
+struct FlowPolicy::BufferViews {
+  torch::Tensor h, qkv, q, o, f, mem, mem_hidden;
+  std::vector<torch::Tensor> kv;
+};
+
 struct FlowPolicy::Buffers {
-  int64_t batch = 0;
+  int64_t capacity = 0;  // the batch size the storage holds
   Matrix x, h, qkv, q, o, f, a, v;  // tokens; normed; projections; attention output; hidden; actions; velocity
   Matrix mem, mem_hidden;           // encoded observation tokens and the encoder's hidden layer
   std::vector<Matrix> kv;           // per layer: keys and values of the observation tokens (B·To, 2D)
   Matrix scores;                    // one head's logits (T, S)
+  std::map<int64_t, BufferViews> views;
 };
 
 FlowPolicy::FlowPolicy(eCondTransformerRegressorImpl& model, FlowPolicyOptions options) : options_(options) {
@@ -127,8 +151,7 @@ FlowPolicy::FlowPolicy(eCondTransformerRegressorImpl& model, FlowPolicyOptions o
     auto* self = dynamic_cast<eMultiheadAttentionImpl*>(layer->self_attn.get());
     auto* cross = dynamic_cast<eMultiheadAttentionImpl*>(layer->cross_attn.get());
     TORCH_CHECK(self && cross, "FlowPolicy: the decoder's attention must be eMultiheadAttention");
-    gelu_ = layer->options.activation().name() == "gelu";
-    TORCH_CHECK(gelu_, "FlowPolicy: the feed-forward activation must be gelu, got ", layer->options.activation().name());
+    TORCH_CHECK(layer->options.activation().name() == "gelu", "FlowPolicy: the feed-forward activation must be gelu, got ", layer->options.activation().name());
     double eps = 0;
     Layer l;
     const auto self_in = probe([&](const torch::Tensor& x) { return self->in_proj->forward(x); }, dim_, like);
@@ -153,7 +176,7 @@ FlowPolicy::FlowPolicy(eCondTransformerRegressorImpl& model, FlowPolicyOptions o
   TORCH_CHECK(chunk_ >= 1 && chunk_ <= horizon_, "FlowPolicy: chunk must be between 1 and the horizon ", horizon_, ", got ",
               options_.chunk());
   if (was_training) model.train();
-  buffers_ = std::make_shared<Buffers>();
+  finish();
 }
 
 FlowPolicy::FlowPolicy(CondTransformerRegressorImpl& model, FlowPolicyOptions options) : options_(options) {
@@ -209,6 +232,14 @@ FlowPolicy::FlowPolicy(CondTransformerRegressorImpl& model, FlowPolicyOptions op
   TORCH_CHECK(chunk_ >= 1 && chunk_ <= horizon_, "FlowPolicy: chunk must be between 1 and the horizon ", horizon_, ", got ",
               options_.chunk());
   if (was_training) model.train();
+  finish();
+}
+
+void FlowPolicy::finish() {
+  auto own = [](Affine& a) { a.w = torch::from_blob(a.weight.data(), {a.weight.rows(), a.weight.cols()}, torch::kFloat32).clone(); };
+  for (auto* a : {&cond1, &cond2}) own(*a);
+  for (auto& l : layers)
+    for (auto* a : {&l.qkv, &l.self_out, &l.q, &l.kv, &l.cross_out, &l.ff1, &l.ff2}) own(*a);
   buffers_ = std::make_shared<Buffers>();
 }
 
@@ -234,82 +265,95 @@ void FlowPolicy::check(const torch::Tensor& obs, const torch::Tensor* noise, int
                 p[i], " at token ", (i / cond_dim_) % cond_horizon_, ", feature ", i % cond_dim_, ")");
 }
 
-void FlowPolicy::reserve(int64_t batch) {
+FlowPolicy::BufferViews& FlowPolicy::reserve(int64_t batch) {
   auto& b = *buffers_;
-  if (batch <= b.batch) return;
+  if (batch > b.capacity) {
+    const int64_t rows = batch * horizon_, mem_rows = batch * cond_horizon_;
+    const int64_t ff = layers.front().ff1.weight.cols();
+    b.x.resize(rows, dim_), b.h.resize(rows, dim_), b.qkv.resize(rows, 3 * dim_), b.q.resize(rows, dim_), b.o.resize(rows, dim_);
+    b.f.resize(rows, ff), b.a.resize(rows, action_dim_), b.v.resize(rows, action_dim_);
+    b.mem.resize(mem_rows, dim_), b.mem_hidden.resize(mem_rows, cond1.weight.cols());
+    b.kv.assign(layers.size(), Matrix(mem_rows, 2 * dim_));
+    b.scores.resize(horizon_, std::max(horizon_, cond_horizon_ + 1));
+    b.capacity = batch;
+    b.views.clear();  // the storage moved
+  }
+  const auto found = b.views.find(batch);
+  if (found != b.views.end()) return found->second;
   const int64_t rows = batch * horizon_, mem_rows = batch * cond_horizon_;
-  const int64_t ff = layers.front().ff1.weight.cols();
-  b.x.resize(rows, dim_), b.h.resize(rows, dim_), b.qkv.resize(rows, 3 * dim_), b.q.resize(rows, dim_), b.o.resize(rows, dim_);
-  b.f.resize(rows, ff), b.a.resize(rows, action_dim_), b.v.resize(rows, action_dim_);
-  b.mem.resize(mem_rows, dim_), b.mem_hidden.resize(mem_rows, cond1.weight.cols());
-  b.kv.assign(layers.size(), Matrix(mem_rows, 2 * dim_));
-  b.scores.resize(horizon_, std::max(horizon_, cond_horizon_ + 1));
-  b.batch = batch;
+  auto view = [](Matrix& m, int64_t n) { return torch::from_blob(m.data(), {n, m.cols()}, torch::kFloat32); };
+  BufferViews v{view(b.h, rows), view(b.qkv, rows), view(b.q, rows), view(b.o, rows), view(b.f, rows),
+                   view(b.mem, mem_rows), view(b.mem_hidden, mem_rows), {}};
+  for (auto& kv : b.kv) v.kv.push_back(view(kv, mem_rows));
+  return b.views.emplace(batch, std::move(v)).first->second;
 }
 
-void FlowPolicy::encode(const float* observations, int64_t batch) {
+void FlowPolicy::encode(const float* observations, int64_t batch, BufferViews& views) {
   auto& b = *buffers_;
   const int64_t rows = batch * cond_horizon_;
   const Eigen::Map<const Matrix> z(observations, rows, cond_dim_);
   auto mem = b.mem.topRows(rows);
-  mem.noalias() = z * cond.weight;
+  mem.noalias() = z.lazyProduct(cond.weight);  // a depth of a few observation features
   for (int64_t r = 0; r < rows; ++r) mem.row(r) += cond_pos.row(r % cond_horizon_);
-  auto hidden = b.mem_hidden.topRows(rows);
-  apply(cond1, mem, hidden);
-  hidden = hidden.unaryExpr([](float v) { return mish(v); });
-  apply(cond2, hidden, mem);
-  for (size_t l = 0; l < layers.size(); ++l) apply(layers[l].kv, mem, b.kv[l].topRows(rows));
+  apply(cond1, views.mem, views.mem_hidden);
+  at::mish_(views.mem_hidden);
+  apply(cond2, views.mem_hidden, views.mem);
+  for (size_t l = 0; l < layers.size(); ++l) apply(layers[l].kv, views.mem, views.kv[l]);
 }
 
-void FlowPolicy::evaluate(int64_t batch, int64_t step) {
+void FlowPolicy::evaluate(int64_t batch, int64_t step, BufferViews& views) {
   auto& b = *buffers_;
   const int64_t t = horizon_, rows = batch * t, d = dim_, hd = dim_ / heads_, s_obs = cond_horizon_;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   auto x = b.x.topRows(rows);
-  x.noalias() = b.a.topRows(rows) * input.weight;
+  x.noalias() = b.a.topRows(rows).lazyProduct(input.weight);  // a depth of the action's few coordinates
   for (int64_t r = 0; r < rows; ++r) x.row(r) += input_pos.row(r % t);
   // softmax(q kᵀ·scale) v of one (batch element, head), keys [key0 (a single row, may be null); keys].
   auto attend = [&](const auto& q, const float* key0, const float* value0, const auto& keys, const auto& values, auto&& out) {
     const int64_t first = key0 ? 1 : 0, s = keys.rows() + first;
     auto logits = b.scores.topLeftCorner(q.rows(), s);
-    if (key0) logits.col(0).noalias() = q * Eigen::Map<const Eigen::VectorXf>(key0, hd) * scale;
-    logits.rightCols(keys.rows()).noalias() = q * keys.transpose() * scale;
+    // Products of a few rows: coefficient-wise (lazyProduct), not Eigen's blocked GEMM, whose set-up costs more
+    // than their arithmetic; at batch 64 there are 512 of these per flow step.
+    if (key0) logits.col(0).noalias() = q.lazyProduct(Eigen::Map<const Eigen::VectorXf>(key0, hd)) * scale;
+    logits.rightCols(keys.rows()).noalias() = q.lazyProduct(keys.transpose()) * scale;
     for (int64_t i = 0; i < logits.rows(); ++i) {
       auto row = logits.row(i);
       row = (row.array() - row.maxCoeff()).exp();
       row /= row.sum();
     }
-    out.noalias() = logits.rightCols(keys.rows()) * values;
+    out.noalias() = logits.rightCols(keys.rows()).lazyProduct(values);
     if (value0) out.noalias() += logits.col(0) * Eigen::Map<const Row>(value0, hd);
   };
   for (size_t l = 0; l < layers.size(); ++l) {
     const auto& L = layers[l];
     rms_normalise(b.x, b.h, rows, 1e-5);
-    apply(L.qkv, b.h.topRows(rows), b.qkv.topRows(rows));
+    apply(L.qkv, views.h, views.qkv);
     for (int64_t i = 0; i < batch; ++i)
       for (int64_t h = 0; h < heads_; ++h)
         attend(b.qkv.block(i * t, h * hd, t, hd), nullptr, nullptr, b.qkv.block(i * t, d + h * hd, t, hd),
                b.qkv.block(i * t, 2 * d + h * hd, t, hd), b.o.block(i * t, h * hd, t, hd));
-    apply(L.self_out, b.o.topRows(rows), b.h.topRows(rows));
+    apply(L.self_out, views.o, views.h);
     x += b.h.topRows(rows);
     rms_normalise(b.x, b.h, rows, 1e-5);
-    apply(L.q, b.h.topRows(rows), b.q.topRows(rows));
+    apply(L.q, views.h, views.q);
     const auto& kv = b.kv[l];
     for (int64_t i = 0; i < batch; ++i)
       for (int64_t h = 0; h < heads_; ++h)
         attend(b.q.block(i * t, h * hd, t, hd), L.step_kv.row(step).data() + h * hd, L.step_kv.row(step).data() + d + h * hd,
                kv.block(i * s_obs, h * hd, s_obs, hd), kv.block(i * s_obs, d + h * hd, s_obs, hd), b.o.block(i * t, h * hd, t, hd));
-    apply(L.cross_out, b.o.topRows(rows), b.h.topRows(rows));
+    apply(L.cross_out, views.o, views.h);
     x += b.h.topRows(rows);
     rms_normalise(b.x, b.h, rows, 1e-5);
-    auto f = b.f.topRows(rows);
-    apply(L.ff1, b.h.topRows(rows), f);
-    f = f.unaryExpr([](float v) { return gelu(v); });
-    apply(L.ff2, f, b.h.topRows(rows));
+    apply(L.ff1, views.h, views.f);
+    gelu(b.f.topRows(rows));
+    apply(L.ff2, views.f, views.h);
     x += b.h.topRows(rows);
   }
   rms_normalise(b.x, b.h, rows, 1e-5);
-  apply(head, b.h.topRows(rows), b.v.topRows(rows));
+  // A few output columns (the action's coordinates): OpenBLAS's small-matrix kernel allocates on each such call.
+  auto v = b.v.topRows(rows);
+  v.noalias() = b.h.topRows(rows).lazyProduct(head.weight);
+  v.rowwise() += head.bias;
 }
 
 void FlowPolicy::act_into(const torch::Tensor& observations, const torch::Tensor& noise, torch::Tensor& out) {
@@ -319,13 +363,13 @@ void FlowPolicy::act_into(const torch::Tensor& observations, const torch::Tensor
                   out.scalar_type() == torch::kFloat32 && out.device().is_cpu() && out.is_contiguous(),
               "FlowPolicy: expected out of shape (", batch, ", ", chunk_, ", ", action_dim_, "), contiguous float32 on the CPU, got ",
               out.defined() ? out.sizes() : c10::IntArrayRef{});
-  reserve(batch);
+  auto& views = reserve(batch);
   auto& b = *buffers_;
-  encode(observations.data_ptr<float>(), batch);
+  encode(observations.data_ptr<float>(), batch, views);
   const int64_t rows = batch * horizon_, n = options_.flow_steps();
   b.a.topRows(rows) = Eigen::Map<const Matrix>(noise.data_ptr<float>(), rows, action_dim_);
   for (int64_t j = 0; j < n; ++j) {
-    evaluate(batch, j);
+    evaluate(batch, j, views);
     if (options_.predicts_action()) b.a.topRows(rows) += (b.v.topRows(rows) - b.a.topRows(rows)) / static_cast<float>(n - j);
     else b.a.topRows(rows) += b.v.topRows(rows) / static_cast<float>(n);
   }
@@ -346,11 +390,11 @@ torch::Tensor FlowPolicy::velocity(const torch::Tensor& X, int64_t step, const t
   TORCH_CHECK(step >= 0 && step < options_.flow_steps(), "FlowPolicy: step must be between 0 and ", options_.flow_steps() - 1,
               ", got ", step);
   const int64_t batch = observations.size(0), rows = batch * horizon_;
-  reserve(batch);
+  auto& views = reserve(batch);
   auto& b = *buffers_;
-  encode(observations.data_ptr<float>(), batch);
+  encode(observations.data_ptr<float>(), batch, views);
   b.a.topRows(rows) = Eigen::Map<const Matrix>(X.data_ptr<float>(), rows, action_dim_);
-  evaluate(batch, step);
+  evaluate(batch, step, views);
   auto out = torch::empty({batch, horizon_, action_dim_});
   Eigen::Map<Matrix>(out.data_ptr<float>(), rows, action_dim_) = b.v.topRows(rows);
   return out;

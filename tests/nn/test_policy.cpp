@@ -1,9 +1,12 @@
 // FlowPolicy: the compiled regressor equals the regressor's forward (dense and isotypic execution, and the
-// plain twin), a control step equals the Euler loop over forward, and bad input is refused before any work.
+// plain twin), a control step equals the Euler loop over forward, steady-state control steps allocate nothing,
+// and bad input is refused before any work.
 #include <gtest/gtest.h>
 
+#include "counting_malloc.h"
 #include "symm/group/named.h"
 #include "symm/nn/policy.h"
+#include "symm/threads.h"
 #include "test_util.h"
 
 using namespace symm::nn;
@@ -96,6 +99,28 @@ TEST(FlowPolicy, TheSampledChunkIsEquivariant) {
     const auto diff = policy.act(act(cond, e, obs).contiguous(), act(p, e, noise).contiguous()) - act(p, e, y);
     EXPECT_LT(diff.abs().max().item<double>(), 1e-5) << "element " << e;
   }
+}
+
+TEST(FlowPolicy, SteadyStateControlStepsAllocateNothing) {
+  if (!symm::test::counts_allocations()) GTEST_SKIP() << "allocations are not counted under a sanitizer";
+  // A control loop's thread: OpenMP's and OpenBLAS's pools allocate when they hand work to their threads.
+  const int threads = at::get_num_threads();
+  symm::set_num_threads(1);
+  auto model = equivariant(make_group("D4"));
+  FlowPolicy policy(*model, FlowPolicyOptions().flow_steps(kSteps).chunk(3));
+  for (const int64_t batch : {1, 5, 64, 5}) {
+    const auto obs = torch::randn({batch, kObs, 4}), noise = torch::randn({batch, kHorizon, 2});
+    auto out = torch::empty({batch, 3, 2});
+    policy.act_into(obs, noise, out);  // the first call of a batch size sizes the buffers
+    const long before = symm::test::allocations();
+    for (int i = 0; i < 3; ++i) policy.act_into(obs, noise, out);
+    EXPECT_EQ(symm::test::allocations() - before, 0) << "batch " << batch;
+    EXPECT_TRUE(torch::equal(out, policy.act(obs, noise))) << "batch " << batch;
+  }
+  const long before = symm::test::allocations();
+  const auto t = torch::empty({16});
+  EXPECT_GT(symm::test::allocations(), before) << "the counter does not see a tensor's allocation";
+  symm::set_num_threads(threads);
 }
 
 TEST(FlowPolicy, RefusesBadInputAndStaysUsable) {

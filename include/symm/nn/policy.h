@@ -64,6 +64,7 @@ class FlowPolicy {
   struct Affine {
     Matrix weight;
     Row bias;
+    torch::Tensor w{};  // weight as a tensor of its own, for the run-time products (set by finish())
   };
   struct Layer {
     Affine qkv, self_out, q, kv, cross_out, ff1, ff2;  // norm affines folded into qkv, q and ff1
@@ -73,13 +74,14 @@ class FlowPolicy {
  private:
   struct Buffers;
   void check(const torch::Tensor& observations, const torch::Tensor* noise, int64_t noise_len) const;
-  void reserve(int64_t batch);
-  void encode(const float* observations, int64_t batch);
-  void evaluate(int64_t batch, int64_t step);  // the velocity at buffer x into buffer v
+  struct BufferViews;
+  BufferViews& reserve(int64_t batch);
+  void encode(const float* observations, int64_t batch, BufferViews& views);
+  void evaluate(int64_t batch, int64_t step, BufferViews& views);  // the velocity at buffer x into buffer v
+  void finish();  // after construction: the weights' tensors and the buffers
 
   FlowPolicyOptions options_;
   int64_t horizon_ = 0, chunk_ = 0, action_dim_ = 0, cond_horizon_ = 0, cond_dim_ = 0, dim_ = 0, heads_ = 0;
-  bool gelu_ = true;  // the feed-forward activation: exact GELU, else Mish
   Affine input, cond, cond1, cond2, head;  // head: the final norm's affine folded in
   Matrix input_pos, cond_pos;              // per-token additive rows (biases and invariant positions)
   std::vector<Layer> layers;
