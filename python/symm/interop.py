@@ -658,7 +658,7 @@ def from_symm_learning(module, tol: float = 1e-4, check: bool = True):
     The hidden regular copies of a converted eTimeCNNEncoder or eConditionalUnet1D, and the out_rep of a
     Change2DisentangledBasis, take escnn's irrep decomposition (see _hidden_in_escnn_decomposition), which a
     checkpoint does not record: a model rebuilt from its arguments and loaded from ``symm.save`` reads its norm
-    and FiLM scales in our decomposition, the same only where no irrep repeats in a regular copy (cyclic groups)."""
+    and FiLM scales in our decomposition and order of the irrep copies, the same as escnn's for C2 only."""
     kind = type(module).__name__
     if kind in _TIME_MODULES and type(module).__module__.startswith("symm_learning."):
         make, inputs = _TIME_MODULES[kind]
