@@ -346,7 +346,8 @@ def _hidden_in_escnn_decomposition(gm: _GroupMap):
     """Our models build their hidden regular copies in our irrep decomposition; symm_learning's norms, FiLM and
     poolings scale or read the irrep copies of escnn's, which span other subspaces where an irrep repeats (the
     2-dim irreps of a dihedral group). Built meanwhile, our hidden copies take escnn's decomposition: the same
-    matrices (so the same Hom_G, activations and Fix(ρ)), with the copies in escnn's order."""
+    matrices (so the same Hom_G, activations and Fix(ρ)), with the copies in escnn's order. It swaps the
+    modules' _regular_copies meanwhile: no other thread should build these models during a conversion."""
     reg = _escnn_regular(gm)
 
     def copies(group, units):
