@@ -628,6 +628,48 @@ def _ema_inputs(m):
     return torch.randn(16, dx), torch.randn(16, dy)
 
 
+def _plain_unet(where, theirs, tol):
+    """symm_learning's unconstrained diffusion U-Net and its parts (torch modules with our keys): rebuilt from
+    their layers' shapes, the same parameters."""
+    kind = type(theirs).__name__
+    if kind in ("Downsample1d", "Upsample1d"):
+        ours = getattr(nn, kind)(theirs.conv.in_channels)
+    elif kind == "Conv1dBlock":
+        conv, norm = theirs.block[0], theirs.block[1]
+        ours = nn.Conv1dBlock(conv.in_channels, conv.out_channels, _single(conv.kernel_size), norm.num_groups)
+    elif kind == "ConditionalResidualBlock1D":
+        conv, norm = theirs.blocks[0].block[0], theirs.blocks[0].block[1]
+        ours = _built(where, lambda: nn.ConditionalResidualBlock1D(
+            conv.in_channels, theirs.out_channels, theirs.cond_encoder[0].in_features, _single(conv.kernel_size),
+            norm.num_groups, theirs.cond_predict_scale))
+    else:
+        first = theirs.down_modules[0][0]
+        conv, norm = first.blocks[0].block[0], first.blocks[0].block[1]
+        embed = theirs.diffusion_step_encoder[0].dim
+        global_dim = first.cond_encoder[0].in_features - embed
+        ours = _built(where, lambda: nn.ConditionalUnet1D(
+            theirs.input_dim, theirs.local_cond_dim, global_dim or None, embed,
+            [m[0].out_channels for m in theirs.down_modules], _single(conv.kernel_size), norm.num_groups,
+            first.cond_predict_scale))
+    _set_torch(where, theirs, ours)
+    return ours.eval()
+
+
+def _plain_unet_inputs(m):
+    kind = type(m).__name__
+    if kind in ("Downsample1d", "Upsample1d"):
+        return (torch.randn(4, m.conv.in_channels, 16),)
+    if kind == "Conv1dBlock":
+        return (torch.randn(4, m.block[0].in_channels, 16),)
+    if kind == "ConditionalResidualBlock1D":
+        return torch.randn(4, m.blocks[0].block[0].in_channels, 16), torch.randn(4, m.cond_encoder[0].in_features)
+    first = m.down_modules[0][0]
+    global_dim = first.cond_encoder[0].in_features - m.diffusion_step_encoder[0].dim
+    local = None if m.local_cond_dim is None else torch.randn(4, m.local_cond_dim)
+    return (torch.randn(4, m.input_dim, 4 << (len(m.down_modules) - 1)), torch.tensor([3, 17, 40, 99]), local,
+            torch.randn(4, global_dim) if global_dim else None)
+
+
 # symm_learning's modules other than the Transformer's: their converter and the inputs (batch 4) the check compares
 # on. They are read as they are (in their dtype), not deep-copied: symm_learning's eBatchNorm1d caches non-leaf
 # tensors that deepcopy refuses.
@@ -641,7 +683,9 @@ _TIME_MODULES = {"eConv1d": (_conv, lambda m: (torch.randn(4, m.in_rep.size, 16)
                  "Change2DisentangledBasis": (_disentangled, lambda m: (torch.randn(4, 3, m.in_rep.size),)),
                  "eMultivariateNormal": (_normal, lambda m: (torch.randn(4, m.in_rep.size),)),
                  "EMAStats": (_ema, _ema_inputs),
-                 "eEMAStats": (_ema, _ema_inputs)}
+                 "eEMAStats": (_ema, _ema_inputs),
+                 **{k: (_plain_unet, _plain_unet_inputs) for k in ("ConditionalUnet1D", "ConditionalResidualBlock1D",
+                                                                    "Conv1dBlock", "Downsample1d", "Upsample1d")}}
 
 
 def from_symm_learning(module, tol: float = 1e-4, check: bool = True):
@@ -651,7 +695,8 @@ def from_symm_learning(module, tol: float = 1e-4, check: bool = True):
     eBatchNorm1d for symm_learning's (in eval mode, from its running statistics); our eTimeCNNEncoder,
     eConditionalUnet1D (one level: symm_learning 0.8.1's decoder does not return the horizon with more),
     IrrepSubspaceNormPooling, Change2DisentangledBasis, eMultivariateNormal (where symm_learning's covariance is
-    equivariant), EMAStats or eEMAStats (with their statistics) for symm_learning's. Raises ConversionError naming
+    equivariant), EMAStats or eEMAStats (with their statistics) for symm_learning's; and its unconstrained
+    ConditionalUnet1D and parts (ConditionalResidualBlock1D, Conv1dBlock, Downsample1d, Upsample1d). Raises ConversionError naming
     the layer when a weight is not equivariant or a part has no exact counterpart here. With ``check``, the two
     models are compared on a random input in eval mode (float32) and a relative difference above 1e-5 is an
     error.

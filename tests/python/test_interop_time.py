@@ -175,3 +175,21 @@ def test_non_equivariant_models_are_refused_naming_the_layer(make_group):
     with pytest.raises(ConversionError, match=r"eMultivariateNormal\.Q2_T: the covariance of irrep copy \d+ is not "
                                               r"equivariant"):
         from_symm_learning(normal)
+
+
+def test_plain_unet_and_parts_convert_with_the_same_outputs():
+    from symm_learning.models.diffusion import cond_unet1d as plain
+    for theirs, args in ((plain.Downsample1d(6), (torch.randn(3, 6, 10),)),
+                         (plain.Upsample1d(6), (torch.randn(3, 6, 10),)),
+                         (plain.Conv1dBlock(4, 6, 5, n_groups=2), (torch.randn(3, 4, 10),)),
+                         (plain.ConditionalResidualBlock1D(4, 6, 7, n_groups=2, cond_predict_scale=True),
+                          (torch.randn(3, 4, 10), torch.randn(3, 7))),
+                         (plain.ConditionalUnet1D(4, None, 6, 16, [8, 16], 5, 2), (torch.randn(3, 4, 8), 7, None,
+                                                                                   torch.randn(3, 6))),
+                         (plain.ConditionalUnet1D(4, 2, None, 8, [8, 16, 32]), (torch.randn(3, 4, 16),
+                                                                                torch.tensor([1, 2, 3]),
+                                                                                torch.randn(3, 2), None))):
+        ours = from_symm_learning(perturb(theirs, 0.1))
+        assert type(ours).__name__ == type(theirs).__name__ and type(ours).__module__ == "symm.nn.unet"
+        with torch.no_grad():
+            assert _relative(ours(*args), theirs(*args)) < 1e-6
