@@ -171,6 +171,11 @@ def test_non_equivariant_models_are_refused_naming_the_layer(make_group):
                                               r"equivariant"):
         from_symm_learning(unet)
 
+    invariant = sl_models.eTimeCNNEncoder(rep, G.trivial_representation, hidden_channels=[G.order()], time_horizon=8,
+                                          activation=torch.nn.Tanh(), mlp_hidden=[16])
+    with pytest.raises(ConversionError, match=r"eTimeCNNEncoder\.head: an invariant head after Tanh"):
+        from_symm_learning(invariant)
+
     normal = sl_nn.eMultivariateNormal(rep)  # Q of the regular representation: diag(Q⊙Q v) does not commute
     with pytest.raises(ConversionError, match=r"eMultivariateNormal\.Q2_T: the covariance of irrep copy \d+ is not "
                                               r"equivariant"):
