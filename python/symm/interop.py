@@ -5,16 +5,19 @@ An escnn representation becomes ours through its images of the group's generator
 group becomes ours through the permutations its regular representation gives the generators. Every dense weight of the symm_learning model is moved into our bases
 and projected onto Hom_G; a relative residual above ``tol`` means the weight was not equivariant, and the
 conversion is refused naming the layer. The time-series modules (eConv1d, eConvTranspose1d, eBatchNorm1d) keep
-escnn's channels: their representations map to ours with the same matrices, so no permutation is needed.
+escnn's channels: their representations map to ours with the same matrices, so no permutation is needed. The
+time-series models keep escnn's channels at their inputs and outputs; their hidden regular copies are ours (our
+element order), reached through P.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 
 import torch
 
-from . import _C, nn
+from . import _C, linalg, nn
 from ._C import Representation
 
 __all__ = ["from_symm_learning", "group_from_escnn", "rep_from_escnn", "ConversionError"]
@@ -94,7 +97,10 @@ class _GroupMap:
                 _, sv, vh = torch.linalg.svd(a)
                 if sv[-1] < 1e-8:
                     x = vh[-1].reshape(d, d)
-                    self._irreps[key] = (k, x / torch.sqrt((x.T @ x)[0, 0]))
+                    x = x / torch.sqrt((x.T @ x)[0, 0])
+                    # A 1-dim irrep is its own match: T = +1 keeps escnn's signs of the trivial columns, which
+                    # FiLM biases read through a Mish (not odd, so a flipped sign is no rescaling).
+                    self._irreps[key] = (k, x.abs() if d == 1 else x)
                     break
             else:
                 raise ConversionError(f"escnn irrep {psi.name}: no irrep of {self.group.name} matches it")
@@ -280,14 +286,27 @@ def _conv(where, theirs, tol):
                                                                    **options)
     except ValueError as e:
         raise ConversionError(f"{where}: {e}") from e
+    _set_conv(where, theirs, ours, _Converter(gm, in_rep, tol))
+    return ours.eval()
+
+
+def _set_conv(where, theirs, ours, conv, b_in=None, b_out=None):
+    """Our eConv1d / eConvTranspose1d from theirs, whose channels b_in, b_out (orthogonal, ours ← theirs; None:
+    the same channels) carry to ours."""
+    transposed = type(ours).__name__ == "eConvTranspose1d"
     w = theirs.weight.detach().double()  # Conv1d: (C_out, C_in, K); ConvTranspose1d: (C_in, C_out, K)
-    ours.set_taps(w.permute(2, 1, 0) if transposed else w.permute(2, 0, 1), theirs.bias)
-    ours.eval()
-    conv = _Converter(gm, in_rep, tol)
+    left, right = (b_in, b_out) if transposed else (b_out, b_in)
+    if left is not None:
+        w = torch.einsum("ij,jkt->ikt", left, w)
+    if right is not None:
+        w = torch.einsum("kj,ijt->ikt", right, w)
+    bias = theirs.bias.detach().double() if theirs.has_bias else None
+    if bias is not None and b_out is not None:
+        bias = b_out @ bias
+    ours.set_taps(w.permute(2, 1, 0) if transposed else w.permute(2, 0, 1), bias)
     conv.check(where + ".weight", ours.weight, w)
-    if theirs.has_bias:
-        conv.check(where + ".bias", ours.bias, theirs.bias.detach().double(), "the bias is not invariant", "Fix(ρ_out)")
-    return ours
+    if bias is not None:
+        conv.check(where + ".bias", ours.bias, bias, "the bias is not invariant", "Fix(ρ_out)")
 
 
 def _batchnorm(where, theirs, tol):
@@ -316,29 +335,382 @@ def _batchnorm(where, theirs, tol):
     return ours.eval()
 
 
-# symm_learning's time-series modules: their converter and the input shape (batch 4) the check compares on. They
-# are read as they are (in their dtype), not deep-copied: symm_learning's eBatchNorm1d caches non-leaf tensors
-# that deepcopy refuses.
+def _escnn_regular(gm: _GroupMap) -> Representation:
+    """The regular representation in our element order (our matrices) with escnn's irrep decomposition."""
+    aligned = gm.rep(gm.escnn.regular_representation, "regular (escnn decomposition)")
+    return Representation(gm.group, aligned.irreps, gm.P @ aligned.change_of_basis, aligned.name)
+
+
+@contextlib.contextmanager
+def _hidden_in_escnn_decomposition(gm: _GroupMap):
+    """Our models build their hidden regular copies in our irrep decomposition; symm_learning's norms, FiLM and
+    poolings scale or read the irrep copies of escnn's, which span other subspaces where an irrep repeats (the
+    2-dim irreps of a dihedral group). Built meanwhile, our hidden copies take escnn's decomposition: the same
+    matrices (so the same Hom_G, activations and Fix(ρ)), with the copies in escnn's order. It swaps the
+    modules' _regular_copies meanwhile: no other thread should build these models during a conversion."""
+    reg = _escnn_regular(gm)
+
+    def copies(group, units):
+        return reg.copies(max(1, -(-units // group.order)))
+
+    owners = (nn.mlp, nn.time_cnn, nn.unet)
+    saved = [m._regular_copies for m in owners]
+    for m in owners:
+        m._regular_copies = copies
+    try:
+        yield
+    finally:
+        for m, f in zip(owners, saved):
+            m._regular_copies = f
+
+
+def _built(where, make):
+    try:
+        return make()
+    except (ValueError, RuntimeError) as e:
+        raise ConversionError(f"{where}: {e}") from e
+
+
+def _dtype(module):
+    p = next(iter(module.parameters()), None)
+    return torch.get_default_dtype() if p is None else p.dtype
+
+
+def _set_linear(where, theirs, ours, conv, b_in, b_out):
+    """Our eLinear from symm_learning's eLinear (their channels b_in → b_out carried to ours)."""
+    w, b = _affine_map(theirs, theirs.in_rep.size, _dtype(theirs))
+    bias = getattr(theirs, "bias", None) is not None
+    conv.linear(where, ours, b_out @ w @ b_in.T, b_out @ b if bias else None)
+
+
+def _set_torch(where, theirs, ours):
+    """A plain torch module (a Linear of a head or an encoder): the same parameters."""
+    try:
+        ours.load_state_dict(theirs.state_dict())
+    except RuntimeError as e:
+        raise ConversionError(f"{where}: {e}") from e
+
+
+def _set_rms(where, theirs, ours, conv, b):
+    """Our eRMSNorm from their eRMSNorm (or _eChannelRMSNorm holding one) on channels b (ours ← theirs)."""
+    theirs = getattr(theirs, "norm", theirs)
+    if (ours is None) != (theirs is None):
+        raise ConversionError(f"{where}: normalisation present in one model only")
+    if ours is None:
+        return
+    if not math.isclose(theirs.eps, ours.eps, rel_tol=1e-9):
+        raise ConversionError(f"{where}: eps {theirs.eps} differs from ours {ours.eps}")
+    D = ours.in_rep.size
+    affine = getattr(theirs, "affine", None)
+    if affine is None:
+        S, t = torch.eye(D, dtype=torch.float64), torch.zeros(D, dtype=torch.float64)
+    else:
+        S, t = _affine_map(affine, D, _dtype(affine))
+    if ours.affine is None:
+        conv.check(where, torch.eye(D, dtype=torch.float64), b @ S @ b.T)
+    else:
+        _Converter(conv.gm, ours.in_rep, conv.tol).affine(where + ".affine", ours.affine, b @ S @ b.T, b @ t)
+
+
+def _set_block(where, theirs, ours, conv, b_in, b_out):
+    """Our eConditionalResidualBlock1D from theirs. The FiLM eAffines have no weights; they must scale the same
+    irrep copies and add the same invariant directions, checked on random scales and biases."""
+    _set_conv(where + ".conv1", theirs.conv1, ours.conv1, conv, b_in, b_out)
+    _set_conv(where + ".conv2", theirs.conv2, ours.conv2, conv, b_out, b_out)
+    for n in ("norm1", "norm2"):
+        t = getattr(theirs, n)
+        _set_rms(f"{where}.{n}", None if isinstance(t, torch.nn.Identity) else t, getattr(ours, n), conv, b_out)
+    t_aff, o_aff = theirs.affine, ours.affine
+    if (t_aff.num_scale_dof, t_aff.num_bias_dof) != (o_aff.num_copies, o_aff.num_fix):
+        raise ConversionError(f"{where}.affine: {t_aff.num_scale_dof} scales and {t_aff.num_bias_dof} biases, ours "
+                              f"{o_aff.num_copies} and {o_aff.num_fix}")
+    with torch.no_grad():
+        dt = t_aff.Q.dtype
+        x, s, c = torch.randn(3, b_out.shape[0], dtype=dt), torch.rand(3, o_aff.num_copies, dtype=dt) + 0.5, \
+            torch.randn(3, o_aff.num_fix, dtype=dt)
+        want = t_aff(x, scale_dof=s, bias_dof=c).double() @ b_out.T
+        got = o_aff.double()(x.double() @ b_out.T, s.double(), c.double() if o_aff.num_fix else None)
+        o_aff.to(dt)
+    conv.check(where + ".affine", got, want, "the FiLM scales other irrep copies or adds other biases",
+               "the scalings of irrep copies")
+    if len(theirs.cond_rep.irreps) != ours.cond_encoder[0].num_copies:
+        raise ConversionError(f"{where}.cond_encoder: cond_rep has {len(theirs.cond_rep.irreps)} irrep copies, ours "
+                              f"{ours.cond_encoder[0].num_copies}")
+    _set_torch(where + ".cond_encoder.1", theirs.cond_encoder[1], ours.cond_encoder[1])
+    residual = None if isinstance(theirs.residual_conv, torch.nn.Identity) else theirs.residual_conv
+    if residual is not None:
+        if ours.residual_conv is None:
+            raise ConversionError(f"{where}.residual_conv: a 1x1 convolution where ours adds the input itself")
+        _set_conv(where + ".residual_conv", residual, ours.residual_conv, conv, b_in, b_out)
+    elif ours.residual_conv is not None:
+        # Theirs adds its input itself, ours maps it into the hidden copies' element order: b_out·b_inᵀ (a
+        # permutation, in Hom_G since both bases carry theirs to ours).
+        if b_in.shape != b_out.shape:
+            raise ConversionError(f"{where}.residual_conv: theirs adds its input to an output of another size")
+        ours.residual_conv.set_taps((b_out @ b_in.T).unsqueeze(0), torch.zeros(b_out.shape[0], dtype=torch.float64))
+        conv.check(where + ".residual_conv.weight", ours.residual_conv.weight[..., 0], b_out @ b_in.T)
+
+
+def _nonnegative(where, activation):
+    """Our iMLP keeps the trivial irrep copies signed where symm_learning takes their norm: equal for an activation
+    with nonnegative values (the trivial coordinate of a regular copy is its mean)."""
+    with torch.no_grad():
+        t = torch.linspace(-20, 20, 4001)
+        if activation(t).min() < 0:
+            raise ConversionError(f"{where}: an invariant head after {type(activation).__name__}, which takes negative "
+                                  "values: symm_learning pools the trivial copies by their absolute value, ours signed")
+
+
+def _time_cnn(where, theirs, tol):
+    gm = _GroupMap(theirs.in_rep.group)
+    in_rep, out_rep, n = gm.rep(theirs.in_rep), gm.rep(theirs.out_rep), gm.group.order
+    convs, norms, acts = [], [], []
+    for i, m in enumerate(theirs.feature_layers):
+        kind = type(m).__name__
+        if kind == "eConv1d":
+            convs.append((i, m))
+        elif kind == "_eChannelRMSNorm":
+            norms.append((i, m))
+        elif not isinstance(m, torch.nn.MaxPool1d):
+            acts.append(m)
+    # symm_learning shares one activation module between the blocks and the head.
+    activation = copy.deepcopy(acts[0])
+    head = theirs.head
+    invariant = type(head).__name__ == "iMLP"
+    t_linears = [m for m in (head.emlp_backbone if invariant else head).net if type(m).__name__ == "eLinear"]
+    widths = [m.out_rep.size for m in t_linears]
+    # Their iMLP's backbone ends on its own copy of the last hidden width; ours reads it from mlp_hidden's last.
+    hidden = widths if invariant else widths[:-1]
+    if invariant:
+        _nonnegative(where + ".head", activation)
+    with _hidden_in_escnn_decomposition(gm):
+        ours = _built(where, lambda: nn.eTimeCNNEncoder(
+            in_rep, out_rep, [m.out_rep.size for _, m in convs], theirs.time_horizon, activation=activation,
+            batch_norm=bool(norms), bias=convs[0][1].bias is not None, mlp_hidden=hidden,
+            downsample=theirs.downsample, append_last_frame=theirs.append_last_frame))
+    conv = _Converter(gm, in_rep, tol)
+    # Channels, ours ← theirs: the input and output as given; hidden regular copies permuted into our elements.
+    blocks = [torch.eye(in_rep.size, dtype=torch.float64)] + [gm.regular_basis(m.out_rep.size // n) for _, m in convs]
+    for k, (i, m) in enumerate(convs):
+        _set_conv(f"{where}.feature_layers.{i}", m, ours.convs[k], conv, blocks[k], blocks[k + 1])
+    for k, (i, m) in enumerate(norms):
+        _set_rms(f"{where}.feature_layers.{i}", m, ours.norms[k], conv, blocks[k + 1])
+    b_head = torch.block_diag(*[blocks[-1]] * ours.time_horizon_out, *([blocks[0]] if theirs.append_last_frame else []))
+    chain = [b_head] + [gm.regular_basis(w // n) for w in widths[:-1]]
+    chain.append(gm.regular_basis(widths[-1] // n) if invariant else torch.eye(out_rep.size, dtype=torch.float64))
+    o_linears = ours.head.backbone.layers if invariant else ours.head.layers
+    if len(o_linears) != len(t_linears):
+        raise ConversionError(f"{where}.head: {len(t_linears)} eLinear layers, ours {len(o_linears)}")
+    for k, (t, o) in enumerate(zip(t_linears, o_linears)):
+        _set_linear(f"{where}.head.layers.{k}", t, o, conv, chain[k], chain[k + 1])
+    if invariant:
+        _set_torch(where + ".head.head", head.head, ours.head.head)
+    return ours.eval()
+
+
+def _unet(where, theirs, tol):
+    levels = len(theirs.down_modules)
+    if levels != 1:
+        raise ConversionError(f"{where}: symm_learning 0.8.1's decoder with {levels} levels drops its last "
+                              "up-sampling (the output has half the horizon, or the skips do not concatenate); ours "
+                              "returns the horizon, so only one level has a counterpart here")
+    if theirs.local_cond_encoder is not None:
+        raise ConversionError(f"{where}.local_cond_encoder: with one level symm_learning never adds its second "
+                              "local-condition block (its decoder has no stage); ours adds it after the decoder")
+    gm = _GroupMap(theirs.in_rep.group)
+    in_rep = gm.rep(theirs.in_rep)
+    global_rep = None if theirs.global_cond_rep is None else gm.rep(theirs.global_cond_rep)
+    first, second, _ = theirs.down_modules[0]
+    final = theirs.final_conv
+    steps = theirs.diffusion_step_encoder
+    with _hidden_in_escnn_decomposition(gm):
+        ours = _built(where, lambda: nn.eConditionalUnet1D(
+            in_rep, None, global_rep, diffusion_step_embed_dim=steps[0].dim, down_dims=[first.out_rep.size],
+            kernel_size=_single(first.conv1.kernel_size), cond_predict_scale=True, activation=copy.deepcopy(final[2]),
+            normalize=not isinstance(final[1], torch.nn.Identity), downsample=theirs.downsample))
+    conv = _Converter(gm, in_rep, tol)
+    b_in = torch.eye(in_rep.size, dtype=torch.float64)
+    b_1 = gm.regular_basis(first.out_rep.size // gm.group.order)
+    for k in (1, 3):
+        _set_torch(f"{where}.diffusion_step_encoder.{k}", steps[k], ours.diffusion_step_encoder[k])
+    _set_block(where + ".down_modules.0.0", first, ours.down_modules[0][0], conv, b_in, b_1)
+    _set_block(where + ".down_modules.0.1", second, ours.down_modules[0][1], conv, b_1, b_1)
+    for k in range(2):
+        _set_block(f"{where}.mid_modules.{k}", theirs.mid_modules[k], ours.mid_modules[k], conv, b_1, b_1)
+    _set_conv(where + ".final_conv.0", final[0], ours.final_conv, conv, b_1, b_1)
+    _set_rms(where + ".final_conv.1", None if isinstance(final[1], torch.nn.Identity) else final[1], ours.final_norm,
+             conv, b_1)
+    _set_conv(where + ".final_conv.3", final[3], ours.final_proj, conv, b_1, b_in)
+    return ours.eval()
+
+
+def _pooling(where, theirs, tol):
+    # On escnn's decomposition, ours takes the norms of the same irrep copies in the same order.
+    return nn.IrrepSubspaceNormPooling(_GroupMap(theirs.in_rep.group).rep(theirs.in_rep)).eval()
+
+
+def _disentangled(where, theirs, tol):
+    """Theirs writes the isotypic coordinates in escnn's irreps (and escnn's order of them), ours in ours: ours is
+    built on escnn's decomposition, then takes their map M and out_rep (escnn's matrices), checked to intertwine."""
+    gm = _GroupMap(theirs.in_rep.group)
+    in_rep, out_rep = gm.rep(theirs.in_rep), gm.rep(theirs.out_rep)
+    learnable = bool(theirs._learnable)
+    ours = nn.Change2DisentangledBasis(in_rep, learnable=learnable)
+    m = (theirs.Qin2iso.weight if learnable else theirs.Qin2iso).detach().double()
+    # M intertwines: out_rep(g) M = M in_rep(g) on the generators, and is orthogonal.
+    conv = _Converter(gm, in_rep, tol)
+    for s in gm.group.generators:
+        conv.check(where + ".Qin2iso", out_rep(s) @ m, m @ in_rep(s), "the change of basis does not intertwine in_rep "
+                   "with out_rep", "Hom_G")
+    conv.check(where + ".Qin2iso", m @ m.T, torch.eye(m.shape[0], dtype=torch.float64),
+               "the change of basis is not orthogonal", "O(D)")
+    ours.out_rep, ours.identity = out_rep, bool(theirs._is_in_iso_basis)
+    ours._masters["_m"] = m
+    ours.reset_parameters()
+    if learnable:
+        with torch.no_grad():
+            ours.linear.weight.copy_(theirs.Qin2iso.weight)
+    return ours.eval()
+
+
+def _normal(where, theirs, tol):
+    """Theirs takes the covariance diag(Q⊙Q·v), ours Q diag(v) Qᵀ: the same where every irrep copy's projector
+    Q_i Q_iᵀ is diagonal (irreps in their own coordinates), otherwise theirs is not equivariant and is refused."""
+    gm = _GroupMap(theirs.out_rep.group)
+    out_rep = gm.rep(theirs.out_rep)
+    q = _matrix(theirs.out_rep.change_of_basis)
+    dims = [theirs.out_rep.group.irrep(*i).size for i in theirs.out_rep.irreps]
+    o = 0
+    for i, d in enumerate(dims):
+        p = q[:, o:o + d] @ q[:, o:o + d].T
+        _Converter(gm, out_rep, tol).check(f"{where}.Q2_T", torch.diag(torch.diagonal(p)), p,
+                                           f"the covariance of irrep copy {i} is not equivariant", "the diagonal")
+        o += d
+    return nn.eMultivariateNormal(out_rep, diagonal=theirs.diagonal).eval()
+
+
+def _ema(where, theirs, tol):
+    """The running statistics; theirs' equivariant covariances (dense) move onto our Hom_G coefficients."""
+    opts = dict(momentum=theirs.momentum, eps=theirs.eps, center_with_running_mean=theirs.center_with_running_mean)
+    names = ("num_batches_tracked", "running_mean_x", "running_mean_y")
+    if type(theirs).__name__ == "EMAStats":
+        ours = nn.EMAStats(theirs.num_features_x, theirs.num_features_y, dtype=theirs.running_mean_x.dtype, **opts)
+        names += ("running_cov_xx", "running_cov_yy", "running_cov_xy")
+    else:
+        gm = _GroupMap(theirs.x_rep.group)
+        x_rep, y_rep = gm.rep(theirs.x_rep), gm.rep(theirs.y_rep)
+        ours = nn.eEMAStats(x_rep, y_rep, dtype=theirs.running_mean_x.dtype, **opts)
+        conv = _Converter(gm, x_rep, tol)
+        fix_x, fix_y = x_rep.invariant_basis, y_rep.invariant_basis
+        for n, fix in (("running_mean_x", fix_x), ("running_mean_y", fix_y)):
+            mean = getattr(theirs, n).detach().double()
+            conv.check(f"{where}.{n}", fix @ (fix.T @ mean), mean, "the running mean is not invariant", "Fix(ρ)")
+        with torch.no_grad():
+            for n, a, b in (("cov_xx", x_rep, x_rep), ("cov_yy", y_rep, y_rep), ("cov_xy", y_rep, x_rep)):
+                dense = getattr(theirs, n).detach().double()
+                dof = linalg.equiv_orthogonal_projection_coefficients(dense, a, b)
+                getattr(ours, "running_" + n + "_dof").copy_(dof)
+                conv.check(f"{where}.{n}", linalg.equiv_linear_map(dof, a, b), dense)
+    with torch.no_grad():
+        for n in names:
+            getattr(ours, n).copy_(getattr(theirs, n).detach())
+    return ours.train(theirs.training)
+
+
+def _unet_inputs(m):
+    film = None if m.global_cond_rep is None else torch.randn(4, m.global_cond_rep.size)
+    return torch.randn(4, m.in_rep.size, 8), torch.tensor([3, 17, 40, 99]), None, film
+
+
+def _ema_inputs(m):
+    x = getattr(m, "x_rep", None)
+    dx, dy = (m.num_features_x, m.num_features_y) if x is None else (m.x_rep.size, m.y_rep.size)
+    return torch.randn(16, dx), torch.randn(16, dy)
+
+
+def _plain_unet(where, theirs, tol):
+    """symm_learning's unconstrained diffusion U-Net and its parts (torch modules with our keys): rebuilt from
+    their layers' shapes, the same parameters."""
+    kind = type(theirs).__name__
+    if kind in ("Downsample1d", "Upsample1d"):
+        ours = getattr(nn, kind)(theirs.conv.in_channels)
+    elif kind == "Conv1dBlock":
+        conv, norm = theirs.block[0], theirs.block[1]
+        ours = nn.Conv1dBlock(conv.in_channels, conv.out_channels, _single(conv.kernel_size), norm.num_groups)
+    elif kind == "ConditionalResidualBlock1D":
+        conv, norm = theirs.blocks[0].block[0], theirs.blocks[0].block[1]
+        ours = _built(where, lambda: nn.ConditionalResidualBlock1D(
+            conv.in_channels, theirs.out_channels, theirs.cond_encoder[0].in_features, _single(conv.kernel_size),
+            norm.num_groups, theirs.cond_predict_scale))
+    else:
+        first = theirs.down_modules[0][0]
+        conv, norm = first.blocks[0].block[0], first.blocks[0].block[1]
+        embed = theirs.diffusion_step_encoder[0].dim
+        global_dim = first.cond_encoder[0].in_features - embed
+        ours = _built(where, lambda: nn.ConditionalUnet1D(
+            theirs.input_dim, theirs.local_cond_dim, global_dim or None, embed,
+            [m[0].out_channels for m in theirs.down_modules], _single(conv.kernel_size), norm.num_groups,
+            first.cond_predict_scale))
+    _set_torch(where, theirs, ours)
+    return ours.eval()
+
+
+def _plain_unet_inputs(m):
+    kind = type(m).__name__
+    if kind in ("Downsample1d", "Upsample1d"):
+        return (torch.randn(4, m.conv.in_channels, 16),)
+    if kind == "Conv1dBlock":
+        return (torch.randn(4, m.block[0].in_channels, 16),)
+    if kind == "ConditionalResidualBlock1D":
+        return torch.randn(4, m.blocks[0].block[0].in_channels, 16), torch.randn(4, m.cond_encoder[0].in_features)
+    first = m.down_modules[0][0]
+    global_dim = first.cond_encoder[0].in_features - m.diffusion_step_encoder[0].dim
+    local = None if m.local_cond_dim is None else torch.randn(4, m.local_cond_dim)
+    return (torch.randn(4, m.input_dim, 4 << (len(m.down_modules) - 1)), torch.tensor([3, 17, 40, 99]), local,
+            torch.randn(4, global_dim) if global_dim else None)
+
+
+# symm_learning's modules other than the Transformer's: their converter and the inputs (batch 4) the check compares
+# on. They are read as they are (in their dtype), not deep-copied: symm_learning's eBatchNorm1d caches non-leaf
+# tensors that deepcopy refuses.
 # symm_learning's eBatchNorm1d takes (..., D) and ours (B, D) or (B, D, T), so it is compared on (B, D).
-_TIME_MODULES = {"eConv1d": (_conv, lambda m: (4, m.in_rep.size, 16)),
-                 "eConvTranspose1d": (_conv, lambda m: (4, m.in_rep.size, 16)),
-                 "eBatchNorm1d": (_batchnorm, lambda m: (4, m.in_rep.size))}
+_TIME_MODULES = {"eConv1d": (_conv, lambda m: (torch.randn(4, m.in_rep.size, 16),)),
+                 "eConvTranspose1d": (_conv, lambda m: (torch.randn(4, m.in_rep.size, 16),)),
+                 "eBatchNorm1d": (_batchnorm, lambda m: (torch.randn(4, m.in_rep.size),)),
+                 "eTimeCNNEncoder": (_time_cnn, lambda m: (torch.randn(4, m.in_rep.size, m.time_horizon),)),
+                 "eConditionalUnet1D": (_unet, _unet_inputs),
+                 "IrrepSubspaceNormPooling": (_pooling, lambda m: (torch.randn(4, 3, m.in_rep.size),)),
+                 "Change2DisentangledBasis": (_disentangled, lambda m: (torch.randn(4, 3, m.in_rep.size),)),
+                 "eMultivariateNormal": (_normal, lambda m: (torch.randn(4, m.in_rep.size),)),
+                 "EMAStats": (_ema, _ema_inputs),
+                 "eEMAStats": (_ema, _ema_inputs),
+                 **{k: (_plain_unet, _plain_unet_inputs) for k in ("ConditionalUnet1D", "ConditionalResidualBlock1D",
+                                                                    "Conv1dBlock", "Downsample1d", "Upsample1d")}}
 
 
 def from_symm_learning(module, tol: float = 1e-4, check: bool = True):
     """Our eTransformerEncoderLayer (or eTransformerEncoder) with the same eval outputs as a symm_learning
     eTransformerEncoderLayer, or a stack of them (any module with ``layers`` and an optional ``norm``, such as
     symm_learning's TransformerEncoder or torch.nn.TransformerEncoder); our eConv1d, eConvTranspose1d or
-    eBatchNorm1d for symm_learning's (in eval mode, from its running statistics). Raises ConversionError naming
+    eBatchNorm1d for symm_learning's (in eval mode, from its running statistics); our eTimeCNNEncoder,
+    eConditionalUnet1D (one level: symm_learning 0.8.1's decoder does not return the horizon with more),
+    IrrepSubspaceNormPooling, Change2DisentangledBasis, eMultivariateNormal (where symm_learning's covariance is
+    equivariant), EMAStats or eEMAStats (with their statistics) for symm_learning's; and its unconstrained
+    ConditionalUnet1D and parts (ConditionalResidualBlock1D, Conv1dBlock, Downsample1d, Upsample1d). Raises ConversionError naming
     the layer when a weight is not equivariant or a part has no exact counterpart here. With ``check``, the two
     models are compared on a random input in eval mode (float32) and a relative difference above 1e-5 is an
-    error."""
+    error.
+
+    The hidden regular copies of a converted eTimeCNNEncoder or eConditionalUnet1D, and the out_rep of a
+    Change2DisentangledBasis, take escnn's irrep decomposition (see _hidden_in_escnn_decomposition), which a
+    checkpoint does not record: a model rebuilt from its arguments and loaded from ``symm.save`` reads its norm
+    and FiLM scales in our decomposition and order of the irrep copies, the same as escnn's for C2 only."""
     kind = type(module).__name__
     if kind in _TIME_MODULES and type(module).__module__.startswith("symm_learning."):
-        make, shape = _TIME_MODULES[kind]
+        make, inputs = _TIME_MODULES[kind]
         ours = make(kind, module, tol)
         if check:
-            _check_outputs(module, ours, torch.randn(shape(module)))
+            _check_outputs(module, ours, *inputs(module))
         return ours
     theirs = copy.deepcopy(module).double().eval()
     layers = list(theirs.layers) if hasattr(theirs, "layers") else [theirs]
@@ -377,12 +749,25 @@ def from_symm_learning(module, tol: float = 1e-4, check: bool = True):
     return ours
 
 
-def _check_outputs(module, ours, x):
-    module_was_training = module.training
+def _values(module, out):
+    """What a model's eval forward gives, as one tensor: a distribution's mean and covariance; for running
+    statistics (whose forward passes the data through) the statistics."""
+    if isinstance(out, torch.distributions.MultivariateNormal):
+        return torch.cat([out.mean.flatten(), out.covariance_matrix.flatten()])
+    if type(module).__name__ in ("EMAStats", "eEMAStats"):
+        return torch.cat([t.detach().flatten() for t in (module.mean_x, module.mean_y, module.cov_xx, module.cov_yy,
+                                                           module.cov_xy)])
+    return out
+
+
+def _check_outputs(module, ours, *x):
+    module_was_training, ours_was_training = module.training, ours.training
     module.eval()
+    ours.eval()
     with torch.no_grad():
-        want, got = module(x), ours(x)
+        want, got = _values(module, module(*x)), _values(ours, ours(*x))
     module.train(module_was_training)
-    err = ((got - want).abs().max() / want.abs().max()).item()
+    ours.train(ours_was_training)
+    err = ((got.double() - want.double()).abs().max() / want.abs().max()).item()
     if err > 1e-5:
         raise ConversionError(f"converted model differs from the symm_learning model by {err:.2e} (relative, float32)")
