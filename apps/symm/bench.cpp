@@ -44,7 +44,7 @@ struct BenchOptions {
   std::string device = "cpu";
   bool quick = false;
   bool breakdown = false;
-  std::string configs = "all";  // small, large or all (and the GPU configs on CUDA)
+  std::string configs = "all";  // small, large, all (and the GPU configs on CUDA) or batch1
   std::string dtype;            // float32, bfloat16 or both; default float32 on the CPU, both on CUDA
   std::string execution = "automatic";
   int threads = 0;  // 0: the machine's cores
@@ -383,11 +383,14 @@ int run_bench(const BenchOptions& o) {
   const auto execution = symm::nn::parse_execution(o.execution);
   const std::vector<BenchConfig> small = {{"C2", 32, 4, 32, 32}, {"C8", 16, 4, 32, 32}, {"D8", 8, 4, 32, 32}};
   const std::vector<BenchConfig> large = {{"D8", 32, 4, 16, 32}, {"O", 16, 4, 16, 32}, {"I", 8, 4, 16, 32}};
+  // A control loop's shapes: one sequence, where per-operator overhead rather than arithmetic sets the time.
+  const std::vector<BenchConfig> batch1 = {{"D4", 8, 4, 1, 16}, {"D4", 8, 4, 1, 64}, {"D4", 16, 4, 1, 16}, {"D4", 16, 4, 1, 64}};
   // Training-sized shapes for a GPU: 8 heads, B=64, T=128.
   const std::vector<BenchConfig> gpu = {{"C2", 128, 8, 64, 128}, {"C8", 32, 8, 64, 128}, {"D8", 32, 8, 64, 128}};
   std::vector<BenchConfig> shapes;
-  if (o.configs != "large") shapes.insert(shapes.end(), small.begin(), small.end());
-  if (o.configs != "small") shapes.insert(shapes.end(), large.begin(), large.end());
+  if (o.configs == "batch1") shapes = batch1;
+  else if (o.configs != "large") shapes.insert(shapes.end(), small.begin(), small.end());
+  if (o.configs != "small" && o.configs != "batch1") shapes.insert(shapes.end(), large.begin(), large.end());
   if (device.is_cuda() && o.configs == "all") shapes.insert(shapes.end(), gpu.begin(), gpu.end());
   const std::string dtypes = o.dtype.empty() ? (device.is_cuda() ? "both" : "float32") : o.dtype;
   std::vector<BenchConfig> configs;
@@ -410,7 +413,7 @@ int run_bench(const BenchOptions& o) {
     worst_eval = std::max(worst_eval, r.ratio_eval);
     worst_train = std::max(worst_train, r.ratio_train);
   }
-  run_stack(configs.front().group == "C2" ? small[2] : configs.front(), device, reps, execution);
+  if (o.configs != "batch1") run_stack(configs.front().group == "C2" ? small[2] : configs.front(), device, reps, execution);
   std::cout << "worst_ratio_eval=" << fixed(worst_eval, 3) << " worst_ratio_train=" << fixed(worst_train, 3) << std::endl;
   return 0;
 }
@@ -425,8 +428,8 @@ void add_bench_command(CLI::App& app, int& exit_code) {
   cmd->add_flag("--policy", o->policy, "time a control step of the flow-matching policy (FlowPolicy) instead, one thread");
   cmd->add_flag("--breakdown", o->breakdown, "also print per-block times (comment lines starting with #)");
   cmd->add_option("--threads", o->threads, "intra-op threads of torch and of OpenBLAS (default: the machine's cores)");
-  cmd->add_option("--configs", o->configs, "small (D <= 128, B=32), large (D 384-512, B=16) or all")
-      ->check(CLI::IsMember({"small", "large", "all"}));
+  cmd->add_option("--configs", o->configs, "small (D <= 128, B=32), large (D 384-512, B=16), all, or batch1 (D4, D 64-128, B=1)")
+      ->check(CLI::IsMember({"small", "large", "all", "batch1"}));
   cmd->add_option("--dtype", o->dtype, "float32, bfloat16 (autocast, float32 parameters) or both (default: float32 on cpu, both on cuda)")
       ->check(CLI::IsMember({"float32", "bfloat16", "both"}));
   cmd->add_option("--execution", o->execution, "execution path of our linear maps: automatic, dense or isotypic")

@@ -1,11 +1,15 @@
 #include "symm/nn/encoder_layer.h"
 
 #include <sstream>
+#include <typeinfo>
 
 #include "symm/nn/equivariance.h"
+#include "symm/nn/functional.h"
+#include "symm/nn/mixed_precision.h"
 #include "symm/nn/normalization.h"
 #include "symm/nn/positional.h"
 
+#include "eval_mode.h"
 #include "isotypic_layout.h"
 
 namespace symm::nn {
@@ -220,11 +224,59 @@ torch::Tensor eTransformerEncoderLayerImpl::forward(const torch::Tensor& src, co
   check_features("eTransformerEncoderLayer", src, options.in_rep().size(), "src");
   TORCH_CHECK(src.dim() == 3, "eTransformerEncoderLayer: expected src of shape (B, T, ", options.in_rep().size(),
               "), got ", src.sizes());
+  if (!src_mask.defined() && !src_key_padding_mask.defined() && !is_causal && !src_positions.defined()) {
+    if (auto y = fused_eval(src); y.defined()) return y;
+  }
   if (!uses_isotypic()) return run(src, {}, src_mask, src_key_padding_mask, is_causal, src_positions, src_position_mask);
   const auto& layout = isotypic_layout();
   const auto z = forward_isotypic(layout.to_isotypic(src), src.size(0), src_mask, src_key_padding_mask, is_causal,
                                   src_positions, src_position_mask);
   return layout.from_isotypic(z, src.sizes());
+}
+
+namespace {
+
+/// A pre-norm's parts for functional::encoder_layer_eval: its centre (eLayerNorm's u, or none) and eps, and
+/// the affine map to fold into the next map (null without one); false for another norm or a FiLM affine.
+bool norm_parts(torch::nn::AnyModule& norm, const torch::Tensor& x, c10::optional<torch::Tensor>& centre, double& eps,
+                eAffineImpl*& affine) {
+  eAffine a{nullptr};
+  if (auto* rms = dynamic_cast<eRMSNormImpl*>(norm.ptr().get())) {
+    centre = c10::nullopt, eps = rms->options.eps(), a = rms->affine;
+  } else if (auto* ln = dynamic_cast<eLayerNormImpl*>(norm.ptr().get())) {
+    centre = ln->centre_vector(x), eps = ln->options.eps(), a = ln->affine;
+  } else {
+    return false;
+  }
+  affine = a ? a.get() : nullptr;
+  return !a || a->options.learnable();
+}
+
+bool known_activation(const std::string& name) {
+  return name == "gelu" || name == "gelu_tanh" || name == "relu" || name == "silu" || name == "tanh";
+}
+
+}  // namespace
+
+torch::Tensor eTransformerEncoderLayerImpl::fused_eval(const torch::Tensor& src) {
+  if (is_training() || !options.norm_first() || autocast_enabled(src.device())) return {};
+  auto* attn = dynamic_cast<eMultiheadAttentionImpl*>(self_attn.get());
+  if (attn == nullptr || typeid(*attn) != typeid(eMultiheadAttentionImpl) || attn->in_proj->out_rep().size() != 3 * src.size(2) ||
+      !known_activation(feedforward->options.activation().name()) || uses_isotypic()) {
+    return {};
+  }
+  if (torch::GradMode::is_enabled() && (src.requires_grad() || !detail::use_eval_cache(false, parameters()))) return {};
+  c10::optional<torch::Tensor> centre1, centre2;
+  double eps1 = 0, eps2 = 0;
+  eAffineImpl *affine1 = nullptr, *affine2 = nullptr;
+  if (!norm_parts(norm1, src, centre1, eps1, affine1) || !norm_parts(norm2, src, centre2, eps2, affine2)) return {};
+  const auto [w_in, b_in] = attn->in_proj->dense_after(affine1);
+  const auto [w_out, b_out] = attn->out_proj->dense_after(nullptr);
+  const auto [w1, b1] = feedforward->linear1->dense_after(affine2);
+  const auto [w2, b2] = feedforward->linear2->dense_after(nullptr);
+  auto optional = [](const torch::Tensor& t) { return t.defined() ? c10::optional<torch::Tensor>(t) : c10::nullopt; };
+  return functional::encoder_layer_eval(src, w_in, optional(b_in), w_out, optional(b_out), w1, optional(b1), w2, optional(b2),
+                                        attn->num_heads(), centre1, eps1, centre2, eps2, feedforward->options.activation().name());
 }
 
 torch::Tensor eTransformerEncoderLayerImpl::forward_isotypic(const torch::Tensor& z, int64_t batch,

@@ -1,5 +1,7 @@
 #include "symm/nn/linear.h"
 
+#include <functional>
+
 #include "symm/nn/affine.h"
 #include "symm/nn/functional.h"
 
@@ -383,35 +385,55 @@ bool eLinearImpl::affine_matches(const eAffineImpl& pre) {
   return affine_check_.folds;
 }
 
-torch::Tensor eLinearImpl::forward_after(const torch::Tensor& x, eAffineImpl& pre) {
-  check_input(x);
-  TORCH_CHECK(pre.options.learnable(), "eLinear::forward_after: the eAffine must be learnable (FiLM scales change per call)");
-  TORCH_CHECK(pre.options.rep().size() == options.in_rep().size(), "eLinear::forward_after: the eAffine acts on ",
-              pre.options.rep().size(), " features but this map's input has ", options.in_rep().size());
-  if (uses_isotypic()) return forward_through_isotypic(x, &pre);
-  // Elementwise scales are cheaper applied to x than folded.
-  const bool in_theta = !pre.is_diagonal() && affine_matches(pre);
+std::pair<std::function<torch::Tensor()>, std::function<torch::Tensor()>> eLinearImpl::fold(eAffineImpl& pre, bool in_theta) {
   // linear(S x + b_pre) = (W·S) x + (b + W b_pre); S is symmetric. W·S is the weight of the scaled
   // coefficients θ·α when S is diagonal in in_rep's irrep copies, else a (D_out, D, D) matmul.
-  auto fold_weight = [&] {
+  auto weight_fn = [this, &pre, in_theta] {
     if (!in_theta) return torch::mm(weight(), pre.scale_matrix());
     return synthesize_weight(scaled_coefficients(pre));
   };
-  auto fold_bias = [&] {
+  auto bias_fn = [this, &pre] {
     const auto b_pre = pre.bias_vector();
     const auto b = bias();
     if (!b_pre.defined()) return b;
     const auto wb = torch::mv(weight(), b_pre);
     return b.defined() ? b + wb : wb;
   };
+  return {weight_fn, bias_fn};
+}
+
+void eLinearImpl::check_foldable(const eAffineImpl& pre, const char* where) const {
+  TORCH_CHECK(pre.options.learnable(), "eLinear::", where, ": the eAffine must be learnable (FiLM scales change per call)");
+  TORCH_CHECK(pre.options.rep().size() == options.in_rep().size(), "eLinear::", where, ": the eAffine acts on ",
+              pre.options.rep().size(), " features but this map's input has ", options.in_rep().size());
+}
+
+std::pair<torch::Tensor, torch::Tensor> eLinearImpl::dense_after(eAffineImpl* pre) {
+  if (pre == nullptr) return {weight(), bias()};
+  check_foldable(*pre, "dense_after");
+  const auto [fold_weight, fold_bias] = fold(*pre, !pre->is_diagonal() && affine_matches(*pre));
+  if (const std::vector<torch::Tensor> keys{weight_dof, bias_dof, pre->scale_dof, pre->bias_dof};
+      detail::use_eval_cache(is_training(), keys)) {
+    return {detail::eval_cached(folded_weight_cache_, keys, fold_weight), detail::eval_cached(folded_bias_cache_, keys, fold_bias)};
+  }
+  return {fold_weight(), fold_bias()};
+}
+
+torch::Tensor eLinearImpl::forward_after(const torch::Tensor& x, eAffineImpl& pre) {
+  check_input(x);
+  check_foldable(pre, "forward_after");
+  if (uses_isotypic()) return forward_through_isotypic(x, &pre);
+  // Elementwise scales are cheaper applied to x than folded.
+  const bool in_theta = !pre.is_diagonal() && affine_matches(pre);
   if (const std::vector<torch::Tensor> keys{weight_dof, bias_dof, pre.scale_dof, pre.bias_dof};
       detail::use_eval_cache(is_training(), keys)) {
-    const auto& w = detail::eval_cached(folded_weight_cache_, keys, fold_weight);
-    return torch::nn::functional::linear(x, w, detail::eval_cached(folded_bias_cache_, keys, fold_bias));
+    const auto [w, b] = dense_after(&pre);
+    return torch::nn::functional::linear(x, w, b);
   }
   // Training: the matmul fold pays off only with more tokens than output features.
   const int64_t tokens = x.numel() / std::max<int64_t>(x.size(-1), 1);
   if (pre.is_diagonal() || (!in_theta && tokens <= options.out_rep().size())) return forward(pre.forward(x));
+  const auto [fold_weight, fold_bias] = fold(pre, in_theta);
   return torch::nn::functional::linear(x, fold_weight(), fold_bias());
 }
 

@@ -92,11 +92,14 @@ void eLayerNormImpl::reset_parameters() {
   if (affine) affine->reset_parameters();
 }
 
+c10::optional<torch::Tensor> eLayerNormImpl::centre_vector(const torch::Tensor& x) {
+  if (constants_.size() == 0) return c10::nullopt;
+  return constants_.get(x)[0];
+}
+
 torch::Tensor eLayerNormImpl::normalise(const torch::Tensor& x) {
   check_features("eLayerNorm", x, options.in_rep().size());
-  c10::optional<torch::Tensor> centre;
-  if (constants_.size() > 0) centre = constants_.get(x)[0];
-  return functional::layer_normalise(x, centre, -1, options.eps());
+  return functional::layer_normalise(x, centre_vector(x), -1, options.eps());
 }
 
 torch::Tensor eLayerNormImpl::forward(const torch::Tensor& x) {
@@ -105,9 +108,9 @@ torch::Tensor eLayerNormImpl::forward(const torch::Tensor& x) {
 }
 
 torch::Tensor eLayerNormImpl::normalise_isotypic(const torch::Tensor& z, const detail::IsotypicLayout& layout) {
-  c10::optional<torch::Tensor> centre;
-  if (constants_.size() > 0) centre = layout.to_isotypic(constants_.get(z)[0].view({1, -1})).view({-1});
-  return functional::layer_normalise(z, centre, 0, options.eps());
+  c10::optional<torch::Tensor> u;
+  if (constants_.size() > 0) u = layout.to_isotypic(constants_.get(z)[0].view({1, -1})).view({-1});
+  return functional::layer_normalise(z, u, 0, options.eps());
 }
 
 torch::Tensor eLayerNormImpl::forward_isotypic(const torch::Tensor& z, const detail::IsotypicLayout& layout) {

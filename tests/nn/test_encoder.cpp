@@ -1,4 +1,5 @@
 // eTransformerEncoderLayer, eTransformerEncoder, eTransformerDecoderLayer and checkpoints.
+#include <algorithm>
 #include <fstream>
 
 #include <gtest/gtest.h>
@@ -135,6 +136,70 @@ TEST(EncoderLayer, MatchesTorchTransformerEncoderLayerForTheTrivialGroup) {
     const auto want_causal = ref->forward(x.transpose(0, 1), causal).transpose(0, 1);
     EXPECT_TRUE(torch::allclose(ours->forward(x, causal), want_causal, 1e-5, 1e-5));
     EXPECT_TRUE(torch::allclose(ours->forward(x, {}, {}, true), want_causal, 1e-5, 1e-5));
+  }
+}
+
+/// The names of the operators a call runs (a thread-local RecordFunction observer).
+std::vector<std::string> operators_run(const std::function<void()>& f) {
+  static thread_local std::vector<std::string>* names = nullptr;
+  std::vector<std::string> seen;
+  names = &seen;
+  const auto handle = at::addThreadLocalCallback(at::RecordFunctionCallback([](const at::RecordFunction& fn) -> std::unique_ptr<at::ObserverContext> {
+    if (names) names->emplace_back(fn.name());
+    return nullptr;
+  }));
+  f();
+  at::removeCallback(handle);
+  names = nullptr;
+  return seen;
+}
+
+TEST(EncoderLayer, FusedInferenceEqualsTheOpByOpPath) {
+  const auto g = make_group("D4");
+  const auto reg = Representation::regular(g).copies(4);
+  struct Case {
+    Representation rep;
+    std::string norm, activation;
+    bool bias;
+  };
+  const std::vector<Case> cases = {{reg, "rmsnorm", "gelu", true},
+                                   {reg, "layernorm", "relu", true},
+                                   {symm::test::scrambled(reg, 5), "layernorm", "gelu_tanh", false},
+                                   {reg, "rmsnorm", "silu", false}};
+  for (const auto& c : cases) {
+    for (const auto dtype : {torch::kFloat64, torch::kFloat32}) {
+      torch::manual_seed(4);
+      eTransformerEncoderLayer layer(eTransformerEncoderLayerOptions(c.rep, eMultiheadAttention(eMultiheadAttentionOptions(c.rep, 4).bias(c.bias)).ptr())
+                                         .dim_feedforward(64)
+                                         .dropout(0.1)
+                                         .bias(c.bias)
+                                         .activation(Activation::from_name(c.activation))
+                                         .norm_module(c.norm)
+                                         .execution(Execution::dense));
+      layer->to(dtype);
+      {
+        torch::NoGradGuard no_grad;
+        for (auto& p : layer->parameters()) p.add_(torch::randn_like(p).mul_(0.3));  // norm affines away from 1, biases away from 0
+      }
+      layer->eval();
+      const auto x = torch::randn({2, 7, c.rep.size()}, torch::TensorOptions().dtype(dtype));
+      const auto reference = layer->forward(x);  // autograd needs the parameters: the op-by-op path
+      ASSERT_TRUE(reference.requires_grad());
+      torch::Tensor fused;
+      const auto ops = operators_run([&] {
+        torch::NoGradGuard no_grad;
+        fused = layer->forward(x);
+      });
+      const std::string what = c.rep.name() + " " + c.norm + " " + c.activation + (c.bias ? " bias " : " no bias ") + c10::toString(dtype);
+      EXPECT_NE(std::find(ops.begin(), ops.end(), "aten::_native_multi_head_attention"), ops.end()) << what << ": the fused path did not run";
+      const double tol = dtype == torch::kFloat64 ? 1e-10 : 1e-5;
+      EXPECT_LT((fused - reference).abs().max().item<double>(), tol * (1 + reference.abs().max().item<double>())) << what;
+      // Masks and training keep the op-by-op path.
+      const auto mask = torch::zeros({7, 7}, x.options());
+      torch::NoGradGuard no_grad;
+      const auto masked = operators_run([&] { layer->forward(x, mask); });
+      EXPECT_EQ(std::find(masked.begin(), masked.end(), "aten::_native_multi_head_attention"), masked.end()) << what;
+    }
   }
 }
 

@@ -126,6 +126,10 @@ class eTransformerEncoderLayerImpl : public torch::nn::Cloneable<eTransformerEnc
                                  const torch::Tensor& key_padding_mask, bool is_causal, const torch::Tensor& positions,
                                  const torch::Tensor& position_mask);
   torch::Tensor feedforward_branch(const torch::Tensor& x, const detail::FeatureSpace& space);
+  /// The inference fast path (functional::encoder_layer_eval on the folded dense maps) when nothing needs the
+  /// op-by-op one: eval, autograd needing nothing, pre-norm, plain eMultiheadAttention on the dense path, no
+  /// mask, causality or positions, no autocast; else an undefined tensor.
+  torch::Tensor fused_eval(const torch::Tensor& src);
 
   bool built_ = false;  // set after the first reset(); a copy being cloned then clones self_attn too
 };

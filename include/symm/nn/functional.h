@@ -112,6 +112,20 @@ torch::Tensor rms_normalise(const torch::Tensor& x, int64_t dim, double eps);
 /// invariant part of the all-ones direction; none: no centring), then rms_normalise along `dim`.
 torch::Tensor layer_normalise(const torch::Tensor& x, const c10::optional<torch::Tensor>& centre, int64_t dim, double eps);
 
+/// encoder_layer_eval(Tensor x, Tensor w_in, Tensor? b_in, Tensor w_out, Tensor? b_out, Tensor w1, Tensor? b1,
+///                    Tensor w2, Tensor? b2, int heads, Tensor? centre1, float eps1, Tensor? centre2, float eps2,
+///                    str activation) -> Tensor
+/// A pre-norm encoder layer's inference forward from its dense maps, the norms' affine maps folded into w_in
+/// and w1: y = x + out(attention(in(n1(x)))), y + w2·act(w1·n2(y) + b1) + b2, with n = layer_normalise(·,
+/// centre, -1, eps). The few operators a batch-1 layer can afford (the op-by-op path costs more in dispatch
+/// than in arithmetic there); activation by name: gelu, gelu_tanh, relu, silu, tanh or mish. No autograd
+/// of its own: the modules call it only when autograd needs nothing.
+torch::Tensor encoder_layer_eval(const torch::Tensor& x, const torch::Tensor& w_in, const c10::optional<torch::Tensor>& b_in,
+                                 const torch::Tensor& w_out, const c10::optional<torch::Tensor>& b_out, const torch::Tensor& w1,
+                                 const c10::optional<torch::Tensor>& b1, const torch::Tensor& w2, const c10::optional<torch::Tensor>& b2,
+                                 int64_t heads, const c10::optional<torch::Tensor>& centre1, double eps1,
+                                 const c10::optional<torch::Tensor>& centre2, double eps2, const std::string& activation);
+
 /// Defined beside the TORCH_LIBRARY block: referenced from the kernels' object so that a static link of
 /// libsymm that uses any kernel keeps the registration of the operators.
 bool operators_registered();

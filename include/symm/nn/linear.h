@@ -58,6 +58,9 @@ class eLinearImpl : public torch::nn::Cloneable<eLinearImpl>, public eModule {
   /// into the coefficients (θ·α, no extra matmul, in training too); otherwise training folds with a matmul
   /// when there are more tokens than output features.
   torch::Tensor forward_after(const torch::Tensor& x, eAffineImpl& pre);
+  /// The dense (weight, bias) of forward_after(·, *pre), or of forward when pre is null: W·S and b + W·b_pre,
+  /// cached in eval as forward_after's (the layers' fused inference path reads them).
+  std::pair<torch::Tensor, torch::Tensor> dense_after(eAffineImpl* pre);
   /// Dense weight (out, in), synthesised with autograd in training, cached in eval.
   torch::Tensor weight();
   /// Dense bias (out), or an undefined tensor without bias.
@@ -99,6 +102,9 @@ class eLinearImpl : public torch::nn::Cloneable<eLinearImpl>, public eModule {
   bool affine_matches(const eAffineImpl& pre);
   /// θ·α: the coefficients of W·S for `pre`'s scaling S when affine_matches(pre).
   torch::Tensor scaled_coefficients(const eAffineImpl& pre) const;
+  /// The computations of W·S and b + W·b_pre (in_theta: through scaled_coefficients).
+  std::pair<std::function<torch::Tensor()>, std::function<torch::Tensor()>> fold(eAffineImpl& pre, bool in_theta);
+  void check_foldable(const eAffineImpl& pre, const char* where) const;
   /// forward (or forward_after `pre`) on the isotypic path: into in_rep's layout, the blocks, back.
   torch::Tensor forward_through_isotypic(const torch::Tensor& x, eAffineImpl* pre);
 

@@ -65,6 +65,8 @@ class eLayerNormImpl : public torch::nn::Cloneable<eLayerNormImpl>, public eModu
   /// The same on z (D, N) in `layout`, the isotypic layout of in_rep (the layers' isotypic execution).
   torch::Tensor normalise_isotypic(const torch::Tensor& z, const detail::IsotypicLayout& layout);
   torch::Tensor forward_isotypic(const torch::Tensor& z, const detail::IsotypicLayout& layout);
+  /// u on x's device and dtype (functional::layer_normalise's centre), or none.
+  c10::optional<torch::Tensor> centre_vector(const torch::Tensor& x);
   void pretty_print(std::ostream& stream) const override;
   const Representation& in_rep() const override { return options.in_rep(); }
   const Representation& out_rep() const override { return options.in_rep(); }

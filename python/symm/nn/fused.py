@@ -15,11 +15,22 @@ from .normalization import eLayerNorm, eRMSNorm
 __all__ = ["FusedEval"]
 
 
+def _activation_name(activation) -> str | None:
+    """The name torch.ops.symm.encoder_layer_eval knows the activation by, or None (the Python path runs it)."""
+    kind = type(activation)
+    if kind is torch.nn.GELU:
+        return {"none": "gelu", "tanh": "gelu_tanh"}.get(activation.approximate)
+    return {torch.nn.ReLU: "relu", torch.nn.SiLU: "silu", torch.nn.Tanh: "tanh", torch.nn.Mish: "mish"}.get(kind)
+
+
+def _centre(norm, x):
+    """The centre torch.ops.symm.layer_normalise takes for the norm (None for eRMSNorm and uncentred)."""
+    return norm._centre.to(x.dtype) if isinstance(norm, eLayerNorm) and norm.centred else None
+
+
 def _normalise(norm, x):
     """The norm without its affine map (the layer has checked x)."""
-    if isinstance(norm, eRMSNorm):
-        return torch.ops.symm.rms_normalise(x, -1, norm.eps)
-    return torch.ops.symm.layer_normalise(x, norm._centre if norm.centred else None, -1, norm.eps)
+    return torch.ops.symm.layer_normalise(x, _centre(norm, x), -1, norm.eps)
 
 
 def _affine(norm):
@@ -70,6 +81,12 @@ class FusedEval:
     def forward(self, layer, src, params, mask, key_padding_mask, is_causal):
         w_in, b_in, w_out, b_out, w1, b1, w2, b2 = self.weights(layer, params)
         attn = layer.self_attn
+        activation = _activation_name(layer.feedforward.activation)
+        if mask is None and key_padding_mask is None and not is_causal and activation is not None:
+            # The whole layer in one operator of the functional core, as the C++ module runs it.
+            n1, n2 = layer.norm1, layer.norm2
+            return torch.ops.symm.encoder_layer_eval(src, w_in, b_in, w_out, b_out, w1, b1, w2, b2, attn.num_heads,
+                                                     _centre(n1, src), n1.eps, _centre(n2, src), n2.eps, activation)
         batch, length = src.shape[0], src.shape[1]
         heads = F.linear(_normalise(layer.norm1, src), w_in, b_in).view(batch, length, 3, attn.num_heads, attn.head_dim)
         q, k, v = heads.permute(2, 0, 3, 1, 4).unbind(0)
