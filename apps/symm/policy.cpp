@@ -60,6 +60,7 @@ struct PolicyOptions {
   bool obstacle_obs = true;  // each observation also holds the offset from the nearest obstacle's surface
   int near_obstacles = 1;    // with obstacle_obs: offsets from the surfaces of this many nearest obstacles, nearest first
   double obstacle_clip = 0;  // with obstacle_obs: offsets longer than this are scaled to this length; 0: none
+  double goal_clip = 0;      // an offset to the goal longer than this is scaled to this length; 0: none
   double lr_final = 0.05;    // the cosine schedule ends at this fraction of the peak learning rate
   std::string predict = "action";  // what the regressor outputs: "action" (the clean chunk) or "velocity" (a − ε)
   int time_obs = 0;  // invariant features of the flow time appended to every observation token (diagnostic)
@@ -157,6 +158,7 @@ Job make_job(const PolicyOptions& opt) {
   in_range("--near-obstacles", opt.near_obstacles, 1, static_cast<int64_t>(PolicyTask{}.obstacles.size()));
   if (!(opt.obstacle_clip >= 0) || !std::isfinite(opt.obstacle_clip))
     throw std::invalid_argument("--obstacle-clip must be >= 0 (0: no clipping)");
+  if (!(opt.goal_clip >= 0) || !std::isfinite(opt.goal_clip)) throw std::invalid_argument("--goal-clip must be >= 0 (0: no clipping)");
   if (!(opt.lr_final >= 0 && opt.lr_final <= 1)) throw std::invalid_argument("--lr-final must be in [0, 1]");
   if (!(opt.ema >= 0 && opt.ema < 1)) throw std::invalid_argument("--ema must be in [0, 1), got " + std::to_string(opt.ema));
   if (!(opt.lr > 0) || !std::isfinite(opt.lr)) throw std::invalid_argument("--lr must be positive");
@@ -184,7 +186,7 @@ Job make_job(const PolicyOptions& opt) {
                 {"obs", opt.obs},              {"flow_steps", opt.flow_steps}, {"eval", opt.eval},
                 {"seed", opt.seed},            {"seeds", opt.seeds},          {"ema", opt.ema},
                 {"position_obs", opt.position_obs}, {"obstacle_obs", opt.obstacle_obs}, {"trim", opt.trim}, {"trim_pad", opt.trim_pad},
-                {"near_obstacles", opt.near_obstacles}, {"obstacle_clip", opt.obstacle_clip}, {"lr_final", opt.lr_final}, {"time_obs", opt.time_obs}, {"predict", opt.predict},
+                {"near_obstacles", opt.near_obstacles}, {"obstacle_clip", opt.obstacle_clip}, {"goal_clip", opt.goal_clip}, {"lr_final", opt.lr_final}, {"time_obs", opt.time_obs}, {"predict", opt.predict},
                 {"task", {{"dt", t.dt}, {"max_speed", t.max_speed}, {"goal_radius", t.goal_radius}, {"max_steps", t.max_steps},
                           {"obstacles", t.obstacles.size()}}}};
   return job;
@@ -214,7 +216,13 @@ void observation(const Job& job, const std::vector<Vec2>& states, int64_t t, con
   for (int64_t j = 0; j < obs; ++j) {
     const auto& p = states[static_cast<size_t>(std::max<int64_t>(0, t - obs + 1 + j))];
     float* o = out + d * j;
-    *o++ = static_cast<float>(goal[0] - p[0]), *o++ = static_cast<float>(goal[1] - p[1]);
+    {
+      // The expert's command depends on the goal's direction and, inside slow_radius, its distance: a clip
+      // (by the norm, D4-invariant) keeps both and drops the far distance.
+      const double gx = goal[0] - p[0], gy = goal[1] - p[1], gn = std::hypot(gx, gy), clip = job.opt.goal_clip;
+      const double s = clip > 0 && gn > clip ? clip / gn : 1.0;
+      *o++ = static_cast<float>(gx * s), *o++ = static_cast<float>(gy * s);
+    }
     if (job.opt.position_obs) *o++ = static_cast<float>(p[0]), *o++ = static_cast<float>(p[1]);
     if (job.opt.obstacle_obs) {
       // The obstacles by their gap (ties by index: the only place where the order of g·p's obstacles can
@@ -736,6 +744,7 @@ void add_policy_command(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   cmd->add_option("--obstacle-clip", opt->obstacle_clip, "with --obstacle-obs 1: obstacle offsets longer than this are scaled to it (0: none)")
       ->capture_default_str();
+  cmd->add_option("--goal-clip", opt->goal_clip, "an offset to the goal longer than this is scaled to it (0: none)")->capture_default_str();
   cmd->add_option("--lr-final", opt->lr_final, "fraction of the peak learning rate the cosine schedule ends at")->capture_default_str();
   cmd->add_option("--predict", opt->predict, "the regressor's output: action (the clean chunk) or velocity (a - noise)")
       ->check(CLI::IsMember({"action", "velocity"}))
