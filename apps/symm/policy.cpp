@@ -60,6 +60,7 @@ struct PolicyOptions {
   bool obstacle_obs = true;  // each observation also holds the offset from the nearest obstacle's surface
   int near_obstacles = 1;    // with obstacle_obs: offsets from the surfaces of this many nearest obstacles, nearest first
   double obstacle_clip = 0;  // with obstacle_obs: offsets longer than this are scaled to this length; 0: none
+  double obstacle_scale = 1; // with obstacle_obs: the (clipped) offsets are multiplied by this
   double goal_clip = 0;      // an offset to the goal longer than this is scaled to this length; 0: none
   double lr_final = 0.05;    // the cosine schedule ends at this fraction of the peak learning rate
   std::string predict = "action";  // what the regressor outputs: "action" (the clean chunk) or "velocity" (a − ε)
@@ -158,6 +159,7 @@ Job make_job(const PolicyOptions& opt) {
   in_range("--near-obstacles", opt.near_obstacles, 1, static_cast<int64_t>(PolicyTask{}.obstacles.size()));
   if (!(opt.obstacle_clip >= 0) || !std::isfinite(opt.obstacle_clip))
     throw std::invalid_argument("--obstacle-clip must be >= 0 (0: no clipping)");
+  if (!(opt.obstacle_scale > 0) || !std::isfinite(opt.obstacle_scale)) throw std::invalid_argument("--obstacle-scale must be positive");
   if (!(opt.goal_clip >= 0) || !std::isfinite(opt.goal_clip)) throw std::invalid_argument("--goal-clip must be >= 0 (0: no clipping)");
   if (!(opt.lr_final >= 0 && opt.lr_final <= 1)) throw std::invalid_argument("--lr-final must be in [0, 1]");
   if (!(opt.ema >= 0 && opt.ema < 1)) throw std::invalid_argument("--ema must be in [0, 1), got " + std::to_string(opt.ema));
@@ -186,7 +188,7 @@ Job make_job(const PolicyOptions& opt) {
                 {"obs", opt.obs},              {"flow_steps", opt.flow_steps}, {"eval", opt.eval},
                 {"seed", opt.seed},            {"seeds", opt.seeds},          {"ema", opt.ema},
                 {"position_obs", opt.position_obs}, {"obstacle_obs", opt.obstacle_obs}, {"trim", opt.trim}, {"trim_pad", opt.trim_pad},
-                {"near_obstacles", opt.near_obstacles}, {"obstacle_clip", opt.obstacle_clip}, {"goal_clip", opt.goal_clip}, {"lr_final", opt.lr_final}, {"time_obs", opt.time_obs}, {"predict", opt.predict},
+                {"near_obstacles", opt.near_obstacles}, {"obstacle_clip", opt.obstacle_clip}, {"goal_clip", opt.goal_clip}, {"obstacle_scale", opt.obstacle_scale}, {"lr_final", opt.lr_final}, {"time_obs", opt.time_obs}, {"predict", opt.predict},
                 {"task", {{"dt", t.dt}, {"max_speed", t.max_speed}, {"goal_radius", t.goal_radius}, {"max_steps", t.max_steps},
                           {"obstacles", t.obstacles.size()}}}};
   return job;
@@ -241,6 +243,7 @@ void observation(const Job& job, const std::vector<Vec2>& states, int64_t t, con
         double s = rn > 0 ? gap / rn : 0.0;  // offset p − q, length |gap|
         const double clip = job.opt.obstacle_clip;
         if (clip > 0 && std::abs(gap) > clip) s *= clip / std::abs(gap);
+        if (job.opt.obstacle_scale != 1) s *= job.opt.obstacle_scale;
         *o++ = static_cast<float>(rx * s), *o++ = static_cast<float>(ry * s);
       }
     }
@@ -743,6 +746,8 @@ void add_policy_command(CLI::App& app, int& exit_code) {
                   "with --obstacle-obs 1: offsets from the surfaces of this many nearest obstacles, nearest first")
       ->capture_default_str();
   cmd->add_option("--obstacle-clip", opt->obstacle_clip, "with --obstacle-obs 1: obstacle offsets longer than this are scaled to it (0: none)")
+      ->capture_default_str();
+  cmd->add_option("--obstacle-scale", opt->obstacle_scale, "with --obstacle-obs 1: the (clipped) obstacle offsets are multiplied by this")
       ->capture_default_str();
   cmd->add_option("--goal-clip", opt->goal_clip, "an offset to the goal longer than this is scaled to it (0: none)")->capture_default_str();
   cmd->add_option("--lr-final", opt->lr_final, "fraction of the peak learning rate the cosine schedule ends at")->capture_default_str();
