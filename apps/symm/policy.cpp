@@ -59,8 +59,8 @@ struct PolicyOptions {
   bool position_obs = false;  // each observation also holds the absolute position
   bool obstacle_obs = true;  // each observation also holds the offset from the nearest obstacle's surface
   int near_obstacles = 1;    // with obstacle_obs: offsets from the surfaces of this many nearest obstacles, nearest first
-  double obstacle_clip = 0;  // with obstacle_obs: offsets longer than this are scaled to this length; 0: none
-  double obstacle_scale = 1; // with obstacle_obs: the (clipped) offsets are multiplied by this
+  double obstacle_clip = 0.3;  // with obstacle_obs: offsets longer than this are scaled to this length; 0: none
+  double obstacle_scale = 16;  // with obstacle_obs: the (clipped) offsets are multiplied by this
   double goal_clip = 0;      // an offset to the goal longer than this is scaled to this length; 0: none
   double lr_final = 0.05;    // the cosine schedule ends at this fraction of the peak learning rate
   std::string predict = "action";  // what the regressor outputs: "action" (the clean chunk) or "velocity" (a − ε)
@@ -212,7 +212,11 @@ double policy_lr(const PolicyOptions& o, int64_t step) {
 /// depends on the offset to the goal and on the position among the fixed obstacles; handing the models the
 /// offsets spares them learning a subtraction and the obstacles' geometry from positions. All parts are vectors
 /// of the plane and the nearest obstacle of g·p is g applied to that of p (the layout is D4-invariant), so D4
-/// acts on the token as on (position, goal).
+/// acts on the token as on (position, goal). --near-obstacles N appends the offsets of the N nearest obstacles,
+/// nearest first. An obstacle offset longer than --obstacle-clip (default 0.3, past the expert's 0.25 zone of
+/// influence) is scaled to that length, and the offsets are then multiplied by --obstacle-scale (default 16):
+/// far obstacles all look alike, and the avoidance zone spans a range of inputs like the goal offset's, not a
+/// twentieth of it. Both are scalings by a function of the norm, which D4 preserves.
 void observation(const Job& job, const std::vector<Vec2>& states, int64_t t, const Vec2& goal, float* out) {
   const int64_t obs = job.opt.obs, d = job.token_dim;
   for (int64_t j = 0; j < obs; ++j) {
