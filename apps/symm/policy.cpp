@@ -5,6 +5,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -57,6 +58,11 @@ struct PolicyOptions {
   int flow_steps = 10; // Euler steps of the sampler
   bool position_obs = false;  // each observation also holds the absolute position
   bool obstacle_obs = true;  // each observation also holds the offset from the nearest obstacle's surface
+  int near_obstacles = 1;    // with obstacle_obs: offsets from the surfaces of this many nearest obstacles, nearest first
+  double obstacle_clip = 0.3;  // with obstacle_obs: offsets longer than this are scaled to this length; 0: none
+  double obstacle_scale = 16;  // with obstacle_obs: the (clipped) offsets are multiplied by this
+  double goal_clip = 0;      // an offset to the goal longer than this is scaled to this length; 0: none
+  double lr_final = 0.05;    // the cosine schedule ends at this fraction of the peak learning rate
   std::string predict = "action";  // what the regressor outputs: "action" (the clean chunk) or "velocity" (a − ε)
   int time_obs = 0;  // invariant features of the flow time appended to every observation token (diagnostic)
   std::string models = "both";  // or "equivariant" / "baseline": train and evaluate only that model (experiments)
@@ -73,7 +79,7 @@ struct PolicyOptions {
 
 struct Job {
   PolicyOptions opt;
-  int64_t token_dim = 4;  // features per observation token: 2 or 3 vectors of the plane
+  int64_t token_dim = 4;  // features per observation token: vectors of the plane (and --time-obs invariants)
   PolicyTask task;
   Representation plane, cond_rep;
   std::vector<int64_t> demos;  // ascending
@@ -150,6 +156,12 @@ Job make_job(const PolicyOptions& opt) {
   in_range("--threads", opt.threads, 0, 1024);
   in_range("--seeds", opt.seeds, 1, 100);
   in_range("--trim-pad", opt.trim_pad, 0, 1000);
+  in_range("--near-obstacles", opt.near_obstacles, 1, static_cast<int64_t>(PolicyTask{}.obstacles.size()));
+  if (!(opt.obstacle_clip >= 0) || !std::isfinite(opt.obstacle_clip))
+    throw std::invalid_argument("--obstacle-clip must be >= 0 (0: no clipping)");
+  if (!(opt.obstacle_scale > 0) || !std::isfinite(opt.obstacle_scale)) throw std::invalid_argument("--obstacle-scale must be positive");
+  if (!(opt.goal_clip >= 0) || !std::isfinite(opt.goal_clip)) throw std::invalid_argument("--goal-clip must be >= 0 (0: no clipping)");
+  if (!(opt.lr_final >= 0 && opt.lr_final <= 1)) throw std::invalid_argument("--lr-final must be in [0, 1]");
   if (!(opt.ema >= 0 && opt.ema < 1)) throw std::invalid_argument("--ema must be in [0, 1), got " + std::to_string(opt.ema));
   if (!(opt.lr > 0) || !std::isfinite(opt.lr)) throw std::invalid_argument("--lr must be positive");
   if (opt.halt_after < 0) throw std::invalid_argument("--halt-after must be >= 0");
@@ -164,7 +176,8 @@ Job make_job(const PolicyOptions& opt) {
   // (position, goal − position[, offset from the nearest obstacle's surface]) per observation
   job.cond_rep = job.plane;  // goal − position
   if (opt.position_obs) job.cond_rep = symm::group::direct_sum(job.cond_rep, job.plane);
-  if (opt.obstacle_obs) job.cond_rep = symm::group::direct_sum(job.cond_rep, job.plane);
+  if (opt.obstacle_obs)
+    for (int i = 0; i < opt.near_obstacles; ++i) job.cond_rep = symm::group::direct_sum(job.cond_rep, job.plane);
   if (opt.time_obs > 0)
     job.cond_rep = symm::group::direct_sum(job.cond_rep, Representation::trivial(job.plane.group(), opt.time_obs));
   job.token_dim = job.cond_rep.size();
@@ -174,10 +187,21 @@ Job make_job(const PolicyOptions& opt) {
                 {"lr", opt.lr},                {"horizon", opt.horizon},      {"execute", opt.execute},
                 {"obs", opt.obs},              {"flow_steps", opt.flow_steps}, {"eval", opt.eval},
                 {"seed", opt.seed},            {"seeds", opt.seeds},          {"ema", opt.ema},
-                {"position_obs", opt.position_obs}, {"obstacle_obs", opt.obstacle_obs}, {"trim", opt.trim}, {"trim_pad", opt.trim_pad}, {"time_obs", opt.time_obs}, {"predict", opt.predict},
+                {"position_obs", opt.position_obs}, {"obstacle_obs", opt.obstacle_obs}, {"trim", opt.trim}, {"trim_pad", opt.trim_pad},
+                {"near_obstacles", opt.near_obstacles}, {"obstacle_clip", opt.obstacle_clip}, {"goal_clip", opt.goal_clip}, {"obstacle_scale", opt.obstacle_scale}, {"lr_final", opt.lr_final}, {"time_obs", opt.time_obs}, {"predict", opt.predict},
                 {"task", {{"dt", t.dt}, {"max_speed", t.max_speed}, {"goal_radius", t.goal_radius}, {"max_steps", t.max_steps},
                           {"obstacles", t.obstacles.size()}}}};
   return job;
+}
+
+/// The learning rate at step `step`: schedule.h's warm-up and cosine decay, ending at lr_final·peak (the shared
+/// schedule itself for its 5%).
+double policy_lr(const PolicyOptions& o, int64_t step) {
+  if (o.lr_final == 0.05) return warmup_cosine_lr(o.lr, step, o.steps);
+  const int64_t warmup = std::max<int64_t>(1, o.steps / 20);
+  if (step < warmup) return warmup_cosine_lr(o.lr, step, o.steps);
+  const double progress = static_cast<double>(step - warmup) / static_cast<double>(std::max<int64_t>(1, o.steps - warmup));
+  return o.lr * (o.lr_final + (1 - o.lr_final) * 0.5 * (1 + std::cos(M_PI * progress)));
 }
 
 // --- data ----------------------------------------------------------------------------------------------
@@ -188,24 +212,44 @@ Job make_job(const PolicyOptions& opt) {
 /// depends on the offset to the goal and on the position among the fixed obstacles; handing the models the
 /// offsets spares them learning a subtraction and the obstacles' geometry from positions. All parts are vectors
 /// of the plane and the nearest obstacle of g·p is g applied to that of p (the layout is D4-invariant), so D4
-/// acts on the token as on (position, goal).
+/// acts on the token as on (position, goal). --near-obstacles N appends the offsets of the N nearest obstacles,
+/// nearest first. An obstacle offset longer than --obstacle-clip (default 0.3, past the expert's 0.25 zone of
+/// influence) is scaled to that length, and the offsets are then multiplied by --obstacle-scale (default 16):
+/// far obstacles all look alike, and the avoidance zone spans a range of inputs like the goal offset's, not a
+/// twentieth of it. Both are scalings by a function of the norm, which D4 preserves.
 void observation(const Job& job, const std::vector<Vec2>& states, int64_t t, const Vec2& goal, float* out) {
   const int64_t obs = job.opt.obs, d = job.token_dim;
   for (int64_t j = 0; j < obs; ++j) {
     const auto& p = states[static_cast<size_t>(std::max<int64_t>(0, t - obs + 1 + j))];
     float* o = out + d * j;
-    *o++ = static_cast<float>(goal[0] - p[0]), *o++ = static_cast<float>(goal[1] - p[1]);
+    {
+      // The expert's command depends on the goal's direction and, inside slow_radius, its distance: a clip
+      // (by the norm, D4-invariant) keeps both and drops the far distance.
+      const double gx = goal[0] - p[0], gy = goal[1] - p[1], gn = std::hypot(gx, gy), clip = job.opt.goal_clip;
+      const double s = clip > 0 && gn > clip ? clip / gn : 1.0;
+      *o++ = static_cast<float>(gx * s), *o++ = static_cast<float>(gy * s);
+    }
     if (job.opt.position_obs) *o++ = static_cast<float>(p[0]), *o++ = static_cast<float>(p[1]);
     if (job.opt.obstacle_obs) {
-      const PolicyTask::Obstacle* nearest = nullptr;
-      double best = INFINITY;
-      for (const auto& ob : job.task.obstacles) {
-        const double gap = std::hypot(p[0] - ob.centre[0], p[1] - ob.centre[1]) - ob.radius;
-        if (gap < best) best = gap, nearest = &ob;
+      // The obstacles by their gap (ties by index: the only place where the order of g·p's obstacles can
+      // differ from g's image of p's, on a set of measure zero).
+      const auto& obstacles = job.task.obstacles;
+      std::array<std::pair<double, size_t>, 8> by_gap;
+      const size_t n_ob = std::min(obstacles.size(), by_gap.size());
+      for (size_t i = 0; i < n_ob; ++i)
+        by_gap[i] = {std::hypot(p[0] - obstacles[i].centre[0], p[1] - obstacles[i].centre[1]) - obstacles[i].radius, i};
+      const size_t k = static_cast<size_t>(job.opt.near_obstacles);
+      std::partial_sort(by_gap.begin(), by_gap.begin() + k, by_gap.begin() + n_ob);
+      for (size_t i = 0; i < k; ++i) {
+        const auto [gap, index] = by_gap[i];
+        const auto& ob = obstacles[index];
+        const double rx = p[0] - ob.centre[0], ry = p[1] - ob.centre[1], rn = std::hypot(rx, ry);
+        double s = rn > 0 ? gap / rn : 0.0;  // offset p − q, length |gap|
+        const double clip = job.opt.obstacle_clip;
+        if (clip > 0 && std::abs(gap) > clip) s *= clip / std::abs(gap);
+        if (job.opt.obstacle_scale != 1) s *= job.opt.obstacle_scale;
+        *o++ = static_cast<float>(rx * s), *o++ = static_cast<float>(ry * s);
       }
-      const double rx = p[0] - nearest->centre[0], ry = p[1] - nearest->centre[1], rn = std::hypot(rx, ry);
-      const double s = rn > 0 ? best / rn : 0.0;
-      *o++ = static_cast<float>(rx * s), *o++ = static_cast<float>(ry * s);
     }
   }
 }
@@ -480,7 +524,7 @@ bool train_run(const Job& job, const Data& data, JobState& st, int64_t& halt_bud
   auto elapsed = [&] { return seconds_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
 
   while (st.step < o.steps) {
-    const double lr = warmup_cosine_lr(o.lr, st.step, o.steps);
+    const double lr = policy_lr(o, st.step);
     for (auto& group : tr.optimizer->param_groups()) static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
     // Rectified flow: x_t = (1 − t) ε + t a on the straight line from noise to the expert's commands; the
     // model regresses its velocity a − ε.
@@ -702,6 +746,15 @@ void add_policy_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--position-obs", opt->position_obs, "observations hold the absolute position (0 or 1)")->capture_default_str();
   cmd->add_option("--obstacle-obs", opt->obstacle_obs, "observations hold the offset from the nearest obstacle's surface (0 or 1)")
       ->capture_default_str();
+  cmd->add_option("--near-obstacles", opt->near_obstacles,
+                  "with --obstacle-obs 1: offsets from the surfaces of this many nearest obstacles, nearest first")
+      ->capture_default_str();
+  cmd->add_option("--obstacle-clip", opt->obstacle_clip, "with --obstacle-obs 1: obstacle offsets longer than this are scaled to it (0: none)")
+      ->capture_default_str();
+  cmd->add_option("--obstacle-scale", opt->obstacle_scale, "with --obstacle-obs 1: the (clipped) obstacle offsets are multiplied by this")
+      ->capture_default_str();
+  cmd->add_option("--goal-clip", opt->goal_clip, "an offset to the goal longer than this is scaled to it (0: none)")->capture_default_str();
+  cmd->add_option("--lr-final", opt->lr_final, "fraction of the peak learning rate the cosine schedule ends at")->capture_default_str();
   cmd->add_option("--predict", opt->predict, "the regressor's output: action (the clean chunk) or velocity (a - noise)")
       ->check(CLI::IsMember({"action", "velocity"}))
       ->capture_default_str();

@@ -60,6 +60,17 @@ for row in d["success"]:
 assert d["equivariant_success"] == d["success"][-1]["equivariant"]["mean"]
 PY
 
+# The options of the observation that are off by default keep the whole policy equivariant: the two nearest
+# obstacles' offsets (ordered by their gap) and a clipped goal offset.
+"$symm" policy --demos 2 --steps 20 --eval 4 --seeds 1 --models equivariant --near-obstacles 2 --goal-clip 0.5 --obstacle-clip 0 \
+  --obstacle-scale 1 --lr-final 0.01 --out "$tmp/n" > "$tmp/n.log" 2>&1 || { cat "$tmp/n.log"; fail "--near-obstacles 2 run"; }
+python3 - "$tmp/n/summary.json" <<'PY' || fail "--near-obstacles 2: not equivariant"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["config"]["near_obstacles"] == 2 and len(d["runs"]) == 1, d["config"]
+assert 0 <= d["policy_equivariance_error"] < 1e-4 and d["model_equivariance_error"] < 1e-5, d
+PY
+
 # Halt in the middle of the first run, resume into another directory: same result and CSV, bit for bit.
 "$symm" policy "${small[@]}" --out "$tmp/b" --halt-after 40 > "$tmp/b.log" 2>&1 || { cat "$tmp/b.log"; fail "halted run"; }
 [ -s "$tmp/b/checkpoint.pt" ] || fail "no checkpoint after --halt-after"
@@ -91,6 +102,12 @@ expect2 "bad device" --device tpu --out "$tmp/x"
 expect2 "negative threads" --threads -1 --out "$tmp/x"
 expect2 "zero seeds" --seeds 0 --out "$tmp/x"
 expect2 "EMA decay of 1" --ema 1 --out "$tmp/x"
+expect2 "no nearest obstacle" --near-obstacles 0 --out "$tmp/x"
+expect2 "more nearest obstacles than obstacles" --near-obstacles 6 --out "$tmp/x"
+expect2 "negative obstacle clip" --obstacle-clip -1 --out "$tmp/x"
+expect2 "zero obstacle scale" --obstacle-scale 0 --out "$tmp/x"
+expect2 "negative goal clip" --goal-clip -0.5 --out "$tmp/x"
+expect2 "final learning rate above the peak" --lr-final 2 --out "$tmp/x"
 [ -e "$tmp/x" ] && fail "a rejected run created its output directory"
 expect2 "unwritable --out (a file)" --steps 1 --out "$tmp/a/metrics.csv"
 expect2 "resume from another configuration" "${small[@]}" --layers 1 --out "$tmp/y" --resume "$tmp/b/checkpoint.pt"
