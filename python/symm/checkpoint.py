@@ -14,7 +14,9 @@ their hidden copies in ours, and the norm and FiLM scales, one per irrep copy, w
 checkpoint is then written through a stand-in twin over a copy of the group whose name carries a hash of the
 hidden_rep: the tensors go in and come back one to one (the file is this Python model's only, its dense maps mean
 nothing to C++), C++ ``symm::load`` refuses it as saved from another group, and ``load`` only into a model built
-with the same hidden_rep. ``cpp_twin`` and ``cpp_copy`` refuse such a model.
+with the same hidden_rep. ``cpp_twin`` and ``cpp_copy`` refuse such a model. So is an eConditionalResidualBlock1D
+whose out_rep is in another decomposition saved (its twin is the same model, but its FiLM, a plain Linear with one
+output per irrep copy, would load silently into a block of ours).
 """
 from __future__ import annotations
 
@@ -173,8 +175,8 @@ def _cnn(m):
                              append_last_frame=m.append_last_frame)
 
 
-def _eres(m):
-    return _C.eConditionalResidualBlock1D(m.in_rep, m.out_rep, m.cond_rep, m.kernel_size, True,
+def _eres(m, on=_same):
+    return _C.eConditionalResidualBlock1D(on(m.in_rep), on(m.out_rep), on(m.cond_rep), m.kernel_size, True,
                                           _act_name(m.activation), m.normalize, m.init_scheme)
 
 
@@ -231,11 +233,20 @@ def _foreign_hidden(module):
     return None if rep is None or is_our_decomposition(rep) else rep
 
 
+def _foreign_decomposition(module):
+    """What a checkpoint must tell apart from ours: a foreign hidden_rep, or the out_rep of a residual block in
+    another decomposition. The block's C++ twin is the same model, but its FiLM (a plain Linear, one output per
+    irrep copy) would load silently into a block of ours."""
+    if type(module).__name__ == "eConditionalResidualBlock1D" and not is_our_decomposition(module.out_rep):
+        return module.out_rep
+    return _foreign_hidden(module)
+
+
 def _stand_in_group(group, hidden_rep):
     """A copy of the group (same elements, same matrices) named after a hash of hidden_rep's decomposition, so that
     every representation fingerprint, and so the checkpoint's architecture, differs from a model of ours."""
     digest = hashlib.sha256(repr((list(hidden_rep.irreps),
-                                  [round(float(v), 6) + 0.0 for v in hidden_rep.change_of_basis.flatten()])).encode())
+                                  [round(float(v), 4) + 0.0 for v in hidden_rep.change_of_basis.flatten()])).encode())
     perms = _pickle._permutations(group)
     stand_in = _pickle._rebuild_group(f"{group.name} with hidden_rep {digest.hexdigest()[:12]} (Python only)", perms)
     if list(stand_in.generators) != list(group.generators):
@@ -246,7 +257,7 @@ def _stand_in_group(group, hidden_rep):
 def _storage_twin(module):
     """What save, load and architecture go through: the C++ twin, or for a hidden_rep in another decomposition a
     stand-in of the same shapes over a renamed copy of the group (see the module's docstring)."""
-    build, hidden = _builder(module), _foreign_hidden(module)
+    build, hidden = _builder(module), _foreign_decomposition(module)
     if hidden is None:
         return build(module)
     group = hidden.group

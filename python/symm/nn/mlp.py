@@ -36,11 +36,15 @@ def hidden_regular(name: str, group, hidden_rep=None) -> Representation:
     return hidden_rep
 
 
-def is_our_decomposition(hidden_rep: Representation) -> bool:
-    """Whether a hidden_rep is decomposed as Representation.regular: the same irreps in the same order on the same
-    coordinates, so that per-copy parameters (and Hom_G coefficients) mean what they mean in the C++ modules."""
-    rep, ours = hidden_rep, Representation.regular(hidden_rep.group)
-    return rep.size == ours.size and list(rep.irreps) == list(ours.irreps) and torch.allclose(rep.change_of_basis, ours.change_of_basis, atol=1e-9)
+def is_our_decomposition(rep: Representation) -> bool:
+    """Whether rep is copies of Representation.regular as it decomposes them: the same irreps in the same order on
+    the same coordinates, so that per-copy parameters (and Hom_G coefficients) mean what they mean in the C++
+    modules."""
+    n = rep.group.order
+    if rep.size % n:
+        return False
+    ours = Representation.regular(rep.group).copies(rep.size // n)
+    return list(rep.irreps) == list(ours.irreps) and torch.allclose(rep.change_of_basis, ours.change_of_basis, atol=1e-9)
 
 
 def _regular_copies(group, units: int, regular: Representation | None = None) -> Representation:
