@@ -686,10 +686,10 @@ def from_symm_learning(module, tol: float = 1e-4, check: bool = True):
     models are compared on a random input in eval mode (float32) and a relative difference above 1e-5 is an
     error.
 
-    The hidden regular copies of a converted eTimeCNNEncoder or eConditionalUnet1D, and the out_rep of a
-    Change2DisentangledBasis, take escnn's irrep decomposition (see _hidden_in_escnn_decomposition), which a
-    checkpoint does not record: a model rebuilt from its arguments and loaded from ``symm.save`` reads its norm
-    and FiLM scales in our decomposition and order of the irrep copies, the same as escnn's for C2 only."""
+    The hidden regular copies of a converted eTimeCNNEncoder or eConditionalUnet1D take escnn's irrep
+    decomposition (their ``hidden_rep``, see _hidden_rep), and the out_rep of a Change2DisentangledBasis escnn's
+    irreps. Where that decomposition is not ours (all but C2 here), ``symm.save`` / ``symm.load`` keep the model
+    in Python only: it loads into a model built with the same hidden_rep, and C++ refuses its checkpoint."""
     kind = type(module).__name__
     if kind in _TIME_MODULES and type(module).__module__.startswith("symm_learning."):
         make, inputs = _TIME_MODULES[kind]
