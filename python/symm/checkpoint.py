@@ -99,8 +99,8 @@ def _same(rep):
 
 
 def _emlp(m, on=_same):
-    return _C.eMLP(on(m.in_rep), on(m.out_rep), [r.size for r in m.hidden_reps], activation=_act_name(m.activation), dropout=_DROP,
-                   bias=_bias(m.layers[0]))
+    return _C.eMLP(on(m.in_rep), on(m.out_rep), [r.size for r in m.hidden_reps], activation=_act_name(m.activation),
+                   dropout=_DROP, bias=_bias(m.layers[0]))
 
 
 def _imlp(m, on=_same):

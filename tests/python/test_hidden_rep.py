@@ -183,11 +183,14 @@ def test_the_cpp_peer_refuses_a_checkpoint_of_another_hidden_rep(peer, tmp_path)
     model = _perturb(symm.nn.eMLP(rep, rep, [FF] * LAYERS, hidden_rep=_rotated_regular(G)))
     symm.save(model, tmp_path / "py.symm")
     (tmp_path / "x.f32").write_bytes(torch.randn(2, 5, rep.size).numpy().tobytes())
-    proc = subprocess.run([peer, "load", str(tmp_path / "py.symm"), str(tmp_path / "x.f32"), str(tmp_path / "y.f32"),
-                           GROUP, str(COPIES), str(HEADS), str(LAYERS), str(FF), "emlp"], capture_output=True, text=True)
+
+    def peer_load(path):
+        return subprocess.run([peer, "load", str(path), str(tmp_path / "x.f32"), str(tmp_path / "y.f32"), GROUP,
+                               str(COPIES), str(HEADS), str(LAYERS), str(FF), "emlp"], capture_output=True, text=True)
+
+    proc = peer_load(tmp_path / "py.symm")
     assert proc.returncode != 0 and "saved from a different architecture or group" in proc.stderr, proc.stderr
     assert "with hidden_rep" in proc.stderr
     symm.save(python_mlp(), tmp_path / "ours.symm")  # and the same architecture of ours loads there
-    proc = subprocess.run([peer, "load", str(tmp_path / "ours.symm"), str(tmp_path / "x.f32"), str(tmp_path / "y.f32"),
-                           GROUP, str(COPIES), str(HEADS), str(LAYERS), str(FF), "emlp"], capture_output=True, text=True)
+    proc = peer_load(tmp_path / "ours.symm")
     assert proc.returncode == 0, proc.stderr

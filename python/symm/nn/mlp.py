@@ -31,8 +31,8 @@ def hidden_regular(name: str, group, hidden_rep=None) -> Representation:
         raise TypeError(f"{name}: hidden_rep must be a symm.Representation, got {type(hidden_rep).__name__}")
     if hidden_rep.group != group or not hidden_rep.same(regular):
         raise ValueError(f"{name}: hidden_rep must be the regular representation of {group.name} in the permutation "
-                         f"basis (one copy, in any irrep decomposition), got {hidden_rep.name} of size {hidden_rep.size} "
-                         f"of {hidden_rep.group.name}")
+                         f"basis (one copy, in any irrep decomposition), got {hidden_rep.name} of size "
+                         f"{hidden_rep.size} of {hidden_rep.group.name}")
     return hidden_rep
 
 
@@ -44,7 +44,8 @@ def is_our_decomposition(rep: Representation) -> bool:
     if rep.size % n:
         return False
     ours = Representation.regular(rep.group).copies(rep.size // n)
-    return list(rep.irreps) == list(ours.irreps) and torch.allclose(rep.change_of_basis, ours.change_of_basis, atol=1e-9)
+    return list(rep.irreps) == list(ours.irreps) and torch.allclose(rep.change_of_basis, ours.change_of_basis,
+                                                                    atol=1e-9)
 
 
 def _regular_copies(group, units: int, regular: Representation | None = None) -> Representation:
