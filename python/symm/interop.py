@@ -11,7 +11,6 @@ element order), reached through P.
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 
@@ -341,27 +340,14 @@ def _escnn_regular(gm: _GroupMap) -> Representation:
     return Representation(gm.group, aligned.irreps, gm.P @ aligned.change_of_basis, aligned.name)
 
 
-@contextlib.contextmanager
-def _hidden_in_escnn_decomposition(gm: _GroupMap):
-    """Our models build their hidden regular copies in our irrep decomposition; symm_learning's norms, FiLM and
-    poolings scale or read the irrep copies of escnn's, which span other subspaces where an irrep repeats (the
-    2-dim irreps of a dihedral group). Built meanwhile, our hidden copies take escnn's decomposition: the same
-    matrices (so the same Hom_G, activations and Fix(ρ)), with the copies in escnn's order. It swaps the
-    modules' _regular_copies meanwhile: no other thread should build these models during a conversion."""
+def _hidden_rep(gm: _GroupMap) -> Representation | None:
+    """The hidden_rep of a converted model. Ours build their hidden regular copies in our irrep decomposition;
+    symm_learning's norms, FiLM and poolings scale or read the irrep copies of escnn's, which span other subspaces
+    where an irrep repeats (the 2-dim irreps of a dihedral group). So the model takes escnn's decomposition (the
+    same matrices, so the same Hom_G, activations and Fix(ρ), with the copies in escnn's order), or None where it
+    is ours, so that the model stays the C++ modules' (and its checkpoint loads in C++)."""
     reg = _escnn_regular(gm)
-
-    def copies(group, units):
-        return reg.copies(max(1, -(-units // group.order)))
-
-    owners = (nn.mlp, nn.time_cnn, nn.unet)
-    saved = [m._regular_copies for m in owners]
-    for m in owners:
-        m._regular_copies = copies
-    try:
-        yield
-    finally:
-        for m, f in zip(owners, saved):
-            m._regular_copies = f
+    return None if nn.mlp.is_our_decomposition(reg) else reg
 
 
 def _built(where, make):
@@ -483,11 +469,10 @@ def _time_cnn(where, theirs, tol):
     hidden = widths if invariant else widths[:-1]
     if invariant:
         _nonnegative(where + ".head", activation)
-    with _hidden_in_escnn_decomposition(gm):
-        ours = _built(where, lambda: nn.eTimeCNNEncoder(
-            in_rep, out_rep, [m.out_rep.size for _, m in convs], theirs.time_horizon, activation=activation,
-            batch_norm=bool(norms), bias=convs[0][1].bias is not None, mlp_hidden=hidden,
-            downsample=theirs.downsample, append_last_frame=theirs.append_last_frame))
+    ours = _built(where, lambda: nn.eTimeCNNEncoder(
+        in_rep, out_rep, [m.out_rep.size for _, m in convs], theirs.time_horizon, activation=activation,
+        batch_norm=bool(norms), bias=convs[0][1].bias is not None, mlp_hidden=hidden, downsample=theirs.downsample,
+        append_last_frame=theirs.append_last_frame, hidden_rep=_hidden_rep(gm)))
     conv = _Converter(gm, in_rep, tol)
     # Channels, ours ← theirs: the input and output as given; hidden regular copies permuted into our elements.
     blocks = [torch.eye(in_rep.size, dtype=torch.float64)] + [gm.regular_basis(m.out_rep.size // n) for _, m in convs]
@@ -523,11 +508,11 @@ def _unet(where, theirs, tol):
     first, second, _ = theirs.down_modules[0]
     final = theirs.final_conv
     steps = theirs.diffusion_step_encoder
-    with _hidden_in_escnn_decomposition(gm):
-        ours = _built(where, lambda: nn.eConditionalUnet1D(
-            in_rep, None, global_rep, diffusion_step_embed_dim=steps[0].dim, down_dims=[first.out_rep.size],
-            kernel_size=_single(first.conv1.kernel_size), cond_predict_scale=True, activation=copy.deepcopy(final[2]),
-            normalize=not isinstance(final[1], torch.nn.Identity), downsample=theirs.downsample))
+    ours = _built(where, lambda: nn.eConditionalUnet1D(
+        in_rep, None, global_rep, diffusion_step_embed_dim=steps[0].dim, down_dims=[first.out_rep.size],
+        kernel_size=_single(first.conv1.kernel_size), cond_predict_scale=True, activation=copy.deepcopy(final[2]),
+        normalize=not isinstance(final[1], torch.nn.Identity), downsample=theirs.downsample,
+        hidden_rep=_hidden_rep(gm)))
     conv = _Converter(gm, in_rep, tol)
     b_in = torch.eye(in_rep.size, dtype=torch.float64)
     b_1 = gm.regular_basis(first.out_rep.size // gm.group.order)
@@ -701,10 +686,10 @@ def from_symm_learning(module, tol: float = 1e-4, check: bool = True):
     models are compared on a random input in eval mode (float32) and a relative difference above 1e-5 is an
     error.
 
-    The hidden regular copies of a converted eTimeCNNEncoder or eConditionalUnet1D, and the out_rep of a
-    Change2DisentangledBasis, take escnn's irrep decomposition (see _hidden_in_escnn_decomposition), which a
-    checkpoint does not record: a model rebuilt from its arguments and loaded from ``symm.save`` reads its norm
-    and FiLM scales in our decomposition and order of the irrep copies, the same as escnn's for C2 only."""
+    The hidden regular copies of a converted eTimeCNNEncoder or eConditionalUnet1D take escnn's irrep
+    decomposition (their ``hidden_rep``, see _hidden_rep), and the out_rep of a Change2DisentangledBasis escnn's
+    irreps. Where that decomposition is not ours (all but C2 here), ``symm.save`` / ``symm.load`` keep the model
+    in Python only: it loads into a model built with the same hidden_rep, and C++ refuses its checkpoint."""
     kind = type(module).__name__
     if kind in _TIME_MODULES and type(module).__module__.startswith("symm_learning."):
         make, inputs = _TIME_MODULES[kind]

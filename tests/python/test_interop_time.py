@@ -198,3 +198,53 @@ def test_plain_unet_and_parts_convert_with_the_same_outputs():
         assert type(ours).__name__ == type(theirs).__name__ and type(ours).__module__ == "symm.nn.unet"
         with torch.no_grad():
             assert _relative(ours(*args), theirs(*args)) < 1e-6
+
+
+@pytest.mark.parametrize("make_group", GROUPS, ids=IDS)
+def test_converted_models_save_and_load_in_python_and_refuse_cpp_where_escnn_decomposes_otherwise(make_group,
+                                                                                                    tmp_path):
+    G = make_group()
+    in_rep, cond = direct_sum([regular(G, 1), G.irreps()[-1]]), direct_sum([regular(G, 1), G.irreps()[-1]])
+
+    def encoder():
+        return perturb(sl_models.eTimeCNNEncoder(in_rep, regular(G, 2), hidden_channels=[2 * G.order()],
+                                                 time_horizon=8, batch_norm=True, mlp_hidden=[16]))
+
+    def unet():
+        return perturb(sl_models.eConditionalUnet1D(regular(G, 1), None, cond, diffusion_step_embed_dim=8,
+                                                    down_dims=[2 * G.order()]), 0.2)
+
+    x, t, film = torch.randn(3, in_rep.size, 8), torch.tensor([0, 5, 50]), torch.randn(3, cond.size)
+    for make, inputs in ((encoder, (x,)), (unet, (torch.randn(3, G.order(), 8), t, None, film))):
+        ours, fresh = from_symm_learning(make()), from_symm_learning(make())  # the same hidden_rep, other weights
+        path = str(tmp_path / "m.symm")
+        symm.save(ours, path)
+        symm.load(fresh, path)
+        with torch.no_grad():
+            want = ours(*inputs)
+            assert (fresh(*inputs) - want).abs().max() <= 1e-6 * want.abs().max()
+        name = type(ours).__name__
+        if G.name == "C2":  # escnn's decomposition is ours: the C++ model is the same
+            assert symm.nn.mlp.is_our_decomposition(ours.hidden_rep)
+            symm.checkpoint.cpp_copy(ours)
+            continue
+        assert not symm.nn.mlp.is_our_decomposition(ours.hidden_rep)
+        with pytest.raises(TypeError, match=f"{name}: its hidden channels are copies of hidden_rep"):
+            symm.checkpoint.cpp_copy(ours)
+        default = symm.nn.eTimeCNNEncoder(ours.in_rep, ours.out_rep, [2 * G.order()], 8, batch_norm=True,
+                                          mlp_hidden=[16]) if name == "eTimeCNNEncoder" else \
+            symm.nn.eConditionalUnet1D(ours.in_rep, None, ours.global_cond_rep, diffusion_step_embed_dim=8,
+                                       down_dims=[2 * G.order()])
+        with pytest.raises(RuntimeError, match=f"{name}: the checkpoint and the module differ in hidden_rep"):
+            symm.load(default, path)
+        with pytest.raises(RuntimeError, match="saved from a different architecture or group"):
+            symm._C.load(symm.checkpoint.cpp_twin(default), path)  # C++ symm::load
+
+
+def test_conversion_swaps_no_module_globals():
+    assert not hasattr(symm.interop, "_hidden_in_escnn_decomposition")
+    regular_copies = symm.nn.mlp._regular_copies
+    from_symm_learning(sl_models.eTimeCNNEncoder(regular(escnn_group.dihedral_group(4), 1),
+                                                 regular(escnn_group.dihedral_group(4), 1), hidden_channels=[8],
+                                                 time_horizon=8, batch_norm=True, mlp_hidden=[16]))
+    assert symm.nn.mlp._regular_copies is regular_copies

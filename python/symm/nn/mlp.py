@@ -19,16 +19,47 @@ _INIT_SCHEMES = ("xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_
 DEFAULT_ACTIVATION = torch.nn.ReLU()
 
 
-def _regular_copies(group, units: int) -> Representation:
-    return Representation.regular(group).copies(max(1, -(-units // group.order)))
+def hidden_regular(name: str, group, hidden_rep=None) -> Representation:
+    """The regular representation whose copies make a model's hidden channels: ours by default, or hidden_rep,
+    which must have the regular representation's matrices (the permutation basis, where a pointwise activation
+    commutes with the group) and may order and span its irrep copies differently (escnn's decomposition, which
+    symm.interop.from_symm_learning passes so that per-copy norm and FiLM scales mean the same copies)."""
+    regular = Representation.regular(group)
+    if hidden_rep is None:
+        return regular
+    if not isinstance(hidden_rep, Representation):
+        raise TypeError(f"{name}: hidden_rep must be a symm.Representation, got {type(hidden_rep).__name__}")
+    if hidden_rep.group != group or not hidden_rep.same(regular):
+        raise ValueError(f"{name}: hidden_rep must be the regular representation of {group.name} in the permutation "
+                         f"basis (one copy, in any irrep decomposition), got {hidden_rep.name} of size "
+                         f"{hidden_rep.size} of {hidden_rep.group.name}")
+    return hidden_rep
+
+
+def is_our_decomposition(rep: Representation) -> bool:
+    """Whether rep is copies of Representation.regular as it decomposes them: the same irreps in the same order on
+    the same coordinates, so that per-copy parameters (and Hom_G coefficients) mean what they mean in the C++
+    modules."""
+    n = rep.group.order
+    if rep.size % n:
+        return False
+    ours = Representation.regular(rep.group).copies(rep.size // n)
+    return list(rep.irreps) == list(ours.irreps) and torch.allclose(rep.change_of_basis, ours.change_of_basis,
+                                                                    atol=1e-9)
+
+
+def _regular_copies(group, units: int, regular: Representation | None = None) -> Representation:
+    return (Representation.regular(group) if regular is None else regular).copies(max(1, -(-units // group.order)))
 
 
 class eMLP(eModule):
     """x ↦ eLinear ∘ (activation ∘ eLinear)^L (x); f(ρ_in(g)x) = ρ_out(g) f(x) for every g. Each hidden width is
-    rounded up to whole regular copies of the group; dropout follows every activation."""
+    rounded up to whole regular copies of the group (of hidden_rep, see hidden_regular); dropout follows every
+    activation."""
 
     def __init__(self, in_rep: Representation, out_rep: Representation, hidden_units, activation=DEFAULT_ACTIVATION,
-                 dropout: float = 0.0, bias: bool = True, init_scheme: str = "xavier_normal", device=None, dtype=None):
+                 dropout: float = 0.0, bias: bool = True, init_scheme: str = "xavier_normal", device=None, dtype=None,
+                 hidden_rep: Representation | None = None):
         super().__init__(in_rep, out_rep)
         G = in_rep.group
         if out_rep.group != G:
@@ -41,7 +72,8 @@ class eMLP(eModule):
         if not 0 <= dropout < 1:
             raise ValueError(f"eMLP: dropout must be in [0, 1), got {dropout}")
         self.init_scheme = init_scheme
-        self.hidden_reps = [_regular_copies(G, int(u)) for u in hidden_units]
+        self.hidden_rep = hidden_regular("eMLP", G, hidden_rep)
+        self.hidden_reps = [_regular_copies(G, int(u), self.hidden_rep) for u in hidden_units]
         reps = [in_rep, *self.hidden_reps, out_rep]
         self.layers = torch.nn.ModuleList(eLinear(a, b, bias=bias, init_scheme=init_scheme, device=device, dtype=dtype)
                                           for a, b in zip(reps[:-1], reps[1:]))
@@ -67,10 +99,12 @@ class eMLP(eModule):
 class iMLP(eModule):
     """x ↦ head(invariants(activation(eMLP(x)))): f(ρ_in(g)x) = f(x) for every g. The invariants of a feature
     vector h are its coordinates on the trivial irrep copies and the norm of its component on every other irrep
-    copy; for m regular copies of G that is m·(number of irreps of the regular representation) values."""
+    copy; for m regular copies of G that is m·(number of irreps of the regular representation) values. The hidden
+    copies are those of hidden_rep (see hidden_regular), so are the irrep copies pooled."""
 
     def __init__(self, in_rep: Representation, out_dim: int, hidden_units, activation=DEFAULT_ACTIVATION,
-                 dropout: float = 0.0, bias: bool = True, init_scheme: str = "xavier_normal", device=None, dtype=None):
+                 dropout: float = 0.0, bias: bool = True, init_scheme: str = "xavier_normal", device=None, dtype=None,
+                 hidden_rep: Representation | None = None):
         G = in_rep.group
         super().__init__(in_rep, Representation.trivial(G, out_dim) if out_dim > 0 else in_rep)
         hidden_units = list(hidden_units)
@@ -82,9 +116,10 @@ class iMLP(eModule):
             raise ValueError(f"iMLP: unknown init_scheme {init_scheme!r}: expected one of {', '.join(_INIT_SCHEMES)}")
         self.out_dim, self.init_scheme = out_dim, init_scheme
         # The backbone ends on the last hidden width; its output is then activated and pooled.
-        pooled = _regular_copies(G, int(hidden_units[-1]))
+        self.hidden_rep = hidden_regular("iMLP", G, hidden_rep)
+        pooled = _regular_copies(G, int(hidden_units[-1]), self.hidden_rep)
         self.backbone = eMLP(in_rep, pooled, hidden_units[:-1] or hidden_units, activation=activation, dropout=dropout,
-                             bias=bias, init_scheme=init_scheme, device=device, dtype=dtype)
+                             bias=bias, init_scheme=init_scheme, device=device, dtype=dtype, hidden_rep=self.hidden_rep)
         # Isotypic coordinates c = Qᵀh: irrep copy j owns a run of dim ψ_j coordinates; members (D, copies) sums
         # each run, trivial (copies) marks the copies kept signed rather than as a norm.
         dims = [G.irreps[k].dim for k in pooled.irreps]

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from .activation import check_activation
 from .conv import eConv1d
-from .mlp import DEFAULT_ACTIVATION, _regular_copies, eMLP, iMLP
+from .mlp import DEFAULT_ACTIVATION, _regular_copies, eMLP, hidden_regular, iMLP
 from .module import InputError, check_device_and_dtype, eModule
 from .normalization import eRMSNorm
 
@@ -110,11 +110,14 @@ class eTimeCNNEncoder(eModule):
     out_rep has trivial irreps only). Each block is eConv1d(kernel 3, padding 1; stride 2 with downsample='stride')
     → eRMSNorm over the channels (batch_norm, eps 1e-6) → activation (→ max pool 2 with 'pooling'); each block's
     width is rounded up to whole regular copies. The features are flattened frame after frame (head_in_rep is the
-    last block's representation once per remaining frame, then in_rep with append_last_frame)."""
+    last block's representation once per remaining frame, then in_rep with append_last_frame). Every hidden width,
+    of the blocks and the head, is copies of hidden_rep (default: Representation.regular; see
+    symm.nn.mlp.hidden_regular)."""
 
     def __init__(self, in_rep, out_rep, hidden_channels, time_horizon: int, activation=DEFAULT_ACTIVATION,
                  batch_norm: bool = False, bias: bool = True, mlp_hidden=(128,), downsample: str = "stride",
-                 append_last_frame: bool = False, init_scheme: str | None = "xavier_uniform", device=None, dtype=None):
+                 append_last_frame: bool = False, init_scheme: str | None = "xavier_uniform", device=None, dtype=None,
+                 hidden_rep=None):
         super().__init__(in_rep, out_rep)
         name = "eTimeCNNEncoder"
         G = in_rep.group
@@ -127,7 +130,8 @@ class eTimeCNNEncoder(eModule):
         self.downsample, self.append_last_frame, self.batch_norm = downsample, append_last_frame, batch_norm
         self.bias, self.init_scheme, self.mlp_hidden = bias, init_scheme, list(mlp_hidden)
         stride = 2 if downsample == "stride" else 1
-        reps = [in_rep] + [_regular_copies(G, c) for c in hidden_channels]
+        self.hidden_rep = hidden_regular(name, G, hidden_rep)
+        reps = [in_rep] + [_regular_copies(G, c, self.hidden_rep) for c in hidden_channels]
         factory = dict(device=device, dtype=dtype)
         self.convs = torch.nn.ModuleList(eConv1d(a, b, 3, init_scheme=init_scheme, stride=stride, padding=1, bias=bias,
                                                  **factory) for a, b in zip(reps[:-1], reps[1:]))
@@ -140,10 +144,10 @@ class eTimeCNNEncoder(eModule):
         self.head_in_rep = head_in + in_rep if append_last_frame else head_in
         if all(G.irreps[k].is_trivial for k in out_rep.irreps):
             self.head = iMLP(self.head_in_rep, out_rep.size, self.mlp_hidden, activation=self.activation, bias=bias,
-                             init_scheme=init_scheme, **factory)
+                             init_scheme=init_scheme, hidden_rep=self.hidden_rep, **factory)
         else:
             self.head = eMLP(self.head_in_rep, out_rep, self.mlp_hidden, activation=self.activation, bias=bias,
-                             init_scheme=init_scheme, **factory)
+                             init_scheme=init_scheme, hidden_rep=self.hidden_rep, **factory)
 
     def reset_parameters(self):
         for m in [*self.convs, *self.norms, self.head]:

@@ -21,7 +21,7 @@ from .. import Representation
 from .activation import check_activation
 from .affine import eAffine
 from .conv import eConv1d, eConvTranspose1d
-from .mlp import DEFAULT_ACTIVATION, _regular_copies
+from .mlp import DEFAULT_ACTIVATION, _regular_copies, hidden_regular
 from .module import InputError, check_device_and_dtype, eModule
 from .normalization import eRMSNorm
 from .pooling import IrrepSubspaceNormPooling
@@ -208,12 +208,14 @@ class eConditionalUnet1D(eModule):
     """sample (B, in_rep.size, L), timestep (a number, a scalar tensor, (1) or (B)), local_cond
     (B, local_cond_rep.size, L), film_cond (B, global_cond_rep.size) → (B, in_rep.size, L); L must be a multiple of
     horizon_multiple = 2^(levels − 1). Each level's width is rounded up to whole regular copies; cond_rep is
-    global_cond_rep ⊕ diffusion_step_embed_dim trivial copies (the invariant step embedding)."""
+    global_cond_rep ⊕ diffusion_step_embed_dim trivial copies (the invariant step embedding). The levels are copies
+    of hidden_rep (default: Representation.regular; see symm.nn.mlp.hidden_regular), whose irrep copies the norms
+    and the FiLM scale."""
 
     def __init__(self, in_rep, local_cond_rep=None, global_cond_rep=None, diffusion_step_embed_dim: int = 256,
                  down_dims=(256, 512, 1024), kernel_size: int = 3, cond_predict_scale: bool = True,
                  activation=DEFAULT_ACTIVATION, normalize: bool = True, downsample: str = "stride",
-                 init_scheme: str | None = "xavier_uniform", device=None, dtype=None):
+                 init_scheme: str | None = "xavier_uniform", device=None, dtype=None, hidden_rep=None):
         super().__init__(in_rep)
         name = "eConditionalUnet1D"
         G = in_rep.group
@@ -229,7 +231,8 @@ class eConditionalUnet1D(eModule):
         self.diffusion_step_embed_dim, self.down_dims, self.downsample = diffusion_step_embed_dim, down_dims, downsample
         self.kernel_size, self.normalize, self.init_scheme = kernel_size, normalize, init_scheme
         self.horizon_multiple = 1 << (len(down_dims) - 1)
-        reps = [in_rep] + [_regular_copies(G, d) for d in down_dims]
+        self.hidden_rep = hidden_regular(name, G, hidden_rep)
+        reps = [in_rep] + [_regular_copies(G, d, self.hidden_rep) for d in down_dims]
         steps = Representation.trivial(G, diffusion_step_embed_dim)
         self.cond_rep = steps if global_cond_rep is None else global_cond_rep + steps
         activation = _activation(activation)
