@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import torch
 
+from .. import _C
+
 
 __all__ = ["eModule", "InputError"]
 
@@ -146,8 +148,7 @@ class EvalCache:
 
     def get(self, params, compute):
         params = [p for p in params if p is not None]
-        if self.keys is None or len(self.keys) != len(params) or not all(
-                k.device == p.device and k.dtype == p.dtype and torch.equal(k, p) for k, p in zip(self.keys, params)):
+        if self.keys is None or not _C.equal_all(self.keys, params):
             with torch.inference_mode(False), torch.no_grad():
                 self.value = compute()
                 self.keys = [p.detach().clone() for p in params]
