@@ -145,3 +145,76 @@ def test_vmap_over_the_isotypic_layer():
     rep, dense, iso = layers("D8", 4, 2, "mha")
     x = torch.randn(3, 2, 5, rep.size, dtype=torch.float64)
     torch.testing.assert_close(torch.vmap(iso)(x), torch.vmap(dense)(x), rtol=1e-11, atol=1e-11)
+
+
+def decoders(spec="D8", copies=4, heads=2, dtype=torch.float64, **kw):
+    """(dense, isotypic) decoder layers with equal, perturbed parameters."""
+    rep = R.regular(symm.group(spec)).copies(copies)
+    make = lambda execution: symm.nn.eTransformerDecoderLayer(
+        rep, symm.nn.eMultiheadAttention(rep, heads), symm.nn.eMultiheadAttention(rep, heads), 3 * rep.size,
+        dropout=0.0, execution=execution, dtype=dtype, **kw)
+    dense, iso = make("dense"), make("isotypic")
+    with torch.no_grad():
+        for p in dense.parameters():
+            p.add_(0.2 * torch.randn_like(p))
+    iso.load_state_dict(dense.state_dict())
+    return rep, dense, iso
+
+
+@pytest.mark.parametrize("spec,copies,heads,norm,norm_first", [("D8", 4, 2, "rmsnorm", True), ("C8", 4, 2, "layernorm", False),
+                                                               ("O", 2, 1, "layernorm", True), ("Q8", 4, 4, "rmsnorm", False)])
+def test_isotypic_decoder_layer_equals_dense(spec, copies, heads, norm, norm_first):
+    rep, dense, iso = decoders(spec, copies, heads, norm_module=norm, norm_first=norm_first)
+    tgt, memory = torch.randn(3, 5, rep.size, dtype=torch.float64), torch.randn(3, 7, rep.size, dtype=torch.float64)
+    padding = torch.zeros(3, 7, dtype=torch.bool)
+    padding[1, 4:] = True
+    for kw in ({}, {"memory_key_padding_mask": padding, "tgt_is_causal": True},
+               {"memory_mask": torch.randn(5, 7, dtype=torch.float64)}):
+        assert iso._isotypic.active(iso, tgt) and not dense._isotypic.active(dense, tgt)
+        xd, md = tgt.clone().requires_grad_(), memory.clone().requires_grad_()
+        xi, mi = tgt.clone().requires_grad_(), memory.clone().requires_grad_()
+        yd, yi = dense(xd, md, **kw), iso(xi, mi, **kw)
+        torch.testing.assert_close(yi, yd, rtol=1e-11, atol=1e-11)
+        r = torch.randn_like(yd)
+        gd = torch.autograd.grad((yd * r).sum(), [xd, md, *dense.parameters()])
+        gi = torch.autograd.grad((yi * r).sum(), [xi, mi, *iso.parameters()])
+        for (name, _), a, b in zip([("tgt", None), ("memory", None), *dense.named_parameters()], gi, gd):
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10, msg=lambda m: f"{name}: {m}")
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.float64, 1e-10)])
+def test_isotypic_decoder_layer_is_equivariant(dtype, tol):
+    rep, _, iso = decoders("D8", 4, 2, dtype=dtype, norm_module="layernorm")
+    for train in (True, False):
+        iso.train(train)
+        tgt, memory = torch.randn(2, 6, rep.size, dtype=dtype), torch.randn(2, 4, rep.size, dtype=dtype)
+        with torch.no_grad():
+            y = iso(tgt, memory)
+            worst = max((iso(act(rep, g, tgt), act(rep, g, memory)) - act(rep, g, y)).abs().max().item()
+                        for g in range(rep.group.order))
+        assert worst < tol * max(1.0, y.abs().max().item()), (train, worst)
+
+
+def test_automatic_decoder_layer_goes_isotypic_where_the_encoder_does():
+    """The regressor's decoder layers (the cond regressor of symm policy) pick the isotypic basis in training as
+    the encoder layer of the same width does."""
+    rep = R.regular(symm.group("D8")).copies(8)
+    enc = symm.nn.eTransformerEncoderLayer(rep, symm.nn.eMultiheadAttention(rep, 2), 4 * rep.size)
+    dec = symm.nn.eTransformerDecoderLayer(rep, symm.nn.eMultiheadAttention(rep, 2), symm.nn.eMultiheadAttention(rep, 2),
+                                           4 * rep.size)
+    assert dec._isotypic.modes == enc._isotypic.modes
+    assert dec._isotypic.modes[True]
+
+
+def test_isotypic_decoder_layer_compiles_and_caches_in_eval():
+    rep, dense, iso = decoders("D8", 4, 2, dtype=torch.float32)
+    tgt, memory = torch.randn(2, 5, rep.size), torch.randn(2, 3, rep.size)
+    torch._dynamo.reset()
+    compiled = torch.compile(iso, fullgraph=True, backend="aot_eager")
+    torch.testing.assert_close(compiled(tgt, memory), dense(tgt, memory), rtol=1e-5, atol=1e-5)
+    iso.eval(), dense.eval()
+    with torch.no_grad():
+        first = iso(tgt, memory)
+        assert iso.cross_attn.in_proj._iso_chunk_caches  # Q and K/V operands of the cross-attention, cached
+        torch.testing.assert_close(iso(tgt, memory), first)
+        torch.testing.assert_close(first, dense(tgt, memory), rtol=1e-5, atol=1e-5)

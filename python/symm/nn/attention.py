@@ -151,13 +151,22 @@ class AttentionBase(eModule):
     supports_isotypic = False
 
     def forward_isotypic(self, z, batch, attn_mask=None, key_padding_mask=None, is_causal=False, positions=None,
-                         position_mask=None):
-        """Self-attention on z (D, B·T) in the isotypic layout of in_rep → the same. Each head owns whole regular
-        copies, the chunks of the layout: its q·k is the same in the chunks' isotypic coordinates (an orthogonal
-        change of basis per copy), so the heads are slices of the chunk axis, laid out (component, copy)."""
-        rows, per_head = self.embed_dim // self.copies, self.copies // self.num_heads
-        qkv = self.in_proj.forward_isotypic(z).view(rows, 3, self.num_heads, per_head, batch, -1)
-        q, k, v = qkv.permute(1, 4, 2, 5, 0, 3).reshape(3, batch, self.num_heads, -1, self.head_dim).unbind(0)
+                         position_mask=None, memory=None):
+        """Self-attention on z (D, B·T) in the isotypic layout of in_rep → the same; with memory (D, B·S) in that
+        layout, cross-attention from z to it (the decoder's). Each head owns whole regular copies, the chunks of
+        the layout: its q·k is the same in the chunks' isotypic coordinates (an orthogonal change of basis per
+        copy), so the heads are slices of the chunk axis, laid out (component, copy)."""
+        rows, per_head, m = self.embed_dim // self.copies, self.copies // self.num_heads, self.copies
+
+        def heads(t, parts):  # (rows, [parts, H, per_head], [B, L]) → (parts, B, H, L, head_dim)
+            t = t.view(rows, parts, self.num_heads, per_head, batch, -1).permute(1, 4, 2, 5, 0, 3)
+            return t.reshape(parts, batch, self.num_heads, -1, self.head_dim)
+
+        if memory is None:
+            q, k, v = heads(self.in_proj.forward_isotypic(z), 3).unbind(0)
+        else:  # Q from z, K and V from memory: in_proj's output chunks [0, m) and [m, 3m)
+            q = heads(self.in_proj.forward_isotypic(z, (0, m)), 1)[0]
+            k, v = heads(self.in_proj.forward_isotypic(memory, (m, 2 * m)), 2).unbind(0)
         q, k, bias, key_valid = self._positions_isotypic(q, k, positions, position_mask)
         mask = _add(bias, self._mask(q, k, attn_mask, key_padding_mask, key_valid))
         out, _ = self._attend(q, k, v, mask, is_causal, False, True)

@@ -67,7 +67,7 @@ class eTransformerEncoderLayer(eModule):
         name = "eTransformerEncoderLayer"
         check_attention(name, "self_attn", self_attn, in_rep)
         check_dropout(name, dropout)
-        self.execution = _check_execution(name, execution, isotypic=True)
+        self.execution = _check_execution(name, execution)
         self.in_features, self.norm_first, self.norm_module = in_rep.size, norm_first, norm_module
         self.self_attn = self_attn
         self.feedforward = eFeedForward(in_rep, dim_feedforward, layer_activation(activation), dropout, bias,

@@ -33,14 +33,17 @@ class IsotypicExecution:
     """The choice and the constants of a layer's isotypic execution: in_rep's isotypic layout (chunk basis,
     copy_of_row, Fix(ρ) and the layer norm's centre in isotypic rows) registered as the layer's buffers."""
 
-    def __init__(self, layer, execution: str, attentions, norms, feedforward):
-        self.supported = (all(getattr(a, "supports_isotypic", False) for a in attentions) and feedforward.pointwise
+    def __init__(self, layer, execution: str, attentions, norms, feedforward, positions: bool = True):
+        """positions: whether the attentions may be positional (RotaryAttention, ALiBiAttention); the decoder's
+        cross-attention has no isotypic form of two position sets, so its layer passes False."""
+        self.supported = (all(getattr(a, "supports_isotypic", False) and (positions or not a.uses_positions)
+                              for a in attentions) and feedforward.pointwise
                           and all(isinstance(n, (eRMSNorm, eLayerNorm)) and
                                   (n.affine is None or n.affine.learnable) for n in norms))
         if execution == "isotypic" and not self.supported:
-            raise ValueError(f"{type(layer).__name__}: execution='isotypic' needs eMultiheadAttention, RotaryAttention or "
-                             f"ALiBiAttention, eRMSNorm or eLayerNorm, and a pointwise torch activation; use 'dense' or "
-                             f"'automatic'")
+            attention = "eMultiheadAttention, RotaryAttention or ALiBiAttention" if positions else "eMultiheadAttention"
+            raise ValueError(f"{type(layer).__name__}: execution='isotypic' needs {attention}, eRMSNorm or eLayerNorm, "
+                             f"and a pointwise torch activation; use 'dense' or 'automatic'")
         self.execution = execution
         self.modes = {True: False, False: False}  # training → whether automatic picks the isotypic basis
         if self.supported:

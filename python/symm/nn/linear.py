@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import _C
-from .module import EvalCache, check_device_and_dtype, check_features, eModule
+from .module import EvalCache, check_device_and_dtype, check_features, eModule, use_eval_cache
 from . import ops
 
 __all__ = ["eLinear", "InvariantBias"]
@@ -31,13 +31,9 @@ def _iso_buffer(name: str) -> str:
     return "_iso_" + name.replace(".", "_")
 
 
-def _check_execution(module: str, execution: str, isotypic: bool = False) -> str:
+def _check_execution(module: str, execution: str) -> str:
     if execution not in _EXECUTIONS:
         raise ValueError(f"{module}: unknown execution {execution!r}: expected automatic, dense or isotypic")
-    if execution == "isotypic" and not isotypic:
-        # A whole layer in the isotypic basis (its norms and attention there too) is the C++ modules' alone.
-        raise ValueError(f"{module}: execution='isotypic' is offered by the Python eLinear, not by this layer yet (the "
-                         f"C++ layers have it); use 'dense' or 'automatic'")
     return execution
 
 
@@ -60,7 +56,7 @@ class eLinear(eModule):
             raise ValueError(f"eLinear: unknown init_scheme {init_scheme!r}: expected one of {', '.join(_INIT_SCHEMES)}")
         self.init_scheme = init_scheme
         # automatic is dense, as in C++: measured faster on the CPU at every benchmarked size (bench/RESULTS.md).
-        self.execution = _check_execution("eLinear", execution, isotypic=True)
+        self.execution = _check_execution("eLinear", execution)
         self.in_features, self.out_features = in_rep.size, out_rep.size
         try:
             c = ops.linear_constants(in_rep, out_rep, init_scheme)
@@ -80,6 +76,7 @@ class eLinear(eModule):
         for name, t in tensors.items():
             self._constant(_iso_buffer(name), t, dtype)
         self._weight_cache, self._bias_cache, self._iso_cache = EvalCache(), EvalCache(), EvalCache()
+        self._iso_chunk_caches = {}  # (begin, count) of forward_isotypic's output chunks → EvalCache
         self.reset_parameters()
         self._place(device, dtype)
 
@@ -131,12 +128,22 @@ class eLinear(eModule):
         tensors = self._iso_tensors()
         return ops.isotypic_linear(x, self._iso_operands(tensors), tensors, self._iso_layout)
 
-    def forward_isotypic(self, z: torch.Tensor) -> torch.Tensor:
+    def forward_isotypic(self, z: torch.Tensor, chunks=None) -> torch.Tensor:
         """The map on features already in the isotypic layouts: z (D_in, N) → (D_out, N), one batched product per
-        group of irrep blocks (a layer running in the isotypic basis calls it; no hooks fire)."""
-        layout = self._iso_layout
-        w, b = self._iso_operands(self._iso_tensors())
-        return torch.ops.symm.isotypic_blocks(z, w, b, list(layout.in_rows), list(layout.out_rows))
+        group of irrep blocks (a layer running in the isotypic basis calls it; no hooks fire). chunks = (begin,
+        count): only output chunks [begin, begin + count) (regular copies of out_rep), rows r·count + c."""
+        layout, tensors = self._iso_layout, self._iso_tensors()
+        if chunks is None or tuple(chunks) == (0, layout.m_out):
+            w, b = self._iso_operands(tensors)
+            kept = None
+        else:
+            params = [self.weight_dof, self.bias_dof]
+            compute = lambda: ops.isotypic_operands(self.weight_dof, self.bias_dof, tensors, layout, chunks)
+            # The cache is made only where it is used: no module state changes under a tracer or with autograd.
+            w, b = (self._iso_chunk_caches.setdefault(tuple(chunks), EvalCache()).get(params, compute)
+                    if use_eval_cache(self, params) else compute())
+            kept = chunks[1]
+        return torch.ops.symm.isotypic_blocks(z, w, b, list(layout.in_rows), ops.isotypic_out_rows(layout, kept))
 
     @property
     def isotypic_multiply_adds(self) -> int:

@@ -166,17 +166,32 @@ def from_chunk_basis(h: torch.Tensor, basis: torch.Tensor, size: int) -> torch.T
     return torch.mm(basis.t(), h).view(size, -1)
 
 
-def isotypic_operands(weight_dof: torch.Tensor, bias_dof, tensors: dict, layout: IsotypicLayout):
-    """The weights and biases of torch.ops.symm.isotypic_blocks, one of each per group (None where absent)."""
-    n = len(layout.dims)
-    weights = iter(torch.ops.symm.isotypic_weights(weight_dof, [tensors[f"index.{k}"] for k in range(n)],
-                                                   [tensors[f"endomorphisms.{k}"] for k in range(n)], list(layout.dims)))
+def isotypic_operands(weight_dof: torch.Tensor, bias_dof, tensors: dict, layout: IsotypicLayout, chunks=None):
+    """The weights and biases of torch.ops.symm.isotypic_blocks, one of each per group (None where absent).
+    chunks = (begin, count): only the output chunks [begin, begin + count), as the C++ IsotypicMap's operands
+    (the Q, or the K and V, of a fused in-projection for cross-attention); with isotypic_out_rows(layout, count)."""
+    n, m = len(layout.dims), layout.m_out
+    begin, kept = chunks if chunks is not None else (0, m)
+    index = [tensors[f"index.{k}"] for k in range(n)]
+    if kept != m:  # (count, S, n_out, n_in), output copies r·m + c: keep c in [begin, begin + kept)
+        index = [i.view(i.shape[0], i.shape[1], i.shape[2] // m, m, i.shape[3])[:, :, :, begin:begin + kept]
+                 .reshape(i.shape[0], i.shape[1], -1, i.shape[3]) for i in index]
+    weights = iter(torch.ops.symm.isotypic_weights(weight_dof, index, [tensors[f"endomorphisms.{k}"] for k in range(n)],
+                                                   list(layout.dims)))
     ws = [None if r < 0 else next(weights) for r in layout.in_rows]
     if bias_dof is None or "fix_out" not in tensors:
         return ws, [None] * len(ws)
     # Each group writes whole rows r·m + c of the output, one after the other: the bias splits the same way.
-    b = torch.mv(tensors["fix_out"], bias_dof).split(list(layout.out_rows))
-    return ws, [bg.reshape(shape) for bg, shape in zip(b, layout.bias_shapes)]
+    b = torch.mv(tensors["fix_out"], bias_dof).view(-1, m)[:, begin:begin + kept].split([r // m for r in layout.out_rows])
+    return ws, [bg.reshape(-1, 1, 1) if r < 0 else bg.reshape(shape[0], -1, 1)
+                for bg, shape, r in zip(b, layout.bias_shapes, layout.in_rows)]
+
+
+def isotypic_out_rows(layout: IsotypicLayout, kept=None) -> list:
+    """The rows each group writes when `kept` of the m_out output chunks are computed (all: layout.out_rows)."""
+    if kept is None or kept == layout.m_out:
+        return list(layout.out_rows)
+    return [r // layout.m_out * kept for r in layout.out_rows]
 
 
 def isotypic_linear(x: torch.Tensor, operands, tensors: dict, layout: IsotypicLayout) -> torch.Tensor:
