@@ -87,12 +87,25 @@ class _eConvBase(eModule):
         self.bias_dof = torch.nn.Parameter(torch.empty(n_fix, **like)) if bias and n_fix > 0 else None
         self._m_in_fix = in_rep.invariant_basis.shape[1]
         self._weight_cache, self._bias_cache = EvalCache(), EvalCache()
-        plan = ops.conv_isotypic_plan(in_rep, out_rep) if not self._TRANSPOSED and self.groups == 1 else None
+        plan = ops.conv_isotypic_plan(in_rep, out_rep, c.linear) if not self._TRANSPOSED and self.groups == 1 else None
         self.isotypic = plan is not None
         if plan is not None:
-            self._iso_sizes = (plan.sizes_in, plan.sizes_out)
-            for name in ("q_in", "q_out", "perm_in", "perm_out", "unperm_out"):
+            self._iso_cols = (plan.cols_in, plan.cols_out)
+            self._iso_m = (plan.m_in, plan.m_out, plan.r)
+            for name in ("q_in", "q_out", "synthesis"):
                 self._constant(f"_iso_{name}", getattr(plan, name), dtype)
+            # Fix(ρ_out) in the isotypic channels, irrep after irrep (copy, column): the bias reaches only the
+            # irreps where it is nonzero (the trivial one), added by their convolutions.
+            fix = out_rep.invariant_basis
+            k, b = plan.m_out, plan.q_out.shape[0]
+            iso_fix = (plan.q_out.T @ fix.reshape(k, b, -1)).split(plan.cols_out, 1)  # per irrep (k, c_j, n_fix)
+            iso_fix = [f.reshape(-1, fix.shape[1]) for f in iso_fix]
+            self._iso_bias_irreps = tuple(j for j, f in enumerate(iso_fix) if f.numel() and float(f.abs().max()) > 1e-12)
+            if fix.shape[1] > 0 and self._iso_bias_irreps:
+                self._constant("_iso_fix", torch.cat([iso_fix[j] for j in self._iso_bias_irreps]), dtype)
+            self._iso_indexed = self._n_synthesis > 1  # hom_tiles' tile_index
+            if self._iso_indexed:
+                self._constant("_iso_index", c.linear.tensors[1])
             self._iso_cache = EvalCache()
         self.reset_parameters()
         self._place(device, dtype)
@@ -229,35 +242,44 @@ isotypic basis (ops.ConvIsotypicPlan), about a fifth of the multiply-adds for D8
             return self._isotypic_conv(x, padding)
         return F.conv1d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
 
-    def _isotypic_kernels(self) -> list:
-        """The taps in the isotypic bases, one (s_out, s_in, K) kernel per irrep (the blocks of Q_outᵀ W_k Q_in
-        with the channels grouped by irrep)."""
-        taps = self.taps()  # (K, C_out, C_in)
-        qo, qi = self._iso_q_out, self._iso_q_in
-        k = taps.shape[0]
-        t = torch.matmul(qo.transpose(1, 2), taps.view(k, qo.shape[0], qo.shape[1], -1)).view(taps.shape)
-        t = torch.einsum("koij,ijl->koil", t.view(k, t.shape[1], qi.shape[0], qi.shape[1]), qi).reshape(taps.shape)
-        t = t.index_select(1, self._iso_perm_out).index_select(2, self._iso_perm_in)
-        kernels, i, o = [], 0, 0
-        for si, so in zip(*self._iso_sizes):
-            kernels.append(t[:, o:o + so, i:i + si].permute(1, 2, 0).contiguous())
-            i, o = i + si, o + so
-        return kernels
+    def _isotypic_kernels(self) -> tuple:
+        """The taps in the isotypic bases, straight from the coefficients: one (m_out·c_out, m_in·c_in, K) kernel
+        per irrep (channels copy after copy, the irrep's columns within each), and the biases of the irreps
+        where Fix(ρ_out) lies (None for the others)."""
+        m_in, m_out, r = self._iso_m
+        theta = self.weight_dof
+        if self._iso_indexed:
+            theta = theta.index_select(1, self._iso_index)
+        k = theta.shape[0]
+        # (Σ_j c_out·c_in, K·m_out·m_in): every irrep's block entries, for all taps and pairs of copies at once.
+        p = torch.mm(self._iso_synthesis.t(), theta.reshape(-1, r).t())
+        kernels, row = [], 0
+        for ci, co in zip(*self._iso_cols):
+            block = p[row:row + co * ci].view(co, ci, k, m_out, m_in)
+            kernels.append(block.permute(3, 0, 4, 1, 2).reshape(m_out * co, m_in * ci, k))
+            row += co * ci
+        biases = [None] * len(kernels)
+        if self.bias_dof is not None and self._iso_bias_irreps:
+            b = torch.mv(self._iso_fix, self.bias_dof)
+            sizes = [m_out * self._iso_cols[1][j] for j in self._iso_bias_irreps]
+            for j, bj in zip(self._iso_bias_irreps, b.split(sizes)):
+                biases[j] = bj
+        return tuple(kernels), tuple(biases)
 
     def _isotypic_conv(self, x, padding):
-        kernels = self._iso_cache.value_for(self, [self.weight_dof], self._isotypic_kernels)
+        kernels, biases = self._iso_cache.value_for(self, [self.weight_dof, self.bias_dof], self._isotypic_kernels)
         batched = x.dim() == 3
         x = x if batched else x.unsqueeze(0)
-        n, c, t = x.shape
+        n, t = x.shape[0], x.shape[-1]
+        (m_in, m_out, _), (cols_in, cols_out) = self._iso_m, self._iso_cols
         qi, qo = self._iso_q_in, self._iso_q_out
-        z = torch.matmul(qi.transpose(1, 2), x.reshape(n, qi.shape[0], qi.shape[1], t)).view(n, c, t)
-        parts = z.index_select(1, self._iso_perm_in).split(self._iso_sizes[0], 1)
-        y = torch.cat([F.conv1d(p, w, None, self.stride, padding, self.dilation) for p, w in zip(parts, kernels)], 1)
-        y = y.index_select(1, self._iso_unperm_out)
-        t = y.shape[-1]
-        y = torch.matmul(qo, y.view(n, qo.shape[0], qo.shape[1], t)).view(n, -1, t)
-        if self.bias_dof is not None:
-            y = y + self.bias.unsqueeze(-1)
+        # Q̃ᵀ per copy, then each irrep's columns of every copy side by side: one product and one split for all.
+        z = torch.matmul(qi.t(), x.reshape(n, m_in, qi.shape[0], t)).split(cols_in, 2)
+        y = [F.conv1d(p.reshape(n, -1, t), w, bias, self.stride, padding, self.dilation)
+             for p, w, bias in zip(z, kernels, biases)]
+        t = y[0].shape[-1]
+        y = torch.cat([v.view(n, m_out, c, t) for v, c in zip(y, cols_out)], 2)
+        y = torch.matmul(qo, y).view(n, -1, t)
         return y if batched else y.squeeze(0)
 
 

@@ -282,45 +282,63 @@ def conv_constants(module: str, in_rep, out_rep, groups: int, init_scheme: str) 
 
 @dataclass(frozen=True)
 class ConvIsotypicPlan:
-    """eConv1d in the isotypic basis, for representations whose Q is block diagonal with |G|×|G| blocks (regular
-    copies): x̂ = Qᵀx per block, the channels grouped by irrep (perm), one convolution per irrep, back. Every tap
-    of Hom_G is block diagonal there, one block per irrep: for D8, 52·m² multiply-adds per tap and step instead
-    of 256·m². Tensors are float64/int64 CPU masters."""
-    q_in: torch.Tensor      # (k_in, b, b)
-    q_out: torch.Tensor     # (k_out, b, b)
-    perm_in: torch.Tensor   # (C_in): spectral channel of each grouped one
-    perm_out: torch.Tensor  # (C_out)
-    unperm_out: torch.Tensor  # (C_out): the inverse of perm_out
-    sizes_in: tuple         # channels of each irrep, in the order of the irreps' ids
-    sizes_out: tuple
+    """eConv1d in the isotypic basis, for regular copies (Q block diagonal with equal |G|×|G| blocks): per copy,
+    x̂ = Q̃ᵀx with Q̃ the block's columns grouped by irrep, the channels of each irrep gathered (copy after copy),
+    one convolution per irrep, back. Every tap of Hom_G is block diagonal there, one block per irrep: for D8,
+    52·m² multiply-adds per tap and step instead of 256·m². The irrep blocks are synthesised straight from the
+    coefficients: with φ = θ[tile_index] as (m_out, m_in, r) (torch.ops.symm.hom_tiles' tiles T_r), the block of
+    irrep j between copies o and i is Σ_r φ[o, i, r] E_j[r], E_j[r] = (Q̃_outᵀ T_r Q̃_in)[cols_j, cols_j]. Tensors
+    are float64/int64 CPU masters."""
+    q_in: torch.Tensor        # (b, b): Q_in's block, columns grouped by irrep
+    q_out: torch.Tensor       # (b, b)
+    synthesis: torch.Tensor   # (r, Σ_j c_out_j·c_in_j): E_j[r] flattened, irrep after irrep
+    cols_in: tuple            # columns of each irrep per block, in the order of the irreps' ids
+    cols_out: tuple
+    m_in: int                 # copies
+    m_out: int
+    r: int                    # coefficients per tile
 
 
 def _spectral_blocks(rep):
-    """(blocks (k, b, b), irrep id of each column) where Q is block diagonal with blocks b = |G| >= 8, else None.
-    Measured at one thread: blocks of 16 (D8) pay, as eBatchNorm1d's; 2×2 ones (C2) do not."""
+    """(block (b, b), irrep id of each of its columns) where Q is block diagonal with equal blocks b = |G| >= 8,
+    else None. Measured at one thread: blocks of 16 (D8) pay, as eBatchNorm1d's; 2×2 ones (C2) do not."""
     b, q = rep.group.order, rep.change_of_basis
     if b < 8 or q.shape[0] % b:
         return None
-    blocks = torch.stack([q[i * b:(i + 1) * b, i * b:(i + 1) * b] for i in range(q.shape[0] // b)])
-    if not torch.equal(torch.block_diag(*blocks), q):
+    block = q[:b, :b]
+    if not torch.equal(torch.block_diag(*([block] * (q.shape[0] // b))), q):
         return None
     ids = torch.tensor([k for k in rep.irreps for _ in range(rep.group.irrep(k).dim)], dtype=torch.int64)
-    return blocks, ids
+    return block, ids[:b]
 
 
-def conv_isotypic_plan(in_rep, out_rep) -> ConvIsotypicPlan | None:
-    """The isotypic plan of eConv1d, or None where it does not apply (see ConvIsotypicPlan; both representations
-    need the same irreps)."""
+def conv_isotypic_plan(in_rep, out_rep, constants: LinearConstants) -> ConvIsotypicPlan | None:
+    """The isotypic plan of eConv1d (one tap's synthesis `constants`), or None where it does not apply (see
+    ConvIsotypicPlan; both representations need the same irreps and the taps the tile layout)."""
     key = ("conv_isotypic", _key(in_rep), _key(out_rep))
     if key in _cache:
         return _cache[key]
     a, c = _spectral_blocks(in_rep), _spectral_blocks(out_rep)
     plan = None
-    if a is not None and c is not None and set(a[1].tolist()) == set(c[1].tolist()):
-        perm_in = torch.argsort(a[1], stable=True)
-        perm_out = torch.argsort(c[1], stable=True)
+    layout = constants.layout
+    tiles = constants.tensors[0] if layout.tiles else None
+    if (a is not None and c is not None and set(a[1].tolist()) == set(c[1].tolist()) and tiles is not None
+            and tuple(tiles.shape[1:]) == (c[0].shape[0], a[0].shape[0])
+            and layout.m[0] == out_rep.size // c[0].shape[0]):
+        perm_in, perm_out = torch.argsort(a[1], stable=True), torch.argsort(c[1], stable=True)
+        q_in, q_out = a[0][:, perm_in], c[0][:, perm_out]
         ids = sorted(set(a[1].tolist()))
-        plan = ConvIsotypicPlan(a[0], c[0], perm_in, perm_out, torch.argsort(perm_out),
-                                tuple(int((a[1] == k).sum()) for k in ids), tuple(int((c[1] == k).sum()) for k in ids))
+        cols_in = tuple(int((a[1] == k).sum()) for k in ids)
+        cols_out = tuple(int((c[1] == k).sum()) for k in ids)
+        e = q_out.T @ tiles @ q_in  # (r, b_out, b_in), block diagonal over the irreps
+        blocks, mask, i, o = [], torch.zeros_like(e[0], dtype=torch.bool), 0, 0
+        for ci, co in zip(cols_in, cols_out):
+            blocks.append(e[:, o:o + co, i:i + ci].reshape(e.shape[0], -1))
+            mask[o:o + co, i:i + ci] = True
+            i, o = i + ci, o + co
+        off_blocks = e[:, ~mask]
+        if off_blocks.numel() == 0 or float(off_blocks.abs().max()) < 1e-9:
+            plan = ConvIsotypicPlan(q_in, q_out, torch.cat(blocks, 1), cols_in, cols_out,
+                                    in_rep.size // a[0].shape[0], out_rep.size // c[0].shape[0], int(tiles.shape[0]))
     _cache[key] = plan
     return plan
