@@ -94,6 +94,7 @@ class _eConvBase(eModule):
             self._iso_m = (plan.m_in, plan.m_out, plan.r)
             for name in ("q_in", "q_out", "synthesis"):
                 self._constant(f"_iso_{name}", getattr(plan, name), dtype)
+            self._iso_columns_out = plan.columns_out  # the shared CPU master, read only
             # Fix(ρ_out) in the isotypic channels, irrep after irrep (copy, column): the bias reaches only the
             # irreps where it is nonzero (the trivial one), added by their convolutions.
             fix = out_rep.invariant_basis
@@ -217,6 +218,22 @@ isotypic basis (ops.ConvIsotypicPlan), about a fifth of the multiply-adds for D8
         return self.padding, self.padding
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._forward(x, False)
+
+    def forward_isotypic(self, x: torch.Tensor) -> torch.Tensor:
+        """Where ``isotypic``: the output before its last change of basis, w (B, m_out, b, T_out) with
+        y = Q̃_out w per copy (Q̃_out = ``_iso_q_out``: the block of Q_out with its columns grouped by irrep, those
+        of ``iso_columns_out()``); batched input only. For a caller that acts there (the encoder's norm)."""
+        if not self.isotypic or x.dim() != 3:
+            raise InputError("eConv1d.forward_isotypic: needs an isotypic module and a batched input (B, C, T)")
+        return self._forward(x, True)
+
+    def iso_columns_out(self) -> torch.Tensor:
+        """int64 (C_out): the column of out_rep's change of basis behind each channel of forward_isotypic's w."""
+        m_out, b = self._iso_m[1], self._iso_q_out.shape[0]
+        return (torch.arange(m_out).unsqueeze(1) * b + self._iso_columns_out.unsqueeze(0)).reshape(-1)
+
+    def _forward(self, x, iso_out):
         self._check_input(x)
         left, right = self._pads()
         t = x.shape[-1]
@@ -225,7 +242,7 @@ isotypic basis (ops.ConvIsotypicPlan), about a fifth of the multiply-adds for D8
             raise InputError(f"eConv1d: the input has {t} time steps ({t + left + right} padded) but the dilated "
                              f"kernel spans {span}")
         if self.padding_mode == "zeros" or left + right == 0:
-            return self._conv(x, self.padding if isinstance(self.padding, str) else left)
+            return self._conv(x, self.padding if isinstance(self.padding, str) else left, iso_out)
         if self.padding_mode == "reflect" and max(left, right) >= t:
             raise InputError(f"eConv1d: padding_mode reflect needs padding < the {t} time steps of the input, "
                              f"got padding {max(left, right)}")
@@ -234,12 +251,12 @@ isotypic basis (ops.ConvIsotypicPlan), about a fifth of the multiply-adds for D8
                              f"got padding {max(left, right)}")
         batched = x.dim() == 3
         padded = F.pad(x if batched else x.unsqueeze(0), (left, right), mode=self.padding_mode)
-        y = self._conv(padded, 0)
+        y = self._conv(padded, 0, iso_out)
         return y if batched else y.squeeze(0)
 
-    def _conv(self, x, padding):
+    def _conv(self, x, padding, iso_out=False):
         if self.isotypic:
-            return self._isotypic_conv(x, padding)
+            return self._isotypic_conv(x, padding, iso_out)
         return F.conv1d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
 
     def _isotypic_kernels(self) -> tuple:
@@ -266,7 +283,7 @@ isotypic basis (ops.ConvIsotypicPlan), about a fifth of the multiply-adds for D8
                 biases[j] = bj
         return tuple(kernels), tuple(biases)
 
-    def _isotypic_conv(self, x, padding):
+    def _isotypic_conv(self, x, padding, iso_out=False):
         kernels, biases = self._iso_cache.value_for(self, [self.weight_dof, self.bias_dof], self._isotypic_kernels)
         batched = x.dim() == 3
         x = x if batched else x.unsqueeze(0)
@@ -279,6 +296,8 @@ isotypic basis (ops.ConvIsotypicPlan), about a fifth of the multiply-adds for D8
              for p, w, bias in zip(z, kernels, biases)]
         t = y[0].shape[-1]
         y = torch.cat([v.view(n, m_out, c, t) for v, c in zip(y, cols_out)], 2)
+        if iso_out:
+            return y
         y = torch.matmul(qo, y).view(n, -1, t)
         return y if batched else y.squeeze(0)
 

@@ -291,6 +291,7 @@ class ConvIsotypicPlan:
     are float64/int64 CPU masters."""
     q_in: torch.Tensor        # (b, b): Q_in's block, columns grouped by irrep
     q_out: torch.Tensor       # (b, b)
+    columns_out: torch.Tensor  # (b): the column of Q_out's block behind each column of q_out
     synthesis: torch.Tensor   # (r, Σ_j c_out_j·c_in_j): E_j[r] flattened, irrep after irrep
     cols_in: tuple            # columns of each irrep per block, in the order of the irreps' ids
     cols_out: tuple
@@ -338,7 +339,7 @@ def conv_isotypic_plan(in_rep, out_rep, constants: LinearConstants) -> ConvIsoty
             i, o = i + ci, o + co
         off_blocks = e[:, ~mask]
         if off_blocks.numel() == 0 or float(off_blocks.abs().max()) < 1e-9:
-            plan = ConvIsotypicPlan(q_in, q_out, torch.cat(blocks, 1), cols_in, cols_out,
+            plan = ConvIsotypicPlan(q_in, q_out, perm_out, torch.cat(blocks, 1), cols_in, cols_out,
                                     in_rep.size // a[0].shape[0], out_rep.size // c[0].shape[0], int(tiles.shape[0]))
     _cache[key] = plan
     return plan
