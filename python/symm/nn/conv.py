@@ -90,20 +90,26 @@ class _eConvBase(eModule):
         plan = ops.conv_isotypic_plan(in_rep, out_rep, c.linear) if not self._TRANSPOSED and self.groups == 1 else None
         self.isotypic = plan is not None
         if plan is not None:
-            self._iso_cols = (plan.cols_in, plan.cols_out)
+            self._iso_units, self._iso_widths = plan.units, (plan.widths(0), plan.widths(1))
             self._iso_m = (plan.m_in, plan.m_out, plan.r)
             for name in ("q_in", "q_out", "synthesis"):
                 self._constant(f"_iso_{name}", getattr(plan, name), dtype)
             self._iso_columns_out = plan.columns_out  # the shared CPU master, read only
-            # Fix(ρ_out) in the isotypic channels, irrep after irrep (copy, column): the bias reaches only the
-            # irreps where it is nonzero (the trivial one), added by their convolutions.
+            # Fix(ρ_out) in each unit's output channels: the bias reaches only the units where it is nonzero (the
+            # one of the trivial irrep), added by their convolutions.
             fix = out_rep.invariant_basis
             k, b = plan.m_out, plan.q_out.shape[0]
-            iso_fix = (plan.q_out.T @ fix.reshape(k, b, -1)).split(plan.cols_out, 1)  # per irrep (k, c_j, n_fix)
-            iso_fix = [f.reshape(-1, fix.shape[1]) for f in iso_fix]
-            self._iso_bias_irreps = tuple(j for j, f in enumerate(iso_fix) if f.numel() and float(f.abs().max()) > 1e-12)
-            if fix.shape[1] > 0 and self._iso_bias_irreps:
-                self._constant("_iso_fix", torch.cat([iso_fix[j] for j in self._iso_bias_irreps]), dtype)
+            pieces = (plan.q_out.T @ fix.reshape(k, b, -1)).split(self._iso_widths[1], 1)  # (k, width, n_fix)
+            iso_fix = []
+            for unit, f in zip(plan.units, pieces):
+                nonzero = f.numel() > 0 and float(f.abs().max()) > 1e-12
+                if nonzero and unit[0] == "kron":  # Fix(ρ) lies in the trivial irrep, never a Kronecker unit
+                    raise AssertionError("eConv1d: an invariant bias on a Kronecker unit")
+                iso_fix.append((f.transpose(0, 1) if unit[0] == "group" else f).reshape(-1, fix.shape[1])
+                               if nonzero else None)
+            self._iso_bias_units = tuple(j for j, f in enumerate(iso_fix) if f is not None)
+            if fix.shape[1] > 0 and self._iso_bias_units:
+                self._constant("_iso_fix", torch.cat([iso_fix[j] for j in self._iso_bias_units]), dtype)
             self._iso_indexed = self._n_synthesis > 1  # hom_tiles' tile_index
             if self._iso_indexed:
                 self._constant("_iso_index", c.linear.tensors[1])
@@ -260,26 +266,31 @@ isotypic basis (ops.ConvIsotypicPlan), about a fifth of the multiply-adds for D8
         return F.conv1d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
 
     def _isotypic_kernels(self) -> tuple:
-        """The taps in the isotypic bases, straight from the coefficients: one (m_out·c_out, m_in·c_in, K) kernel
-        per irrep (channels copy after copy, the irrep's columns within each), and the biases of the irreps
-        where Fix(ρ_out) lies (None for the others)."""
+        """The taps in the isotypic bases, straight from the coefficients: one kernel per unit of
+        ops.ConvIsotypicPlan ("group": (g·m_out, m_in, K); "kron": Θ (m_out·mult_out, m_in·mult_in, K); "plain":
+        (m_out·c_out, m_in·c_in, K)), and the biases of the units where Fix(ρ_out) lies (None for the others)."""
         m_in, m_out, r = self._iso_m
         theta = self.weight_dof
         if self._iso_indexed:
             theta = theta.index_select(1, self._iso_index)
         k = theta.shape[0]
-        # (Σ_j c_out·c_in, K·m_out·m_in): every irrep's block entries, for all taps and pairs of copies at once.
+        # (S, K·m_out·m_in): every unit's block entries, for all taps and pairs of copies at once.
         p = torch.mm(self._iso_synthesis.t(), theta.reshape(-1, r).t())
         kernels, row = [], 0
-        for ci, co in zip(*self._iso_cols):
-            block = p[row:row + co * ci].view(co, ci, k, m_out, m_in)
-            kernels.append(block.permute(3, 0, 4, 1, 2).reshape(m_out * co, m_in * ci, k))
-            row += co * ci
+        for kind, count, ci, co, _ in self._iso_units:
+            if kind == "group":
+                block = p[row:row + count].view(count, k, m_out, m_in)
+                kernels.append(block.permute(0, 2, 3, 1).reshape(count * m_out, m_in, k))
+                row += count
+            else:
+                block = p[row:row + co * ci].view(co, ci, k, m_out, m_in)
+                kernels.append(block.permute(3, 0, 4, 1, 2).reshape(m_out * co, m_in * ci, k))
+                row += co * ci
         biases = [None] * len(kernels)
-        if self.bias_dof is not None and self._iso_bias_irreps:
+        if self.bias_dof is not None and self._iso_bias_units:
             b = torch.mv(self._iso_fix, self.bias_dof)
-            sizes = [m_out * self._iso_cols[1][j] for j in self._iso_bias_irreps]
-            for j, bj in zip(self._iso_bias_irreps, b.split(sizes)):
+            sizes = [m_out * self._iso_widths[1][j] for j in self._iso_bias_units]
+            for j, bj in zip(self._iso_bias_units, b.split(sizes)):
                 biases[j] = bj
         return tuple(kernels), tuple(biases)
 
@@ -288,17 +299,27 @@ isotypic basis (ops.ConvIsotypicPlan), about a fifth of the multiply-adds for D8
         batched = x.dim() == 3
         x = x if batched else x.unsqueeze(0)
         n, t = x.shape[0], x.shape[-1]
-        (m_in, m_out, _), (cols_in, cols_out) = self._iso_m, self._iso_cols
+        m_in, m_out, _ = self._iso_m
         qi, qo = self._iso_q_in, self._iso_q_out
-        # Q̃ᵀ per copy, then each irrep's columns of every copy side by side: one product and one split for all.
-        z = torch.matmul(qi.t(), x.reshape(n, m_in, qi.shape[0], t)).split(cols_in, 2)
-        y = [F.conv1d(p.reshape(n, -1, t), w, bias, self.stride, padding, self.dilation)
-             for p, w, bias in zip(z, kernels, biases)]
-        t = y[0].shape[-1]
-        y = torch.cat([v.view(n, m_out, c, t) for v, c in zip(y, cols_out)], 2)
+        # Q̃ᵀ per copy, then each unit's columns of every copy: one product and one split for all units.
+        z = torch.matmul(qi.t(), x.reshape(n, m_in, qi.shape[0], t)).split(self._iso_widths[0], 2)
+        conv = lambda v, w, bias, groups=1: F.conv1d(v, w, bias, self.stride, padding, self.dilation, groups)
+        parts = []
+        for (kind, count, ci, co, d), piece, w, bias in zip(self._iso_units, z, kernels, biases):
+            if kind == "group":  # channels (irrep, copy)
+                y = conv(piece.transpose(1, 2).reshape(n, count * m_in, t), w, bias, count)
+                parts.append(y.view(n, count, m_out, -1).transpose(1, 2))
+            elif kind == "kron":  # the d components along the batch, channels (copy, multiplicity)
+                v = piece.view(n, m_in, ci, d, t).permute(3, 0, 1, 2, 4).reshape(d * n, m_in * ci, t)
+                y = conv(v, w, bias)
+                parts.append(y.view(d, n, m_out, co, -1).permute(1, 2, 3, 0, 4).reshape(n, m_out, co * d, -1))
+            else:
+                y = conv(piece.reshape(n, m_in * ci, t), w, bias)
+                parts.append(y.view(n, m_out, co, -1))
+        y = torch.cat(parts, 2)
         if iso_out:
             return y
-        y = torch.matmul(qo, y).view(n, -1, t)
+        y = torch.matmul(qo, y).view(n, -1, y.shape[-1])
         return y if batched else y.squeeze(0)
 
 
