@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from . import ops
 from .activation import check_activation
 from .conv import eConv1d
 from .mlp import DEFAULT_ACTIVATION, _regular_copies, eMLP, hidden_regular, iMLP
@@ -190,7 +191,7 @@ class eTimeCNNEncoder(eModule):
         norm = self.norms[i]
         w = conv.forward_isotypic(h)
         n, m, b, t = w.shape
-        w = torch.ops.symm.rms_normalise(w.view(n, m * b, t), 1, norm.eps).view(n, m, b, t)
+        w = ops.channel_rms(w.view(n, m * b, t), norm.eps).view(n, m, b, t)
         scale = norm.affine.scale_dof.index_select(0, getattr(self, f"_iso_copy{i}")).view(m, 1, b)
         return torch.matmul(conv._iso_q_out * scale, w).view(n, m * b, t)
 
