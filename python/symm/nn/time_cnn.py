@@ -15,7 +15,7 @@ from . import ops
 from .activation import check_activation
 from .conv import eConv1d
 from .mlp import DEFAULT_ACTIVATION, _regular_copies, eMLP, hidden_regular, iMLP
-from .module import InputError, check_device_and_dtype, eModule
+from .module import InputError, check_device_and_dtype, check_features, eModule
 from .normalization import eRMSNorm
 
 __all__ = ["MLP", "eTimeCNNEncoder", "TimeCNNEncoder"]
@@ -175,8 +175,12 @@ class eTimeCNNEncoder(eModule):
                 h = self._fused_block(i, conv, h)
             else:
                 h = conv(h)
-                if self.batch_norm:
-                    h = self.norms[i](h.transpose(1, 2)).transpose(1, 2)
+                if self.batch_norm:  # eRMSNorm over the channels, dim 1 here
+                    norm = self.norms[i]
+                    check_features("eRMSNorm", h.transpose(1, 2), norm.in_features)
+                    h = ops.channel_rms(h, norm.eps)
+                    if norm.affine is not None:
+                        h = norm.affine(h.transpose(1, 2)).transpose(1, 2)
             h = self.activation(h)
             if self.downsample == "pooling":
                 h = F.max_pool1d(h, 2, 2)
