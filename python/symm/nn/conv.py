@@ -135,6 +135,15 @@ class _eConvBase(eModule):
         # One tap at a time through eLinear's structured synthesis: a dense (n_out·n_in, dim) synthesis matrix
         # is dim times the size of a tap (1 GiB in float32 for 16 regular copies of D8) and its product as slow.
         synthesis = [getattr(self, f"_synthesis{i}") for i in range(self._n_synthesis)]
+        if self._layout.tiles:
+            # hom_tiles for every tap at once: φ (rows, m_out, m_in, r) times the tiles (r, s_out·s_in), one product.
+            tiles = synthesis[0]
+            r, s_out, s_in = tiles.shape
+            m_out = self._layout.m[0]
+            theta = self.weight_dof if len(synthesis) == 1 else self.weight_dof.index_select(1, synthesis[1].view(-1))
+            rows = theta.shape[0]
+            w = torch.mm(theta.reshape(-1, r), tiles.view(r, -1)).view(rows, m_out, -1, s_out, s_in)
+            return w.permute(0, 1, 3, 2, 4).reshape(rows, m_out * s_out, -1)
         return torch.stack([ops.linear_weight(row, synthesis, self._layout) for row in self.weight_dof])
 
     def _kernel(self) -> torch.Tensor:
