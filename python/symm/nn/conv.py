@@ -132,8 +132,9 @@ class _eConvBase(eModule):
 
     def taps(self) -> torch.Tensor:
         """Dense taps (groups·K, C_out/groups, C_in/groups), differentiable in weight_dof."""
-        # One tap at a time through eLinear's structured synthesis: a dense (n_out·n_in, dim) synthesis matrix
-        # is dim times the size of a tap (1 GiB in float32 for 16 regular copies of D8) and its product as slow.
+        # Through eLinear's structured synthesis (all taps at once for the tile layout, else one at a time): a
+        # dense (n_out·n_in, dim) synthesis matrix is dim times the size of a tap (1 GiB in float32 for 16
+        # regular copies of D8) and its product as slow.
         synthesis = [getattr(self, f"_synthesis{i}") for i in range(self._n_synthesis)]
         if self._layout.tiles:
             # hom_tiles for every tap at once: φ (rows, m_out, m_in, r) times the tiles (r, s_out·s_in), one product.
@@ -203,8 +204,10 @@ class _eConvBase(eModule):
 class eConv1d(_eConvBase):
     """y[t] = Σ_k W_k x[t·stride + k·dilation − padding] + b with W_k ∈ Hom_G(ρ_in, ρ_out) and b ∈ Fix(ρ_out):
     conv(ρ_in(g)x) = ρ_out(g) conv(x). The forward is ``F.conv1d`` with the synthesised kernel, or, where both
-representations are regular copies of a group of order >= 8 (``isotypic``), one ``F.conv1d`` per irrep in the
-isotypic basis (ops.ConvIsotypicPlan), about a fifth of the multiply-adds for D8.
+representations are regular copies of a group of order >= 8 (``isotypic``), a few ``F.conv1d`` in the
+isotypic basis (ops.ConvIsotypicPlan: one grouped over the 1-dim irreps, one per other irrep, over Θ only where
+the block is Θ ⊗ I_d), whose kernels come straight from the coefficients: for D8, 28·m² multiply-adds per tap
+and step against the dense kernel's 256·m².
 
     Arguments as symm_learning's eConv1d (in_rep, out_rep, kernel_size=3, basis_expansion, init_scheme) and then
     torch's Conv1d keywords (stride, padding: an int, 'valid' or 'same', dilation, groups, bias, padding_mode,
