@@ -126,7 +126,11 @@ class eBatchNorm1d(eModule):
                     # torch's running variance is the unbiased one.
                     self.running_var.mul_(1 - m).add_(var.detach() * (n / (n - 1)), alpha=m)
             s = torch.rsqrt(var + self.eps).index_select(0, self._copy_of)
-            y = channels(q, z * column(s if scale is None else s * scale))
+            a = s if scale is None else s * scale
+            # Blockwise, the scales ride on the columns of Q's blocks: no pass over z for them (9-13% of a
+            # training step for D8 and O at one thread; with a dense Q the product's gradient in the (C, C) map
+            # costs more than the pass, 13% slower for C2).
+            y = channels(q * a.view(q.shape[0], 1, b), z) if blocked else channels(q, z * column(a))
         else:
             # Eval is one affine map y = A x + (b − A μ), A = Q·diag(s)·Qᵀ: one product instead of three.
             def dense():

@@ -87,12 +87,32 @@ class _eConvBase(eModule):
         self.bias_dof = torch.nn.Parameter(torch.empty(n_fix, **like)) if bias and n_fix > 0 else None
         self._m_in_fix = in_rep.invariant_basis.shape[1]
         self._weight_cache, self._bias_cache = EvalCache(), EvalCache()
-        plan = ops.conv_isotypic_plan(in_rep, out_rep) if not self._TRANSPOSED and self.groups == 1 else None
+        plan = ops.conv_isotypic_plan(in_rep, out_rep, c.linear) if not self._TRANSPOSED and self.groups == 1 else None
         self.isotypic = plan is not None
         if plan is not None:
-            self._iso_sizes = (plan.sizes_in, plan.sizes_out)
-            for name in ("q_in", "q_out", "perm_in", "perm_out", "unperm_out"):
+            self._iso_units, self._iso_widths = plan.units, (plan.widths(0), plan.widths(1))
+            self._iso_m = (plan.m_in, plan.m_out, plan.r)
+            for name in ("q_in", "q_out", "synthesis"):
                 self._constant(f"_iso_{name}", getattr(plan, name), dtype)
+            self._iso_columns_out = plan.columns_out  # the shared CPU master, read only
+            # Fix(ρ_out) in each unit's output channels: the bias reaches only the units where it is nonzero (the
+            # one of the trivial irrep), added by their convolutions.
+            fix = out_rep.invariant_basis
+            k, b = plan.m_out, plan.q_out.shape[0]
+            pieces = (plan.q_out.T @ fix.reshape(k, b, -1)).split(self._iso_widths[1], 1)  # (k, width, n_fix)
+            iso_fix = []
+            for unit, f in zip(plan.units, pieces):
+                nonzero = f.numel() > 0 and float(f.abs().max()) > 1e-12
+                if nonzero and unit[0] == "kron":  # Fix(ρ) lies in the trivial irrep, never a Kronecker unit
+                    raise AssertionError("eConv1d: an invariant bias on a Kronecker unit")
+                iso_fix.append((f.transpose(0, 1) if unit[0] == "group" else f).reshape(-1, fix.shape[1])
+                               if nonzero else None)
+            self._iso_bias_units = tuple(j for j, f in enumerate(iso_fix) if f is not None)
+            if fix.shape[1] > 0 and self._iso_bias_units:
+                self._constant("_iso_fix", torch.cat([iso_fix[j] for j in self._iso_bias_units]), dtype)
+            self._iso_indexed = self._n_synthesis > 1  # hom_tiles' tile_index
+            if self._iso_indexed:
+                self._constant("_iso_index", c.linear.tensors[1])
             self._iso_cache = EvalCache()
         self.reset_parameters()
         self._place(device, dtype)
@@ -112,9 +132,19 @@ class _eConvBase(eModule):
 
     def taps(self) -> torch.Tensor:
         """Dense taps (groups·K, C_out/groups, C_in/groups), differentiable in weight_dof."""
-        # One tap at a time through eLinear's structured synthesis: a dense (n_out·n_in, dim) synthesis matrix
-        # is dim times the size of a tap (1 GiB in float32 for 16 regular copies of D8) and its product as slow.
+        # Through eLinear's structured synthesis (all taps at once for the tile layout, else one at a time): a
+        # dense (n_out·n_in, dim) synthesis matrix is dim times the size of a tap (1 GiB in float32 for 16
+        # regular copies of D8) and its product as slow.
         synthesis = [getattr(self, f"_synthesis{i}") for i in range(self._n_synthesis)]
+        if self._layout.tiles:
+            # hom_tiles for every tap at once: φ (rows, m_out, m_in, r) times the tiles (r, s_out·s_in), one product.
+            tiles = synthesis[0]
+            r, s_out, s_in = tiles.shape
+            m_out = self._layout.m[0]
+            theta = self.weight_dof if len(synthesis) == 1 else self.weight_dof.index_select(1, synthesis[1].view(-1))
+            rows = theta.shape[0]
+            w = torch.mm(theta.reshape(-1, r), tiles.view(r, -1)).view(rows, m_out, -1, s_out, s_in)
+            return w.permute(0, 1, 3, 2, 4).reshape(rows, m_out * s_out, -1)
         return torch.stack([ops.linear_weight(row, synthesis, self._layout) for row in self.weight_dof])
 
     def _kernel(self) -> torch.Tensor:
@@ -174,8 +204,10 @@ class _eConvBase(eModule):
 class eConv1d(_eConvBase):
     """y[t] = Σ_k W_k x[t·stride + k·dilation − padding] + b with W_k ∈ Hom_G(ρ_in, ρ_out) and b ∈ Fix(ρ_out):
     conv(ρ_in(g)x) = ρ_out(g) conv(x). The forward is ``F.conv1d`` with the synthesised kernel, or, where both
-representations are regular copies of a group of order >= 8 (``isotypic``), one ``F.conv1d`` per irrep in the
-isotypic basis (ops.ConvIsotypicPlan), about a fifth of the multiply-adds for D8.
+representations are regular copies of a group of order >= 8 (``isotypic``), a few ``F.conv1d`` in the
+isotypic basis (ops.ConvIsotypicPlan: one grouped over the 1-dim irreps, one per other irrep, over Θ only where
+the block is Θ ⊗ I_d), whose kernels come straight from the coefficients: for D8, 28·m² multiply-adds per tap
+and step against the dense kernel's 256·m².
 
     Arguments as symm_learning's eConv1d (in_rep, out_rep, kernel_size=3, basis_expansion, init_scheme) and then
     torch's Conv1d keywords (stride, padding: an int, 'valid' or 'same', dilation, groups, bias, padding_mode,
@@ -204,6 +236,22 @@ isotypic basis (ops.ConvIsotypicPlan), about a fifth of the multiply-adds for D8
         return self.padding, self.padding
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._forward(x, False)
+
+    def forward_isotypic(self, x: torch.Tensor) -> torch.Tensor:
+        """Where ``isotypic``: the output before its last change of basis, w (B, m_out, b, T_out) with
+        y = Q̃_out w per copy (Q̃_out = ``_iso_q_out``: the block of Q_out with its columns grouped by irrep, those
+        of ``iso_columns_out()``); batched input only. For a caller that acts there (the encoder's norm)."""
+        if not self.isotypic or x.dim() != 3:
+            raise InputError("eConv1d.forward_isotypic: needs an isotypic module and a batched input (B, C, T)")
+        return self._forward(x, True)
+
+    def iso_columns_out(self) -> torch.Tensor:
+        """int64 (C_out): the column of out_rep's change of basis behind each channel of forward_isotypic's w."""
+        m_out, b = self._iso_m[1], self._iso_q_out.shape[0]
+        return (torch.arange(m_out).unsqueeze(1) * b + self._iso_columns_out.unsqueeze(0)).reshape(-1)
+
+    def _forward(self, x, iso_out):
         self._check_input(x)
         left, right = self._pads()
         t = x.shape[-1]
@@ -212,7 +260,7 @@ isotypic basis (ops.ConvIsotypicPlan), about a fifth of the multiply-adds for D8
             raise InputError(f"eConv1d: the input has {t} time steps ({t + left + right} padded) but the dilated "
                              f"kernel spans {span}")
         if self.padding_mode == "zeros" or left + right == 0:
-            return self._conv(x, self.padding if isinstance(self.padding, str) else left)
+            return self._conv(x, self.padding if isinstance(self.padding, str) else left, iso_out)
         if self.padding_mode == "reflect" and max(left, right) >= t:
             raise InputError(f"eConv1d: padding_mode reflect needs padding < the {t} time steps of the input, "
                              f"got padding {max(left, right)}")
@@ -221,43 +269,69 @@ isotypic basis (ops.ConvIsotypicPlan), about a fifth of the multiply-adds for D8
                              f"got padding {max(left, right)}")
         batched = x.dim() == 3
         padded = F.pad(x if batched else x.unsqueeze(0), (left, right), mode=self.padding_mode)
-        y = self._conv(padded, 0)
+        y = self._conv(padded, 0, iso_out)
         return y if batched else y.squeeze(0)
 
-    def _conv(self, x, padding):
+    def _conv(self, x, padding, iso_out=False):
         if self.isotypic:
-            return self._isotypic_conv(x, padding)
+            return self._isotypic_conv(x, padding, iso_out)
         return F.conv1d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
 
-    def _isotypic_kernels(self) -> list:
-        """The taps in the isotypic bases, one (s_out, s_in, K) kernel per irrep (the blocks of Q_outᵀ W_k Q_in
-        with the channels grouped by irrep)."""
-        taps = self.taps()  # (K, C_out, C_in)
-        qo, qi = self._iso_q_out, self._iso_q_in
-        k = taps.shape[0]
-        t = torch.matmul(qo.transpose(1, 2), taps.view(k, qo.shape[0], qo.shape[1], -1)).view(taps.shape)
-        t = torch.einsum("koij,ijl->koil", t.view(k, t.shape[1], qi.shape[0], qi.shape[1]), qi).reshape(taps.shape)
-        t = t.index_select(1, self._iso_perm_out).index_select(2, self._iso_perm_in)
-        kernels, i, o = [], 0, 0
-        for si, so in zip(*self._iso_sizes):
-            kernels.append(t[:, o:o + so, i:i + si].permute(1, 2, 0).contiguous())
-            i, o = i + si, o + so
-        return kernels
+    def _isotypic_kernels(self) -> tuple:
+        """The taps in the isotypic bases, straight from the coefficients: one kernel per unit of
+        ops.ConvIsotypicPlan ("group": (g·m_out, m_in, K); "kron": Θ (m_out·mult_out, m_in·mult_in, K); "plain":
+        (m_out·c_out, m_in·c_in, K)), and the biases of the units where Fix(ρ_out) lies (None for the others)."""
+        m_in, m_out, r = self._iso_m
+        theta = self.weight_dof
+        if self._iso_indexed:
+            theta = theta.index_select(1, self._iso_index)
+        k = theta.shape[0]
+        # (S, K·m_out·m_in): every unit's block entries, for all taps and pairs of copies at once.
+        p = torch.mm(self._iso_synthesis.t(), theta.reshape(-1, r).t())
+        kernels, row = [], 0
+        for kind, count, ci, co, _ in self._iso_units:
+            if kind == "group":
+                block = p[row:row + count].view(count, k, m_out, m_in)
+                kernels.append(block.permute(0, 2, 3, 1).reshape(count * m_out, m_in, k))
+                row += count
+            else:
+                block = p[row:row + co * ci].view(co, ci, k, m_out, m_in)
+                kernels.append(block.permute(3, 0, 4, 1, 2).reshape(m_out * co, m_in * ci, k))
+                row += co * ci
+        biases = [None] * len(kernels)
+        if self.bias_dof is not None and self._iso_bias_units:
+            b = torch.mv(self._iso_fix, self.bias_dof)
+            sizes = [m_out * self._iso_widths[1][j] for j in self._iso_bias_units]
+            for j, bj in zip(self._iso_bias_units, b.split(sizes)):
+                biases[j] = bj
+        return tuple(kernels), tuple(biases)
 
-    def _isotypic_conv(self, x, padding):
-        kernels = self._iso_cache.value_for(self, [self.weight_dof], self._isotypic_kernels)
+    def _isotypic_conv(self, x, padding, iso_out=False):
+        kernels, biases = self._iso_cache.value_for(self, [self.weight_dof, self.bias_dof], self._isotypic_kernels)
         batched = x.dim() == 3
         x = x if batched else x.unsqueeze(0)
-        n, c, t = x.shape
+        n, t = x.shape[0], x.shape[-1]
+        m_in, m_out, _ = self._iso_m
         qi, qo = self._iso_q_in, self._iso_q_out
-        z = torch.matmul(qi.transpose(1, 2), x.reshape(n, qi.shape[0], qi.shape[1], t)).view(n, c, t)
-        parts = z.index_select(1, self._iso_perm_in).split(self._iso_sizes[0], 1)
-        y = torch.cat([F.conv1d(p, w, None, self.stride, padding, self.dilation) for p, w in zip(parts, kernels)], 1)
-        y = y.index_select(1, self._iso_unperm_out)
-        t = y.shape[-1]
-        y = torch.matmul(qo, y.view(n, qo.shape[0], qo.shape[1], t)).view(n, -1, t)
-        if self.bias_dof is not None:
-            y = y + self.bias.unsqueeze(-1)
+        # Q̃ᵀ per copy, then each unit's columns of every copy: one product and one split for all units.
+        z = torch.matmul(qi.t(), x.reshape(n, m_in, qi.shape[0], t)).split(self._iso_widths[0], 2)
+        conv = lambda v, w, bias, groups=1: F.conv1d(v, w, bias, self.stride, padding, self.dilation, groups)
+        parts = []
+        for (kind, count, ci, co, d), piece, w, bias in zip(self._iso_units, z, kernels, biases):
+            if kind == "group":  # channels (irrep, copy)
+                y = conv(piece.transpose(1, 2).reshape(n, count * m_in, t), w, bias, count)
+                parts.append(y.view(n, count, m_out, -1).transpose(1, 2))
+            elif kind == "kron":  # the d components along the batch, channels (copy, multiplicity)
+                v = piece.view(n, m_in, ci, d, t).permute(3, 0, 1, 2, 4).reshape(d * n, m_in * ci, t)
+                y = conv(v, w, bias)
+                parts.append(y.view(d, n, m_out, co, -1).permute(1, 2, 3, 0, 4).reshape(n, m_out, co * d, -1))
+            else:
+                y = conv(piece.reshape(n, m_in * ci, t), w, bias)
+                parts.append(y.view(n, m_out, co, -1))
+        y = torch.cat(parts, 2)
+        if iso_out:
+            return y
+        y = torch.matmul(qo, y).view(n, -1, y.shape[-1])
         return y if batched else y.squeeze(0)
 
 

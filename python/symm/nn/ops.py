@@ -14,7 +14,7 @@ from ..linalg import basis_key as _key
 __all__ = ["linear_constants", "linear_weight", "isotypic_constants", "isotypic_operands", "isotypic_linear",
            "isotypic_space", "to_chunk_basis", "from_chunk_basis",
            "affine_constants", "layer_norm_constants", "conv_constants", "conv_isotypic_plan",
-           "column_copies", "rms_normalise",
+           "column_copies", "rms_normalise", "channel_rms",
            "layer_normalise"]
 
 
@@ -205,6 +205,36 @@ def rms_normalise(x: torch.Tensor, eps: float) -> torch.Tensor:
     return torch.ops.symm.rms_normalise(x, -1, eps)
 
 
+class _ChannelRMS(torch.autograd.Function):
+    """x / sqrt(mean(x², dim 1) + eps) for x (B, C, T) contiguous: the mean square as square().mean(1) (8x faster at
+    one thread than linalg_vector_norm over the middle dimension, which torch.ops.symm.rms_normalise uses there)
+    and the backward as the C++ op's, r·(g − y·mean(g·y)); a double backward goes through differentiable ops."""
+
+    @staticmethod
+    def forward(ctx, x, eps):
+        r = torch.rsqrt(x.square().mean(1, keepdim=True).add_(eps))
+        y = x * r
+        ctx.save_for_backward(x, y, r)
+        ctx.eps = eps
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        x, y, r = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph: the formula from x, so that higher derivatives are exact
+            r = torch.rsqrt(x.square().mean(1, keepdim=True) + ctx.eps)
+            y = x * r
+            return (g - y * (g * y).mean(1, keepdim=True)) * r, None
+        return torch.addcmul(g, y, (g * y).mean(1, keepdim=True), value=-1).mul_(r), None
+
+
+def channel_rms(x: torch.Tensor, eps: float) -> torch.Tensor:
+    """The RMS normalisation of x (B, C, T) over its channels (dim 1)."""
+    if not torch.is_grad_enabled() or not x.requires_grad:
+        return x * torch.rsqrt(x.square().mean(1, keepdim=True).add_(eps))
+    return _ChannelRMS.apply(x, eps)
+
+
 def layer_normalise(x: torch.Tensor, centre, eps: float) -> torch.Tensor:
     return torch.ops.symm.layer_normalise(x, centre, -1, eps)
 
@@ -297,45 +327,106 @@ def conv_constants(module: str, in_rep, out_rep, groups: int, init_scheme: str) 
 
 @dataclass(frozen=True)
 class ConvIsotypicPlan:
-    """eConv1d in the isotypic basis, for representations whose Q is block diagonal with |G|×|G| blocks (regular
-    copies): x̂ = Qᵀx per block, the channels grouped by irrep (perm), one convolution per irrep, back. Every tap
-    of Hom_G is block diagonal there, one block per irrep: for D8, 52·m² multiply-adds per tap and step instead
-    of 256·m². Tensors are float64/int64 CPU masters."""
-    q_in: torch.Tensor      # (k_in, b, b)
-    q_out: torch.Tensor     # (k_out, b, b)
-    perm_in: torch.Tensor   # (C_in): spectral channel of each grouped one
-    perm_out: torch.Tensor  # (C_out)
-    unperm_out: torch.Tensor  # (C_out): the inverse of perm_out
-    sizes_in: tuple         # channels of each irrep, in the order of the irreps' ids
-    sizes_out: tuple
+    """eConv1d in the isotypic basis, for regular copies (Q block diagonal with equal |G|×|G| blocks): per copy,
+    x̂ = Q̃ᵀx with Q̃ the block's columns grouped by irrep, one convolution per unit of irreps, back. Every tap of
+    Hom_G is block diagonal there, one block per irrep. The units (``units``, one convolution each):
+
+    - ("group", g, 1, 1, 1): the g irreps with one column per block (1-dim irreps of regular copies), one grouped
+      convolution (groups=g) over their channels (irrep, copy);
+    - ("kron", d, mult_in, mult_out): a real irrep of dimension d whose block is Θ ⊗ I_d (its columns per block
+      (multiplicity, component)): Θ convolves the d components stacked along the batch, d times fewer
+      multiply-adds than the whole block;
+    - ("plain", 1, c_in, c_out, 1): any other irrep, its whole block (channels (copy, column)).
+
+    The blocks are synthesised straight from the coefficients: with φ = θ[tile_index] as (m_out, m_in, r)
+    (torch.ops.symm.hom_tiles' tiles T_r), the block between copies o and i is Σ_r φ[o, i, r] E[r] with
+    E[r] = (Q̃_outᵀ T_r Q̃_in) restricted to the unit (for "kron", Θ's part: component 0 of both). Tensors are
+    float64/int64 CPU masters."""
+    q_in: torch.Tensor         # (b, b): Q_in's block, columns in the units' order
+    q_out: torch.Tensor        # (b, b)
+    columns_out: torch.Tensor  # (b): the column of Q_out's block behind each column of q_out
+    synthesis: torch.Tensor    # (r, S): every unit's E flattened, unit after unit
+    units: tuple               # (kind, count, c_in, c_out, d) per unit, c the columns per block of one irrep
+    m_in: int                  # copies
+    m_out: int
+    r: int                     # coefficients per tile
+
+    def widths(self, side: int) -> tuple:
+        """Columns per block of each unit, of the input (side 0) or the output (1)."""
+        return tuple(u[1] if u[0] == "group" else u[2 + side] * (u[4] if u[0] == "kron" else 1) for u in self.units)
 
 
 def _spectral_blocks(rep):
-    """(blocks (k, b, b), irrep id of each column) where Q is block diagonal with blocks b = |G| >= 8, else None.
-    Measured at one thread: blocks of 16 (D8) pay, as eBatchNorm1d's; 2×2 ones (C2) do not."""
+    """(block (b, b), irrep id of each of its columns) where Q is block diagonal with equal blocks b = |G| >= 8,
+    else None. Measured at one thread: blocks of 16 (D8) pay, as eBatchNorm1d's; 2×2 ones (C2) do not."""
     b, q = rep.group.order, rep.change_of_basis
     if b < 8 or q.shape[0] % b:
         return None
-    blocks = torch.stack([q[i * b:(i + 1) * b, i * b:(i + 1) * b] for i in range(q.shape[0] // b)])
-    if not torch.equal(torch.block_diag(*blocks), q):
+    block = q[:b, :b]
+    if not torch.equal(torch.block_diag(*([block] * (q.shape[0] // b))), q):
         return None
     ids = torch.tensor([k for k in rep.irreps for _ in range(rep.group.irrep(k).dim)], dtype=torch.int64)
-    return blocks, ids
+    return block, ids[:b]
 
 
-def conv_isotypic_plan(in_rep, out_rep) -> ConvIsotypicPlan | None:
-    """The isotypic plan of eConv1d, or None where it does not apply (see ConvIsotypicPlan; both representations
-    need the same irreps)."""
+def _kronecker(e, d, tol=1e-9):
+    """Θ's part (r, mult_out, mult_in) where e (r, mult_out·d, mult_in·d) is Θ ⊗ I_d, else None."""
+    r, co, ci = e.shape
+    if d == 1 or co % d or ci % d:
+        return None
+    v = e.reshape(r, co // d, d, ci // d, d)
+    theta = v[:, :, 0, :, 0]
+    want = theta.unsqueeze(2).unsqueeze(4) * torch.eye(d, dtype=e.dtype).view(1, 1, d, 1, d)
+    return theta if float((v - want).abs().max()) < tol else None
+
+
+def conv_isotypic_plan(in_rep, out_rep, constants: LinearConstants) -> ConvIsotypicPlan | None:
+    """The isotypic plan of eConv1d (one tap's synthesis `constants`), or None where it does not apply (see
+    ConvIsotypicPlan; both representations need the same irreps and the taps the tile layout)."""
     key = ("conv_isotypic", _key(in_rep), _key(out_rep))
     if key in _cache:
         return _cache[key]
     a, c = _spectral_blocks(in_rep), _spectral_blocks(out_rep)
     plan = None
-    if a is not None and c is not None and set(a[1].tolist()) == set(c[1].tolist()):
-        perm_in = torch.argsort(a[1], stable=True)
-        perm_out = torch.argsort(c[1], stable=True)
+    layout = constants.layout
+    tiles = constants.tensors[0] if layout.tiles else None
+    if (a is not None and c is not None and set(a[1].tolist()) == set(c[1].tolist()) and tiles is not None
+            and tuple(tiles.shape[1:]) == (c[0].shape[0], a[0].shape[0])
+            and layout.m[0] == out_rep.size // c[0].shape[0]):
+        G = in_rep.group
         ids = sorted(set(a[1].tolist()))
-        plan = ConvIsotypicPlan(a[0], c[0], perm_in, perm_out, torch.argsort(perm_out),
-                                tuple(int((a[1] == k).sum()) for k in ids), tuple(int((c[1] == k).sum()) for k in ids))
+        count_in = {k: int((a[1] == k).sum()) for k in ids}
+        count_out = {k: int((c[1] == k).sum()) for k in ids}
+        single = [k for k in ids if count_in[k] == 1 and count_out[k] == 1]
+        order = single + [k for k in ids if k not in single]
+        perm_in = torch.cat([torch.nonzero(a[1] == k).view(-1) for k in order])
+        perm_out = torch.cat([torch.nonzero(c[1] == k).view(-1) for k in order])
+        q_in, q_out = a[0][:, perm_in], c[0][:, perm_out]
+        e = q_out.T @ tiles @ q_in  # (r, b_out, b_in), block diagonal over the irreps
+        mask = torch.zeros_like(e[0], dtype=torch.bool)
+        units, blocks, i, o = [], [], 0, 0
+        if single:
+            g = len(single)
+            blocks.append(torch.diagonal(e[:, :g, :g], dim1=1, dim2=2))
+            mask[:g, :g] = torch.eye(g, dtype=torch.bool)
+            units.append(("group", g, 1, 1, 1))
+            i = o = g
+        for k in order[len(single):]:
+            ci, co = count_in[k], count_out[k]
+            block = e[:, o:o + co, i:i + ci]
+            mask[o:o + co, i:i + ci] = True
+            d = G.irrep(k).dim
+            theta = _kronecker(block, d)
+            if theta is not None:
+                units.append(("kron", d, ci // d, co // d, d))
+                blocks.append(theta.reshape(e.shape[0], -1))
+            else:
+                units.append(("plain", 1, ci, co, 1))
+                blocks.append(block.reshape(e.shape[0], -1))
+            i, o = i + ci, o + co
+        off_blocks = e[:, ~mask]
+        if off_blocks.numel() == 0 or float(off_blocks.abs().max()) < 1e-9:
+            plan = ConvIsotypicPlan(q_in, q_out, perm_out, torch.cat(blocks, 1), tuple(units),
+                                    in_rep.size // a[0].shape[0], out_rep.size // c[0].shape[0], int(tiles.shape[0]))
     _cache[key] = plan
     return plan

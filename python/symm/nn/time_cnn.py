@@ -11,10 +11,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from . import ops
 from .activation import check_activation
 from .conv import eConv1d
 from .mlp import DEFAULT_ACTIVATION, _regular_copies, eMLP, hidden_regular, iMLP
-from .module import InputError, check_device_and_dtype, eModule
+from .module import InputError, check_device_and_dtype, check_features, eModule
 from .normalization import eRMSNorm
 
 __all__ = ["MLP", "eTimeCNNEncoder", "TimeCNNEncoder"]
@@ -140,6 +141,17 @@ class eTimeCNNEncoder(eModule):
         for copies in {r.size // G.order for r in reps[1:]}:
             check_activation(name, activation, G, copies)
         self.activation = _activation(activation)
+        # Where a block's convolution runs in the isotypic basis, its norm runs there too (the mean square is the
+        # same in any orthonormal basis, and the affine's scales are diagonal there): the convolution's last
+        # change of basis then carries the scales, and the dense (D, D) scale map goes.
+        self._fused = []
+        for i, conv in enumerate(self.convs):
+            fused = batch_norm and conv.isotypic and self.norms[i].affine is not None and \
+                torch.equal(self.norms[i].affine._masters["_q"], reps[i + 1].change_of_basis)
+            self._fused.append(bool(fused))
+            if fused:
+                columns = conv.iso_columns_out()
+                self._constant(f"_iso_copy{i}", self.norms[i].affine._masters["_copy_of"].index_select(0, columns))
         head_in = reps[-1].copies(self.time_horizon_out)
         self.head_in_rep = head_in + in_rep if append_last_frame else head_in
         if all(G.irreps[k].is_trivial for k in out_rep.irreps):
@@ -148,8 +160,10 @@ class eTimeCNNEncoder(eModule):
         else:
             self.head = eMLP(self.head_in_rep, out_rep, self.mlp_hidden, activation=self.activation, bias=bias,
                              init_scheme=init_scheme, hidden_rep=self.hidden_rep, **factory)
+        self._place(device, None)
 
     def reset_parameters(self):
+        self._reset_constants()
         for m in [*self.convs, *self.norms, self.head]:
             m.reset_parameters()
 
@@ -157,9 +171,16 @@ class eTimeCNNEncoder(eModule):
         _check_series("eTimeCNNEncoder", x, self.in_rep.size, self.time_horizon, self.convs[0].weight_dof)
         h = x
         for i, conv in enumerate(self.convs):
-            h = conv(h)
-            if self.batch_norm:
-                h = self.norms[i](h.transpose(1, 2)).transpose(1, 2)
+            if self._fused[i]:
+                h = self._fused_block(i, conv, h)
+            else:
+                h = conv(h)
+                if self.batch_norm:  # eRMSNorm over the channels, dim 1 here
+                    norm = self.norms[i]
+                    check_features("eRMSNorm", h.transpose(1, 2), norm.in_features)
+                    h = ops.channel_rms(h, norm.eps)
+                    if norm.affine is not None:
+                        h = norm.affine(h.transpose(1, 2)).transpose(1, 2)
             h = self.activation(h)
             if self.downsample == "pooling":
                 h = F.max_pool1d(h, 2, 2)
@@ -167,6 +188,16 @@ class eTimeCNNEncoder(eModule):
         if self.append_last_frame:
             z = torch.cat([z, x[:, :, -1]], 1)
         return self.head(z)
+
+    def _fused_block(self, i, conv, h):
+        """conv → eRMSNorm in the convolution's isotypic basis: w (B, m, b, T) normalised over its channels, then
+        y = Q̃ diag(scales) w per copy."""
+        norm = self.norms[i]
+        w = conv.forward_isotypic(h)
+        n, m, b, t = w.shape
+        w = ops.channel_rms(w.view(n, m * b, t), norm.eps).view(n, m, b, t)
+        scale = norm.affine.scale_dof.index_select(0, getattr(self, f"_iso_copy{i}")).view(m, 1, b)
+        return torch.matmul(conv._iso_q_out * scale, w).view(n, m * b, t)
 
     def extra_repr(self) -> str:
         return (f"in={self.in_rep.name}, out={self.out_rep.name}, blocks={len(self.convs)}, downsample={self.downsample}, "
