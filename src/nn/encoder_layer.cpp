@@ -224,10 +224,12 @@ torch::Tensor eTransformerEncoderLayerImpl::forward(const torch::Tensor& src, co
   check_features("eTransformerEncoderLayer", src, options.in_rep().size(), "src");
   TORCH_CHECK(src.dim() == 3, "eTransformerEncoderLayer: expected src of shape (B, T, ", options.in_rep().size(),
               "), got ", src.sizes());
-  if (!src_mask.defined() && !src_key_padding_mask.defined() && !is_causal && !src_positions.defined()) {
-    if (auto y = fused_eval(src); y.defined()) return y;
+  if (!uses_isotypic()) {
+    if (!src_mask.defined() && !src_key_padding_mask.defined() && !is_causal && !src_positions.defined()) {
+      if (auto y = fused_eval(src); y.defined()) return y;
+    }
+    return run(src, {}, src_mask, src_key_padding_mask, is_causal, src_positions, src_position_mask);
   }
-  if (!uses_isotypic()) return run(src, {}, src_mask, src_key_padding_mask, is_causal, src_positions, src_position_mask);
   const auto& layout = isotypic_layout();
   const auto z = forward_isotypic(layout.to_isotypic(src), src.size(0), src_mask, src_key_padding_mask, is_causal,
                                   src_positions, src_position_mask);
@@ -262,7 +264,7 @@ torch::Tensor eTransformerEncoderLayerImpl::fused_eval(const torch::Tensor& src)
   if (is_training() || !options.norm_first() || autocast_enabled(src.device())) return {};
   auto* attn = dynamic_cast<eMultiheadAttentionImpl*>(self_attn.get());
   if (attn == nullptr || typeid(*attn) != typeid(eMultiheadAttentionImpl) || attn->in_proj->out_rep().size() != 3 * src.size(2) ||
-      !known_activation(feedforward->options.activation().name()) || uses_isotypic()) {
+      !known_activation(feedforward->options.activation().name())) {
     return {};
   }
   if (torch::GradMode::is_enabled() && (src.requires_grad() || !detail::use_eval_cache(false, parameters()))) return {};

@@ -452,16 +452,18 @@ torch::Tensor rms_normalise(const torch::Tensor& x, int64_t dim, double eps) {
   // LibTorch's fused kernel where it has one (CUDA); not measured against the function above there.
   if (x.is_cuda() && (dim == -1 || dim == x.dim() - 1)) return at::rms_norm(x, {x.size(-1)}, c10::nullopt, eps);
 #endif
-  if (plain_eager(x) && !(torch::GradMode::is_enabled() && x.requires_grad()) && x.device().is_cpu() && x.dim() >= 1 &&
-      (dim == -1 || dim == x.dim() - 1) && x.is_contiguous() && (x.scalar_type() == torch::kFloat || x.scalar_type() == torch::kDouble)) {
-    auto y = torch::empty_like(x);
-    const int64_t cols = x.size(-1);
-    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rms_over_columns", [&] {
-      rms_over_columns(x.data_ptr<scalar_t>(), y.data_ptr<scalar_t>(), x.numel() / std::max<int64_t>(cols, 1), cols, eps);
-    });
-    return y;
+  if (plain_eager(x)) {
+    if (!(torch::GradMode::is_enabled() && x.requires_grad()) && x.device().is_cpu() && x.dim() >= 1 &&
+        (dim == -1 || dim == x.dim() - 1) && x.is_contiguous() && (x.scalar_type() == torch::kFloat || x.scalar_type() == torch::kDouble)) {
+      auto y = torch::empty_like(x);
+      const int64_t cols = x.size(-1);
+      AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rms_over_columns", [&] {
+        rms_over_columns(x.data_ptr<scalar_t>(), y.data_ptr<scalar_t>(), x.numel() / std::max<int64_t>(cols, 1), cols, eps);
+      });
+      return y;
+    }
+    return RMSNormalise::apply(x, dim, eps);
   }
-  if (plain_eager(x)) return RMSNormalise::apply(x, dim, eps);
   const auto xf = in_float_if_reduced(x);
   return (xf * torch::rsqrt(xf.square().mean(dim, /*keepdim=*/true) + eps)).to(x.scalar_type());
 }
@@ -492,8 +494,8 @@ namespace {
 
 /// x ↦ activation(x) in place, by the names of symm::nn::Activation (and mish).
 void activate_(torch::Tensor& x, const std::string& name) {
-  if (name == "gelu") x = torch::gelu(x);  // LibTorch 1.13 has no gelu_
-  else if (name == "gelu_tanh") x = torch::gelu(x, "tanh");
+  if (name == "gelu") at::gelu_(x);
+  else if (name == "gelu_tanh") at::gelu_(x, "tanh");
   else if (name == "relu") x.relu_();
   else if (name == "silu") at::silu_(x);
   else if (name == "tanh") x.tanh_();
