@@ -11,17 +11,21 @@ R = symm.Representation
 ATTENTIONS = {"mha": symm.nn.eMultiheadAttention, "alibi": symm.nn.ALiBiAttention, "rotary": symm.nn.RotaryAttention}
 
 
-def layers(spec="D8", copies=4, heads=2, attention="mha", dtype=torch.float64, **kw):
-    """(dense, isotypic) layers with equal, perturbed parameters (non-trivial norm affines and biases)."""
-    rep = R.regular(symm.group(spec)).copies(copies)
-    make = lambda execution: symm.nn.eTransformerEncoderLayer(rep, ATTENTIONS[attention](rep, heads), 3 * rep.size,
-                                                              dropout=0.0, execution=execution, dtype=dtype, **kw)
+def perturbed_pair(make):
+    """(make("dense"), make("isotypic")) with equal, perturbed parameters (non-trivial norm affines and biases)."""
     dense, iso = make("dense"), make("isotypic")
     with torch.no_grad():
         for p in dense.parameters():
             p.add_(0.2 * torch.randn_like(p))
     iso.load_state_dict(dense.state_dict())
-    return rep, dense, iso
+    return dense, iso
+
+
+def layers(spec="D8", copies=4, heads=2, attention="mha", dtype=torch.float64, **kw):
+    """(rep, dense, isotypic) encoder layers."""
+    rep = R.regular(symm.group(spec)).copies(copies)
+    return rep, *perturbed_pair(lambda execution: symm.nn.eTransformerEncoderLayer(
+        rep, ATTENTIONS[attention](rep, heads), 3 * rep.size, dropout=0.0, execution=execution, dtype=dtype, **kw))
 
 
 CASES = [("D8", 4, 2, "mha", "rmsnorm", True), ("D8", 4, 2, "mha", "layernorm", False),
@@ -148,17 +152,11 @@ def test_vmap_over_the_isotypic_layer():
 
 
 def decoders(spec="D8", copies=4, heads=2, dtype=torch.float64, **kw):
-    """(dense, isotypic) decoder layers with equal, perturbed parameters."""
+    """(rep, dense, isotypic) decoder layers."""
     rep = R.regular(symm.group(spec)).copies(copies)
-    make = lambda execution: symm.nn.eTransformerDecoderLayer(
+    return rep, *perturbed_pair(lambda execution: symm.nn.eTransformerDecoderLayer(
         rep, symm.nn.eMultiheadAttention(rep, heads), symm.nn.eMultiheadAttention(rep, heads), 3 * rep.size,
-        dropout=0.0, execution=execution, dtype=dtype, **kw)
-    dense, iso = make("dense"), make("isotypic")
-    with torch.no_grad():
-        for p in dense.parameters():
-            p.add_(0.2 * torch.randn_like(p))
-    iso.load_state_dict(dense.state_dict())
-    return rep, dense, iso
+        dropout=0.0, execution=execution, dtype=dtype, **kw))
 
 
 @pytest.mark.parametrize("spec,copies,heads,norm,norm_first", [("D8", 4, 2, "rmsnorm", True), ("C8", 4, 2, "layernorm", False),

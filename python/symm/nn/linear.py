@@ -119,10 +119,15 @@ class eLinear(eModule):
     def _iso_tensors(self) -> dict:
         return {name: getattr(self, _iso_buffer(name)) for name in self._iso_layout.names}
 
-    def _iso_operands(self, tensors):
-        return self._iso_cache.value_for(
-            self, [self.weight_dof, self.bias_dof],
-            lambda: ops.isotypic_operands(self.weight_dof, self.bias_dof, tensors, self._iso_layout))
+    def _iso_operands(self, tensors, chunks=None):
+        """The block operands (of output chunks [begin, begin + count) for chunks = (begin, count)), cached in eval
+        per chunk range; a range's cache is made where it is first used, never under a tracer or autograd."""
+        params = [self.weight_dof, self.bias_dof]
+        compute = lambda: ops.isotypic_operands(self.weight_dof, self.bias_dof, tensors, self._iso_layout, chunks)
+        if not use_eval_cache(self, params):
+            return compute()
+        cache = self._iso_cache if chunks is None else self._iso_chunk_caches.setdefault(tuple(chunks), EvalCache())
+        return cache.get(params, compute)
 
     def _forward_isotypic(self, x: torch.Tensor) -> torch.Tensor:
         tensors = self._iso_tensors()
@@ -132,18 +137,12 @@ class eLinear(eModule):
         """The map on features already in the isotypic layouts: z (D_in, N) → (D_out, N), one batched product per
         group of irrep blocks (a layer running in the isotypic basis calls it; no hooks fire). chunks = (begin,
         count): only output chunks [begin, begin + count) (regular copies of out_rep), rows r·count + c."""
-        layout, tensors = self._iso_layout, self._iso_tensors()
-        if chunks is None or tuple(chunks) == (0, layout.m_out):
-            w, b = self._iso_operands(tensors)
-            kept = None
-        else:
-            params = [self.weight_dof, self.bias_dof]
-            compute = lambda: ops.isotypic_operands(self.weight_dof, self.bias_dof, tensors, layout, chunks)
-            # The cache is made only where it is used: no module state changes under a tracer or with autograd.
-            w, b = (self._iso_chunk_caches.setdefault(tuple(chunks), EvalCache()).get(params, compute)
-                    if use_eval_cache(self, params) else compute())
-            kept = chunks[1]
-        return torch.ops.symm.isotypic_blocks(z, w, b, list(layout.in_rows), ops.isotypic_out_rows(layout, kept))
+        layout = self._iso_layout
+        if chunks is not None and tuple(chunks) == (0, layout.m_out):
+            chunks = None
+        w, b = self._iso_operands(self._iso_tensors(), chunks)
+        return torch.ops.symm.isotypic_blocks(z, w, b, list(layout.in_rows),
+                                              ops.isotypic_out_rows(layout, None if chunks is None else chunks[1]))
 
     @property
     def isotypic_multiply_adds(self) -> int:
