@@ -216,7 +216,7 @@ void eLinearImpl::reset() {
   } else {
     bias_dof = torch::Tensor();
   }
-  for (auto* cache : {&weight_cache_, &bias_cache_, &folded_weight_cache_, &folded_bias_cache_, &isotypic_cache_}) cache->clear();
+  for (auto* cache : {&weight_cache_, &bias_cache_, &folded_cache_, &isotypic_cache_}) cache->clear();
   reset_parameters();
 }
 
@@ -408,14 +408,21 @@ void eLinearImpl::check_foldable(const eAffineImpl& pre, const char* where) cons
               pre.options.rep().size(), " features but this map's input has ", options.in_rep().size());
 }
 
+std::optional<std::pair<torch::Tensor, torch::Tensor>> eLinearImpl::cached_fold(eAffineImpl& pre) {
+  const std::vector<torch::Tensor> keys{weight_dof, bias_dof, pre.scale_dof, pre.bias_dof};
+  if (!detail::use_eval_cache(is_training(), keys)) return std::nullopt;
+  const auto& wb = detail::eval_cached_all(folded_cache_, keys, [&] {
+    const auto [fold_weight, fold_bias] = fold(pre, !pre.is_diagonal() && affine_matches(pre));
+    return std::vector<torch::Tensor>{fold_weight(), fold_bias()};
+  });
+  return std::pair{wb[0], wb[1]};
+}
+
 std::pair<torch::Tensor, torch::Tensor> eLinearImpl::dense_after(eAffineImpl* pre) {
   if (pre == nullptr) return {weight(), bias()};
   check_foldable(*pre, "dense_after");
+  if (auto cached = cached_fold(*pre)) return *cached;
   const auto [fold_weight, fold_bias] = fold(*pre, !pre->is_diagonal() && affine_matches(*pre));
-  if (const std::vector<torch::Tensor> keys{weight_dof, bias_dof, pre->scale_dof, pre->bias_dof};
-      detail::use_eval_cache(is_training(), keys)) {
-    return {detail::eval_cached(folded_weight_cache_, keys, fold_weight), detail::eval_cached(folded_bias_cache_, keys, fold_bias)};
-  }
   return {fold_weight(), fold_bias()};
 }
 
@@ -423,13 +430,9 @@ torch::Tensor eLinearImpl::forward_after(const torch::Tensor& x, eAffineImpl& pr
   check_input(x);
   check_foldable(pre, "forward_after");
   if (uses_isotypic()) return forward_through_isotypic(x, &pre);
+  if (const auto cached = cached_fold(pre)) return torch::nn::functional::linear(x, cached->first, cached->second);
   // Elementwise scales are cheaper applied to x than folded.
   const bool in_theta = !pre.is_diagonal() && affine_matches(pre);
-  if (const std::vector<torch::Tensor> keys{weight_dof, bias_dof, pre.scale_dof, pre.bias_dof};
-      detail::use_eval_cache(is_training(), keys)) {
-    const auto [w, b] = dense_after(&pre);
-    return torch::nn::functional::linear(x, w, b);
-  }
   // Training: the matmul fold pays off only with more tokens than output features.
   const int64_t tokens = x.numel() / std::max<int64_t>(x.size(-1), 1);
   if (pre.is_diagonal() || (!in_theta && tokens <= options.out_rep().size())) return forward(pre.forward(x));

@@ -236,7 +236,11 @@ FlowPolicy::FlowPolicy(CondTransformerRegressorImpl& model, FlowPolicyOptions op
 }
 
 void FlowPolicy::finish() {
-  auto own = [](Affine& a) { a.w = torch::from_blob(a.weight.data(), {a.weight.rows(), a.weight.cols()}, torch::kFloat32).clone(); };
+  // The run-time products read the tensor alone: the Eigen copy goes.
+  auto own = [](Affine& a) {
+    a.w = torch::from_blob(a.weight.data(), {a.weight.rows(), a.weight.cols()}, torch::kFloat32).clone();
+    a.weight.resize(0, 0);
+  };
   for (auto* a : {&cond1, &cond2}) own(*a);
   for (auto& l : layers)
     for (auto* a : {&l.qkv, &l.self_out, &l.q, &l.kv, &l.cross_out, &l.ff1, &l.ff2}) own(*a);
@@ -269,10 +273,10 @@ FlowPolicy::BufferViews& FlowPolicy::reserve(int64_t batch) {
   auto& b = *buffers_;
   if (batch > b.capacity) {
     const int64_t rows = batch * horizon_, mem_rows = batch * cond_horizon_;
-    const int64_t ff = layers.front().ff1.weight.cols();
+    const int64_t ff = layers.front().ff1.w.size(1);
     b.x.resize(rows, dim_), b.h.resize(rows, dim_), b.qkv.resize(rows, 3 * dim_), b.q.resize(rows, dim_), b.o.resize(rows, dim_);
     b.f.resize(rows, ff), b.a.resize(rows, action_dim_), b.v.resize(rows, action_dim_);
-    b.mem.resize(mem_rows, dim_), b.mem_hidden.resize(mem_rows, cond1.weight.cols());
+    b.mem.resize(mem_rows, dim_), b.mem_hidden.resize(mem_rows, cond1.w.size(1));
     b.kv.assign(layers.size(), Matrix(mem_rows, 2 * dim_));
     b.scores.resize(horizon_, std::max(horizon_, cond_horizon_ + 1));
     b.capacity = batch;

@@ -2,6 +2,7 @@
 // eLinear: a linear map that commutes with the group, learned through its Hom_G coefficients, and
 // InvariantBias: a learnable vector of the fixed space Fix(ρ).
 #include <atomic>
+#include <optional>
 #include <string>
 
 #include "symm/linalg/hom_basis.h"
@@ -105,6 +106,9 @@ class eLinearImpl : public torch::nn::Cloneable<eLinearImpl>, public eModule {
   /// The computations of W·S and b + W·b_pre (in_theta: through scaled_coefficients).
   std::pair<std::function<torch::Tensor()>, std::function<torch::Tensor()>> fold(eAffineImpl& pre, bool in_theta);
   void check_foldable(const eAffineImpl& pre, const char* where) const;
+  /// fold's (W·S, b + W·b_pre) from the eval cache, one key check for both; nullopt where the cache does not
+  /// apply (training, or autograd needs a key).
+  std::optional<std::pair<torch::Tensor, torch::Tensor>> cached_fold(eAffineImpl& pre);
   /// forward (or forward_after `pre`) on the isotypic path: into in_rep's layout, the blocks, back.
   torch::Tensor forward_through_isotypic(const torch::Tensor& x, eAffineImpl* pre);
 
@@ -135,7 +139,7 @@ class eLinearImpl : public torch::nn::Cloneable<eLinearImpl>, public eModule {
     std::atomic<const eAffineImpl*> pre{nullptr};
     std::atomic<bool> folds{false};
   } affine_check_;
-  EvalCache weight_cache_, bias_cache_, folded_weight_cache_, folded_bias_cache_, isotypic_cache_;
+  EvalCache weight_cache_, bias_cache_, folded_cache_, isotypic_cache_;
   // Shared by clones: they hold constants only.
   std::shared_ptr<const detail::IsotypicLayout> isotypic_in_, isotypic_out_;
   std::shared_ptr<const detail::IsotypicMap> isotypic_;

@@ -62,7 +62,7 @@ class FlowPolicy {
   using Row = Eigen::Matrix<float, 1, Eigen::Dynamic>;
   /// x ↦ x·weight + bias on row vectors.
   struct Affine {
-    Matrix weight;
+    Matrix weight;      // emptied by finish() for the maps the run time multiplies through w
     Row bias;
     torch::Tensor w{};  // weight as a tensor of its own, for the run-time products (set by finish())
   };
