@@ -145,7 +145,7 @@ void stage(const std::string& prefix, torch::nn::Module& m, const std::map<std::
 
 constexpr char kDecomposition[] = " decomposition=";
 
-// The first line where the architectures differ, the checkpoint's then the module's ("" where they agree).
+// The first line where the architectures differ, the checkpoint's then the module's (both empty where none does).
 std::pair<std::string, std::string> first_difference(const std::string& a, const std::string& b) {
   std::istringstream sa(a), sb(b);
   std::string la, lb;
