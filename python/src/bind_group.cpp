@@ -114,6 +114,7 @@ void bind_group(py::module_& m) {
         return r.is_regular_copies(&m) ? std::optional<int>(m) : std::nullopt;
       })
       .def_property_readonly("fingerprint", &Representation::fingerprint)
+      .def_property_readonly("decomposition_fingerprint", &Representation::decomposition_fingerprint)
       .def("__add__", [](const Representation& a, const Representation& b) { return direct_sum(a, b); })
       .def("same", [](const Representation& a, const Representation& b, double tol) { return same_representation(a, b, tol); },
            py::arg("other"), py::arg("tol") = 1e-9)

@@ -53,6 +53,9 @@ ModuleClass<Impl>& equivariant(ModuleClass<Impl>& c) {
 void bind_models(py::module_& m) {
   const auto release = py::call_guard<py::gil_scoped_release>();
 
+  m.def("is_our_decomposition", &is_our_decomposition, py::arg("rep"),
+        "Whether rep is copies of Representation.regular in our irrep decomposition (symm/nn/hidden_rep.h).");
+
   ModuleClass<InvariantBiasImpl> bias(m, "InvariantBias");
   equivariant(bias)
       .def(py::init([](const Representation& rep) { return std::make_shared<InvariantBiasImpl>(InvariantBiasOptions(rep)); }),
@@ -62,24 +65,28 @@ void bind_models(py::module_& m) {
   ModuleClass<eMLPImpl> emlp(m, "eMLP");
   equivariant(emlp)
       .def(py::init([](const Representation& in, const Representation& out, std::vector<int64_t> hidden, const std::string& act,
-                       double dropout, bool bias, const std::string& init) {
-             return std::make_shared<eMLPImpl>(
-                 eMLPOptions(in, out, std::move(hidden)).activation(activation(act)).dropout(dropout).bias(bias).init_scheme(init));
+                       double dropout, bool bias, const std::string& init, std::optional<Representation> hidden_rep) {
+             return std::make_shared<eMLPImpl>(eMLPOptions(in, out, std::move(hidden)).activation(activation(act)).dropout(dropout)
+                                                   .bias(bias).init_scheme(init).hidden_rep(std::move(hidden_rep)));
            }),
            py::arg("in_rep"), py::arg("out_rep"), py::arg("hidden_units"), py::arg("activation") = "relu",
-           py::arg("dropout") = 0.0, py::arg("bias") = true, py::arg("init_scheme") = "xavier_normal")
-      .def("forward", &eMLPImpl::forward, release);
+           py::arg("dropout") = 0.0, py::arg("bias") = true, py::arg("init_scheme") = "xavier_normal",
+           py::arg("hidden_rep") = py::none())
+      .def("forward", &eMLPImpl::forward, release)
+      .def_property_readonly("hidden_rep", &eMLPImpl::hidden_rep);
 
   ModuleClass<iMLPImpl> imlp(m, "iMLP");
   equivariant(imlp)
       .def(py::init([](const Representation& in, int64_t out_dim, std::vector<int64_t> hidden, const std::string& act,
-                       double dropout, bool bias, const std::string& init) {
-             return std::make_shared<iMLPImpl>(
-                 iMLPOptions(in, out_dim, std::move(hidden)).activation(activation(act)).dropout(dropout).bias(bias).init_scheme(init));
+                       double dropout, bool bias, const std::string& init, std::optional<Representation> hidden_rep) {
+             return std::make_shared<iMLPImpl>(iMLPOptions(in, out_dim, std::move(hidden)).activation(activation(act))
+                                                   .dropout(dropout).bias(bias).init_scheme(init).hidden_rep(std::move(hidden_rep)));
            }),
            py::arg("in_rep"), py::arg("out_dim"), py::arg("hidden_units"), py::arg("activation") = "relu",
-           py::arg("dropout") = 0.0, py::arg("bias") = true, py::arg("init_scheme") = "xavier_normal")
+           py::arg("dropout") = 0.0, py::arg("bias") = true, py::arg("init_scheme") = "xavier_normal",
+           py::arg("hidden_rep") = py::none())
       .def("forward", &iMLPImpl::forward, release)
+      .def_property_readonly("hidden_rep", &iMLPImpl::hidden_rep)
       .def("invariants", &iMLPImpl::invariants, release);
 
   ModuleClass<eCondTransformerRegressorImpl> ecrt(m, "eCondTransformerRegressor");
@@ -155,17 +162,20 @@ void bind_models(py::module_& m) {
   equivariant(ecnn)
       .def(py::init([](const Representation& in, const Representation& out, std::vector<int64_t> hidden, int64_t horizon,
                        const std::string& act, bool batch_norm, bool bias, std::vector<int64_t> mlp_hidden,
-                       const std::string& downsample, bool append_last_frame, const std::string& init) {
+                       const std::string& downsample, bool append_last_frame, const std::string& init,
+                       std::optional<Representation> hidden_rep) {
              return std::make_shared<eTimeCNNEncoderImpl>(
                  eTimeCNNEncoderOptions(in, out, std::move(hidden), horizon).activation(activation(act)).batch_norm(batch_norm)
                      .bias(bias).mlp_hidden(std::move(mlp_hidden)).downsample(downsample)
-                     .append_last_frame(append_last_frame).init_scheme(init));
+                     .append_last_frame(append_last_frame).init_scheme(init).hidden_rep(std::move(hidden_rep)));
            }),
            py::arg("in_rep"), py::arg("out_rep"), py::arg("hidden_channels"), py::arg("time_horizon"),
            py::arg("activation") = "relu", py::arg("batch_norm") = false, py::arg("bias") = true,
            py::arg("mlp_hidden") = std::vector<int64_t>{128}, py::arg("downsample") = "stride",
-           py::arg("append_last_frame") = false, py::arg("init_scheme") = "xavier_uniform")
+           py::arg("append_last_frame") = false, py::arg("init_scheme") = "xavier_uniform",
+           py::arg("hidden_rep") = py::none())
       .def("forward", &eTimeCNNEncoderImpl::forward, release)
+      .def_property_readonly("hidden_rep", &eTimeCNNEncoderImpl::hidden_rep)
       .def_property_readonly("time_horizon_out", &eTimeCNNEncoderImpl::time_horizon_out)
       .def_property_readonly("head_in_rep", &eTimeCNNEncoderImpl::head_in_rep);
 
@@ -204,23 +214,26 @@ void bind_models(py::module_& m) {
   equivariant(eunet)
       .def(py::init([](const Representation& in, std::optional<Representation> local, std::optional<Representation> global,
                        int64_t step_dim, std::vector<int64_t> down_dims, int64_t k, bool predict_scale, const std::string& act,
-                       bool normalize, const std::string& downsample, const std::string& init) {
+                       bool normalize, const std::string& downsample, const std::string& init,
+                       std::optional<Representation> hidden_rep) {
              return std::make_shared<eConditionalUnet1DImpl>(
                  eConditionalUnet1DOptions(in).local_cond_rep(std::move(local)).global_cond_rep(std::move(global))
                      .diffusion_step_embed_dim(step_dim).down_dims(std::move(down_dims)).kernel_size(k)
                      .cond_predict_scale(predict_scale).activation(activation(act)).normalize(normalize)
-                     .downsample(downsample).init_scheme(init));
+                     .downsample(downsample).init_scheme(init).hidden_rep(std::move(hidden_rep)));
            }),
            py::arg("in_rep"), py::arg("local_cond_rep") = py::none(), py::arg("global_cond_rep") = py::none(),
            py::arg("diffusion_step_embed_dim") = 256, py::arg("down_dims") = std::vector<int64_t>{256, 512, 1024},
            py::arg("kernel_size") = 3, py::arg("cond_predict_scale") = true, py::arg("activation") = "relu",
-           py::arg("normalize") = true, py::arg("downsample") = "stride", py::arg("init_scheme") = "xavier_uniform")
+           py::arg("normalize") = true, py::arg("downsample") = "stride", py::arg("init_scheme") = "xavier_uniform",
+           py::arg("hidden_rep") = py::none())
       .def("forward",
            [](eConditionalUnet1DImpl& u, const torch::Tensor& sample, const torch::Tensor& timestep, const OptTensor& local,
               const OptTensor& film) { return u.forward(sample, timestep, value(local), value(film)); },
            py::arg("sample"), py::arg("timestep"), py::arg("local_cond") = py::none(), py::arg("film_cond") = py::none(),
            release)
-      .def_property_readonly("cond_rep", &eConditionalUnet1DImpl::cond_rep);
+      .def_property_readonly("cond_rep", &eConditionalUnet1DImpl::cond_rep)
+      .def_property_readonly("hidden_rep", &eConditionalUnet1DImpl::hidden_rep);
 
   ModuleClass<Conv1dBlockImpl> conv_block(m, "Conv1dBlock");
   conv_block

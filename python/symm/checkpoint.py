@@ -9,24 +9,19 @@ architecture, group or a damaged file) and only then copies the tensors into the
 the module unchanged. Keys that do not line up between the module and its twin are an error, never skipped.
 
 A model whose hidden channels are copies of a hidden_rep in another irrep decomposition than ours (as
-symm.interop.from_symm_learning builds for most groups, to match escnn's) has no C++ twin: the C++ modules build
-their hidden copies in ours, and the norm and FiLM scales, one per irrep copy, would scale other subspaces. Its
-checkpoint is then written through a stand-in twin over a copy of the group whose name carries a hash of the
-hidden_rep: the tensors go in and come back one to one (the file is this Python model's only, its dense maps mean
-nothing to C++), C++ ``symm::load`` refuses it as saved from another group, and ``load`` only into a model built
-with the same hidden_rep. ``cpp_twin`` and ``cpp_copy`` refuse such a model. So is an eConditionalResidualBlock1D
-whose out_rep is in another decomposition saved (its twin is the same model, but its FiLM, a plain Linear with one
-output per irrep copy, would load silently into a block of ours).
+symm.interop.from_symm_learning builds for most groups, to match escnn's) has a twin built with the same
+hidden_rep; its checkpoint's architecture carries the decomposition (``decomposition=...`` on the modules whose
+per-copy parameters belong to it), so that C++ and Python ``load`` refuse it for a model of another decomposition,
+ours included. Files written by earlier versions through a stand-in group "(Python only)" are refused with what to
+do instead.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 
 import torch
 
-from . import _C, _pickle
-from .nn.mlp import is_our_decomposition
+from . import _C
 
 __all__ = ["save", "load", "architecture", "cpp_twin", "cpp_copy"]
 
@@ -34,6 +29,9 @@ __all__ = ["save", "load", "architecture", "cpp_twin", "cpp_copy"]
 def _bias(linear) -> bool:
     return getattr(linear, "bias_dof", None) is not None
 
+
+# What the group name of an earlier version's stand-in twin ended with (see load).
+_STAND_IN = "(Python only)"
 
 # A twin's activation and dropout: the C++ modules hold no state for them, so they do not change a checkpoint.
 _ACT, _DROP = "gelu", 0.0
@@ -94,20 +92,16 @@ def _act_name(activation) -> str:
     return activation_name(activation) or _ACT
 
 
-def _same(rep):
-    return rep
+def _emlp(m):
+    return _C.eMLP(m.in_rep, m.out_rep, [r.size for r in m.hidden_reps], activation=_act_name(m.activation),
+                   dropout=_DROP, bias=_bias(m.layers[0]), hidden_rep=m.hidden_rep)
 
 
-def _emlp(m, on=_same):
-    return _C.eMLP(on(m.in_rep), on(m.out_rep), [r.size for r in m.hidden_reps], activation=_act_name(m.activation),
-                   dropout=_DROP, bias=_bias(m.layers[0]))
-
-
-def _imlp(m, on=_same):
+def _imlp(m):
     # The C++ iMLP's backbone takes all widths but the last, which is the pooled one.
     hidden = [r.size for r in m.backbone.hidden_reps] + [m.pooling.shape[0]]
-    return _C.iMLP(on(m.in_rep), m.out_dim, hidden, activation=_act_name(m.backbone.activation), dropout=_DROP,
-                   bias=m.head.bias is not None)
+    return _C.iMLP(m.in_rep, m.out_dim, hidden, activation=_act_name(m.backbone.activation), dropout=_DROP,
+                   bias=m.head.bias is not None, hidden_rep=m.hidden_rep)
 
 
 def _ecrt(m):
@@ -161,11 +155,11 @@ def _mlp(m):
                   bias=m.linears[0].bias is not None)
 
 
-def _ecnn(m, on=_same):
-    return _C.eTimeCNNEncoder(on(m.in_rep), on(m.out_rep), [c.out_channels for c in m.convs], m.time_horizon,
+def _ecnn(m):
+    return _C.eTimeCNNEncoder(m.in_rep, m.out_rep, [c.out_channels for c in m.convs], m.time_horizon,
                               activation=_act_name(m.activation), batch_norm=m.batch_norm, bias=m.bias,
                               mlp_hidden=m.mlp_hidden, downsample=m.downsample, append_last_frame=m.append_last_frame,
-                              init_scheme=m.init_scheme)
+                              init_scheme=m.init_scheme, hidden_rep=m.hidden_rep)
 
 
 def _cnn(m):
@@ -175,15 +169,15 @@ def _cnn(m):
                              append_last_frame=m.append_last_frame)
 
 
-def _eres(m, on=_same):
-    return _C.eConditionalResidualBlock1D(on(m.in_rep), on(m.out_rep), on(m.cond_rep), m.kernel_size, True,
+def _eres(m):
+    return _C.eConditionalResidualBlock1D(m.in_rep, m.out_rep, m.cond_rep, m.kernel_size, True,
                                           _act_name(m.activation), m.normalize, m.init_scheme)
 
 
-def _eunet(m, on=_same):
-    local, glob = (None if r is None else on(r) for r in (m.local_cond_rep, m.global_cond_rep))
-    return _C.eConditionalUnet1D(on(m.in_rep), local, glob, m.diffusion_step_embed_dim, m.down_dims,
-                                 m.kernel_size, True, _act_name(m.activation), m.normalize, m.downsample, m.init_scheme)
+def _eunet(m):
+    return _C.eConditionalUnet1D(m.in_rep, m.local_cond_rep, m.global_cond_rep, m.diffusion_step_embed_dim,
+                                 m.down_dims, m.kernel_size, True, _act_name(m.activation), m.normalize, m.downsample,
+                                 m.init_scheme, hidden_rep=m.hidden_rep)
 
 
 def _conv_block(m):
@@ -219,67 +213,13 @@ _TWINS = {"eLinear": _linear, "eAffine": _affine, "eRMSNorm": _rmsnorm, "eLayerN
           "ConditionalUnet1D": _unet}
 
 
-def _builder(module):
+def cpp_twin(module: torch.nn.Module):
+    """The C++ module (symm._C) of the same architecture as a symm.nn module (hidden_rep included), with its own
+    (fresh) tensors."""
     build = _TWINS.get(type(module).__name__) if type(module).__module__.startswith("symm.") else None
     if build is None:
         raise TypeError(f"expected a symm.nn module ({', '.join(_TWINS)}), got {type(module).__module__}."
                         f"{type(module).__name__}")
-    return build
-
-
-def _foreign_hidden(module):
-    """The module's hidden_rep where it is not decomposed as ours (None otherwise)."""
-    rep = getattr(module, "hidden_rep", None)
-    return None if rep is None or is_our_decomposition(rep) else rep
-
-
-def _foreign_decomposition(module):
-    """What a checkpoint must tell apart from ours: a foreign hidden_rep, or the out_rep of a residual block in
-    another decomposition. The block's C++ twin is the same model, but its FiLM (a plain Linear, one output per
-    irrep copy) would load silently into a block of ours."""
-    if type(module).__name__ == "eConditionalResidualBlock1D" and not is_our_decomposition(module.out_rep):
-        return module.out_rep
-    return _foreign_hidden(module)
-
-
-def _stand_in_group(group, hidden_rep):
-    """A copy of the group (same elements, same matrices) named after a hash of hidden_rep's decomposition, so that
-    every representation fingerprint, and so the checkpoint's architecture, differs from a model of ours."""
-    digest = hashlib.sha256(repr((list(hidden_rep.irreps),
-                                  [round(float(v), 4) + 0.0 for v in hidden_rep.change_of_basis.flatten()])).encode())
-    perms = _pickle._permutations(group)
-    stand_in = _pickle._rebuild_group(f"{group.name} with hidden_rep {digest.hexdigest()[:12]} (Python only)", perms)
-    if list(stand_in.generators) != list(group.generators):
-        raise RuntimeError(f"{group.name}: its copy for a checkpoint has other generators")
-    return stand_in
-
-
-def _storage_twin(module):
-    """What save, load and architecture go through: the C++ twin, or for a hidden_rep in another decomposition a
-    stand-in of the same shapes over a renamed copy of the group (see the module's docstring)."""
-    build, hidden = _builder(module), _foreign_decomposition(module)
-    if hidden is None:
-        return build(module)
-    group = hidden.group
-    stand_in = _stand_in_group(group, hidden)
-
-    def on(rep):
-        return _C.Representation.from_generators(stand_in, [rep(g) for g in group.generators], rep.name)
-
-    return build(module, on)
-
-
-def cpp_twin(module: torch.nn.Module):
-    """The C++ module (symm._C) of the same architecture as a symm.nn module, with its own (fresh) tensors.
-    Raises TypeError for a model whose hidden_rep is in another irrep decomposition than the C++ module's."""
-    build, hidden = _builder(module), _foreign_hidden(module)
-    if hidden is not None:
-        name = type(module).__name__
-        raise TypeError(f"{name}: its hidden channels are copies of hidden_rep {hidden.name!r}, in another irrep "
-                        f"decomposition than ours (irreps {list(hidden.irreps)}; symm.interop.from_symm_learning "
-                        f"takes escnn's), and its norm and FiLM scales belong to those irrep copies; the C++ {name} "
-                        "builds its hidden copies in ours, so it would be another model. symm.save and symm.load "
-                        "keep this model in Python (C++ symm::load refuses that checkpoint)")
     return build(module)
 
 
@@ -323,7 +263,7 @@ def _copy_into(module, twin):
 def save(module: torch.nn.Module, path) -> None:
     """Writes module in symm's checkpoint format (what C++ ``symm::save`` writes and ``symm::load`` reads);
     the path holds either its previous content or the complete checkpoint."""
-    twin = _storage_twin(module)
+    twin = cpp_twin(module)
     _copy_into(module, twin)
     _C.save(twin, os.fspath(path))
 
@@ -331,9 +271,9 @@ def save(module: torch.nn.Module, path) -> None:
 def load(module: torch.nn.Module, path) -> None:
     """Reads a checkpoint written by ``symm.save`` or C++ ``symm::save`` into a module of the same architecture;
     on any mismatch (another group, width or depth, a damaged or foreign file) raises RuntimeError with the C++
-    message and leaves the module unchanged; a checkpoint of a model with another hidden_rep (or none) is such a
-    mismatch."""
-    twin = _storage_twin(module)
+    message and leaves the module unchanged; a checkpoint of a model with another hidden_rep decomposition (or
+    ours where the module has another) is such a mismatch."""
+    twin = cpp_twin(module)
     ours, theirs = _paired(module, twin)
     with torch.no_grad():
         for k, t in ours.items():
@@ -341,17 +281,21 @@ def load(module: torch.nn.Module, path) -> None:
     try:
         _C.load(twin, os.fspath(path))
     except RuntimeError as e:
-        if "with hidden_rep" not in str(e):
+        if _STAND_IN not in str(e):
             raise
-        raise RuntimeError(f"{type(module).__name__}: the checkpoint and the module differ in hidden_rep (the irrep "
-                           "decomposition of the hidden channels, whose copies the norm and FiLM scales belong to; "
-                           "build the module with the hidden_rep of the saved one, as symm.interop.from_symm_learning "
-                           f"did): {e}") from None
+        # Its tensors are coefficients in the stand-in's own decomposition, not dense maps of the model.
+        raise RuntimeError(f"{type(module).__name__}: {os.fspath(path)} was written by an earlier symm.save "
+                           "through a stand-in group \"(Python only)\" for a model with a hidden_rep in another irrep "
+                           "decomposition; such files no longer load. Convert the symm_learning model again "
+                           "(symm.interop.from_symm_learning) or rebuild the model with its hidden_rep, train or copy "
+                           "its weights, and save it again: the checkpoint then loads in C++ and Python") from None
     with torch.no_grad():
         for k, t in ours.items():
             t.copy_(theirs[k])
 
 
 def architecture(module: torch.nn.Module) -> str:
-    """The architecture fingerprint a checkpoint of module carries: one line per submodule and parameter."""
-    return _C.architecture(_storage_twin(module))
+    """The architecture fingerprint a checkpoint of module carries: one line per submodule and parameter, with
+    `` decomposition=...`` (Representation.decomposition_fingerprint) on a module whose hidden_rep, or a residual
+    block whose out_rep, is not in our irrep decomposition."""
+    return _C.architecture(cpp_twin(module))

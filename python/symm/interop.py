@@ -345,7 +345,7 @@ def _hidden_rep(gm: _GroupMap) -> Representation | None:
     symm_learning's norms, FiLM and poolings scale or read the irrep copies of escnn's, which span other subspaces
     where an irrep repeats (the 2-dim irreps of a dihedral group). So the model takes escnn's decomposition (the
     same matrices, so the same Hom_G, activations and Fix(ρ), with the copies in escnn's order), or None where it
-    is ours, so that the model stays the C++ modules' (and its checkpoint loads in C++)."""
+    is ours (as on C2), so that the model and its checkpoint are those of a model built without one."""
     reg = _escnn_regular(gm)
     return None if nn.mlp.is_our_decomposition(reg) else reg
 
@@ -688,8 +688,9 @@ def from_symm_learning(module, tol: float = 1e-4, check: bool = True):
 
     The hidden regular copies of a converted eTimeCNNEncoder or eConditionalUnet1D take escnn's irrep
     decomposition (their ``hidden_rep``, see _hidden_rep), and the out_rep of a Change2DisentangledBasis escnn's
-    irreps. Where that decomposition is not ours (all but C2 here), ``symm.save`` / ``symm.load`` keep the model
-    in Python only: it loads into a model built with the same hidden_rep, and C++ refuses its checkpoint."""
+    irreps. Where that decomposition is not ours (all but C2 here), the C++ twin (symm.checkpoint.cpp_twin) is
+    built with the same hidden_rep, and the checkpoint names the decomposition: it loads, in C++ or Python, into a
+    model built with the same hidden_rep only."""
     kind = type(module).__name__
     if kind in _TIME_MODULES and type(module).__module__.startswith("symm_learning."):
         make, inputs = _TIME_MODULES[kind]

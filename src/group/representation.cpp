@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <numeric>
 #include <optional>
 #include <sstream>
@@ -44,6 +45,16 @@ Eigen::MatrixXd block_diagonal(const std::vector<Eigen::MatrixXd>& blocks) {
     c += b.cols();
   }
   return out;
+}
+
+// FNV-1a over the entries of m on a 1e-6 grid (numerical noise, ~1e-12, stays inside a cell), continuing hash.
+constexpr std::uint64_t kFnvOffset = 1469598103934665603ULL;
+std::uint64_t mix_rounded(std::uint64_t hash, const Eigen::MatrixXd& m) {
+  for (Eigen::Index i = 0; i < m.size(); ++i) {
+    const long long v = std::llround(m.data()[i] * 1e6);
+    for (int b = 0; b < 8; ++b) { hash ^= static_cast<unsigned char>(v >> (8 * b)); hash *= 1099511628211ULL; }
+  }
+  return hash;
 }
 
 std::string trim(const std::string& s) {
@@ -331,17 +342,30 @@ bool Representation::is_regular_copies(int* copies) const {
 }
 
 std::string Representation::fingerprint() const {
-  // FNV-1a over the rounded generator matrices: independent of the numerical irrep basis.
-  std::uint64_t hash = 1469598103934665603ULL;
-  auto mix = [&](long long v) {
-    for (int i = 0; i < 8; ++i) { hash ^= static_cast<unsigned char>(v >> (8 * i)); hash *= 1099511628211ULL; }
-  };
-  for (int s : group_->generators()) {
-    const Eigen::MatrixXd m = (*this)(s);
-    for (Eigen::Index i = 0; i < m.size(); ++i) mix(std::llround(m.data()[i] * 1e6));
-  }
+  // Over the generator matrices: independent of the numerical irrep basis.
+  std::uint64_t hash = kFnvOffset;
+  for (int s : group_->generators()) hash = mix_rounded(hash, (*this)(s));
   std::ostringstream out;
   out << group_->name() << "/" << group_->order() << "/" << size() << "/" << std::hex << hash;
+  return out.str();
+}
+
+std::string Representation::decomposition_fingerprint() const {
+  // The ids as m repeats of their shortest period: copies of one representation read as such.
+  const size_t n = irreps_.size();
+  size_t period = n;
+  for (size_t p = 1; p < n; ++p) {
+    if (n % p) continue;
+    bool repeats = true;
+    for (size_t i = p; i < n && repeats; ++i) repeats = irreps_[i] == irreps_[i - p];
+    if (repeats) { period = p; break; }
+  }
+  std::ostringstream out;
+  if (period > 0 && period < n) out << n / period << "x";
+  out << "[";
+  for (size_t i = 0; i < period; ++i) out << (i ? "," : "") << irreps_[i];
+  out << "]/";
+  out << std::hex << mix_rounded(kFnvOffset, q_);
   return out.str();
 }
 
@@ -362,6 +386,11 @@ bool same_representation(const Representation& a, const Representation& b, doubl
   for (int s : a.group()->generators())
     if ((a(s) - b(s)).cwiseAbs().maxCoeff() > tol) return false;
   return true;
+}
+
+bool same_decomposition(const Representation& a, const Representation& b, double tol) {
+  return a.group() == b.group() && a.irreps() == b.irreps() && a.size() == b.size() &&
+         (a.size() == 0 || (a.change_of_basis() - b.change_of_basis()).cwiseAbs().maxCoeff() <= tol);
 }
 
 }  // namespace symm::group

@@ -143,16 +143,26 @@ void stage(const std::string& prefix, torch::nn::Module& m, const std::map<std::
   }
 }
 
-std::string first_difference(const std::string& a, const std::string& b) {
+constexpr char kDecomposition[] = " decomposition=";
+
+// The first line where the architectures differ, the checkpoint's then the module's (both empty where none does).
+std::pair<std::string, std::string> first_difference(const std::string& a, const std::string& b) {
   std::istringstream sa(a), sb(b);
   std::string la, lb;
   while (true) {
     const bool ga = static_cast<bool>(std::getline(sa, la)), gb = static_cast<bool>(std::getline(sb, lb));
-    if (!ga && !gb) return "";
+    if (!ga && !gb) return {};
     if (!ga) la = "(nothing)";
     if (!gb) lb = "(nothing)";
-    if (la != lb) return "checkpoint has '" + la + "' where the module has '" + lb + "'";
+    if (la != lb) return {la, lb};
   }
+}
+
+// A line of the architecture without its decomposition, and the decomposition ("ours" where none is written).
+std::pair<std::string, std::string> split_decomposition(const std::string& line) {
+  const auto at = line.find(kDecomposition);
+  if (at == std::string::npos) return {line, "ours"};
+  return {line.substr(0, at), line.substr(at + sizeof(kDecomposition) - 1)};
 }
 
 }  // namespace
@@ -162,8 +172,11 @@ std::string architecture(const torch::nn::Module& module) {
   for (const auto& item : module.named_modules("", /*include_self=*/true)) {
     const auto& m = *item.value();
     out << (item.key().empty() ? "(root)" : item.key()) << " " << m.name();
-    if (const auto* e = dynamic_cast<const symm::nn::eModule*>(&m))
+    if (const auto* e = dynamic_cast<const symm::nn::eModule*>(&m)) {
       out << " in=" << e->in_rep().fingerprint() << " out=" << e->out_rep().fingerprint();
+      // Only for a foreign decomposition, so that the architecture of every model of ours stays as it was.
+      if (const auto rep = e->foreign_decomposition()) out << kDecomposition << rep->decomposition_fingerprint();
+    }
     out << "\n";
     for (const auto& p : m.named_parameters(/*recurse=*/false)) out << "  " << p.key() << " " << p.value().sizes() << "\n";
     for (const auto& b : m.named_buffers(/*recurse=*/false)) out << "  " << b.key() << " " << b.value().sizes() << "\n";
@@ -222,8 +235,16 @@ void load_bytes(const std::shared_ptr<torch::nn::Module>& module, const std::str
   TORCH_CHECK(format->second.toInt() == kFormat, "symm::load: checkpoint format ", format->second.toInt(), ", expected ", kFormat);
   TORCH_CHECK(arch != entries.end() && arch->second.isString(), "symm::load: ", source,
               " has no architecture (expected a string entry 'symm.architecture')");
-  const std::string diff = first_difference(arch->second.toStringRef(), architecture(*module));
-  TORCH_CHECK(diff.empty(), "symm::load: ", source, " was saved from a different architecture or group: ", diff);
+  const auto [saved, ours] = first_difference(arch->second.toStringRef(), architecture(*module));
+  const auto [saved_module, saved_decomposition] = split_decomposition(saved);
+  const auto [our_module, our_decomposition] = split_decomposition(ours);
+  TORCH_CHECK(saved_module != our_module || saved_decomposition == our_decomposition, "symm::load: ", source,
+              " was saved with its hidden regular copies in another irrep decomposition: at '",
+              our_module.substr(0, our_module.find(" in=")),
+              "' the checkpoint has decomposition ", saved_decomposition, " where the module has ", our_decomposition,
+              " (their per-copy scales belong to other irrep copies); build the module with the hidden_rep it was saved with");
+  TORCH_CHECK(saved == ours, "symm::load: ", source, " was saved from a different architecture or group: checkpoint has '",
+              saved, "' where the module has '", ours, "'");
   std::vector<std::pair<torch::Tensor, torch::Tensor>> updates;
   for (const auto& item : module->named_modules("", /*include_self=*/true)) stage(item.key(), *item.value(), entries, updates);
   torch::NoGradGuard no_grad;

@@ -4,15 +4,6 @@
 
 namespace symm::nn {
 
-namespace {
-
-Representation regular_copies(const symm::group::GroupPtr& g, int64_t units) {
-  const int64_t copies = std::max<int64_t>(1, (units + g->order() - 1) / g->order());
-  return Representation::regular(g).copies(static_cast<int>(copies));
-}
-
-}  // namespace
-
 eMLPImpl::eMLPImpl(eMLPOptions options_) : options(std::move(options_)) { reset(); }
 
 void eMLPImpl::reset() {
@@ -22,6 +13,7 @@ void eMLPImpl::reset() {
               options.out_rep().group()->name());
   TORCH_CHECK(!options.hidden_units().empty(), "eMLP: hidden_units must hold at least one layer");
   TORCH_CHECK(options.dropout() >= 0 && options.dropout() < 1, "eMLP: dropout must be in [0, 1), got ", options.dropout());
+  hidden_rep_ = hidden_regular("eMLP", g, options.hidden_rep());
   layers = register_module("layers", torch::nn::ModuleList());
   hidden_reps_.clear();
   auto linear = [&](const Representation& in, const Representation& out) {
@@ -30,7 +22,7 @@ void eMLPImpl::reset() {
   Representation prev = options.in_rep();
   for (int64_t units : options.hidden_units()) {
     TORCH_CHECK(units > 0, "eMLP: hidden_units must be positive, got ", units);
-    hidden_reps_.push_back(regular_copies(g, units));
+    hidden_reps_.push_back(regular_copies(hidden_rep_, units));
     layers->push_back(linear(prev, hidden_reps_.back()));
     prev = hidden_reps_.back();
   }
@@ -66,13 +58,15 @@ void iMLPImpl::reset() {
   out_rep_ = Representation::trivial(g, static_cast<int>(options.out_dim()));
   // The backbone ends on the last hidden width; its output is then activated and pooled.
   std::vector<int64_t> hidden(options.hidden_units().begin(), options.hidden_units().end() - 1);
-  const auto pooled = regular_copies(g, options.hidden_units().back());
+  const auto hidden_rep = hidden_regular("iMLP", g, options.hidden_rep());
+  const auto pooled = regular_copies(hidden_rep, options.hidden_units().back());
   if (hidden.empty()) hidden.push_back(options.hidden_units().back());
   backbone = register_module("backbone", eMLP(eMLPOptions(options.in_rep(), pooled, hidden)
                                                   .activation(options.activation())
                                                   .dropout(options.dropout())
                                                   .bias(options.bias())
-                                                  .init_scheme(options.init_scheme())));
+                                                  .init_scheme(options.init_scheme())
+                                                  .hidden_rep(hidden_rep)));
   // Isotypic coordinates c = Qᵀh: irrep copy j owns a run of dim ψ_j coordinates.
   std::vector<int64_t> blocks;
   std::vector<uint8_t> trivial;

@@ -39,11 +39,11 @@ void eTimeCNNEncoderImpl::reset() {
   const bool stride = o.downsample() == "stride";
   convs = register_module("convs", torch::nn::ModuleList());
   norms = register_module("norms", torch::nn::ModuleList());
+  hidden_rep_ = hidden_regular("eTimeCNNEncoder", g, o.hidden_rep());
   Representation rep = o.in_rep();
   for (int64_t channels : o.hidden_channels()) {
     TORCH_CHECK(channels > 0, "eTimeCNNEncoder: hidden_channels must be positive, got ", channels);
-    const auto copies = std::max<int64_t>(1, (channels + g->order() - 1) / g->order());
-    const auto out = Representation::regular(g).copies(static_cast<int>(copies));
+    const auto out = regular_copies(hidden_rep_, channels);
     convs->push_back(eConv1d(eConv1dOptions(rep, out, 3).stride(stride ? 2 : 1).padding(1).bias(o.bias()).init_scheme(o.init_scheme())));
     if (o.batch_norm()) norms->push_back(eRMSNorm(eRMSNormOptions(out).eps(1e-6)));
     rep = out;
@@ -54,11 +54,13 @@ void eTimeCNNEncoderImpl::reset() {
   const bool invariant = std::all_of(irreps.begin(), irreps.end(), [](int k) { return k == 0; });
   if (invariant) {
     invariant_head = register_module("head", iMLP(iMLPOptions(head_in_rep_, o.out_rep().size(), o.mlp_hidden())
-                                                      .activation(o.activation()).bias(o.bias()).init_scheme(o.init_scheme())));
+                                                      .activation(o.activation()).bias(o.bias()).init_scheme(o.init_scheme())
+                                                      .hidden_rep(hidden_rep_)));
     equivariant_head = nullptr;
   } else {
     equivariant_head = register_module("head", eMLP(eMLPOptions(head_in_rep_, o.out_rep(), o.mlp_hidden())
-                                                        .activation(o.activation()).bias(o.bias()).init_scheme(o.init_scheme())));
+                                                        .activation(o.activation()).bias(o.bias()).init_scheme(o.init_scheme())
+                                                        .hidden_rep(hidden_rep_)));
     invariant_head = nullptr;
   }
 }

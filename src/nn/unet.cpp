@@ -191,9 +191,9 @@ void eConditionalUnet1DImpl::reset() {
                 g->name(), ", got ", (*rep)->group() ? (*rep)->group()->name() : std::string("none"));
   const bool stride = o.downsample() == "stride";
 
+  hidden_rep_ = hidden_regular("eConditionalUnet1D", g, o.hidden_rep());
   std::vector<Representation> reps{o.in_rep()};
-  for (auto d : o.down_dims())
-    reps.push_back(Representation::regular(g).copies(static_cast<int>((d + g->order() - 1) / g->order())));
+  for (auto d : o.down_dims()) reps.push_back(regular_copies(hidden_rep_, d));
   const auto steps = Representation::trivial(g, static_cast<int>(o.diffusion_step_embed_dim()));
   cond_rep_ = o.global_cond_rep() ? direct_sum(*o.global_cond_rep(), steps) : steps;
 

@@ -75,12 +75,6 @@ Representation rep_of(const std::string& spec, std::uint64_t seed) {
   return symm::test::scrambled(direct_sum(Representation::regular(g), Representation::irrep(g, last)), seed);
 }
 
-Eigen::MatrixXd group_average(const Eigen::MatrixXd& w, const Representation& x, const Representation& y) {
-  Eigen::MatrixXd sum = Eigen::MatrixXd::Zero(w.rows(), w.cols());
-  for (int g = 0; g < x.group()->order(); ++g) sum += y(g) * w * x(g).transpose();
-  return sum / x.group()->order();
-}
-
 class eEMAStatsTest : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(eEMAStatsTest, SymmetricStatisticsOfTwoBatches) {
@@ -94,15 +88,15 @@ TEST_P(eEMAStatsTest, SymmetricStatisticsOfTwoBatches) {
   stats->forward(x2, y2);
   // Written out with group averages: invariant means, covariances of the centred batches over N.
   auto mean = [&](const torch::Tensor& x, const Representation& r) {
-    return group_average(to_eigen(x.mean(0).unsqueeze(1)), trivial, r);
+    return symm::test::group_average(to_eigen(x.mean(0).unsqueeze(1)), trivial, r);
   };
   const Eigen::MatrixXd mx1 = mean(x1, rx), my1 = mean(y1, ry);
   auto centred = [](const torch::Tensor& x, const Eigen::MatrixXd& m) { return Eigen::MatrixXd(to_eigen(x).rowwise() - m.col(0).transpose()); };
   const Eigen::MatrixXd a1 = centred(x1, mx1), b1 = centred(y1, my1), a2 = centred(x2, mx1), b2 = centred(y2, my1);
   const Eigen::MatrixXd mx = 0.7 * mx1 + 0.3 * mean(x2, rx);
-  const Eigen::MatrixXd cxx = 0.7 * group_average(a1.transpose() * a1 / 5.0, rx, rx) + 0.3 * group_average(a2.transpose() * a2 / 4.0, rx, rx);
-  const Eigen::MatrixXd cxy = 0.7 * group_average(a1.transpose() * b1 / 5.0, ry, rx) + 0.3 * group_average(a2.transpose() * b2 / 4.0, ry, rx);
-  const Eigen::MatrixXd cyy = 0.7 * group_average(b1.transpose() * b1 / 5.0, ry, ry) + 0.3 * group_average(b2.transpose() * b2 / 4.0, ry, ry);
+  const Eigen::MatrixXd cxx = 0.7 * symm::test::group_average(a1.transpose() * a1 / 5.0, rx, rx) + 0.3 * symm::test::group_average(a2.transpose() * a2 / 4.0, rx, rx);
+  const Eigen::MatrixXd cxy = 0.7 * symm::test::group_average(a1.transpose() * b1 / 5.0, ry, rx) + 0.3 * symm::test::group_average(a2.transpose() * b2 / 4.0, ry, rx);
+  const Eigen::MatrixXd cyy = 0.7 * symm::test::group_average(b1.transpose() * b1 / 5.0, ry, ry) + 0.3 * symm::test::group_average(b2.transpose() * b2 / 4.0, ry, ry);
   EXPECT_LT((to_eigen(stats->mean_x().unsqueeze(1)) - mx).cwiseAbs().maxCoeff(), 1e-10);
   EXPECT_LT((to_eigen(stats->cov_xx()) - cxx).cwiseAbs().maxCoeff(), 1e-10);
   EXPECT_LT((to_eigen(stats->cov_yy()) - cyy).cwiseAbs().maxCoeff(), 1e-10);

@@ -35,12 +35,6 @@ Representation mixed(const GroupPtr& g, std::uint64_t seed) {
       direct_sum(direct_sum(Representation::regular(g), Representation::irrep(g, last)), Representation::trivial(g)), seed);
 }
 
-Eigen::MatrixXd group_average(const Eigen::MatrixXd& w, const Representation& x, const Representation& y) {
-  Eigen::MatrixXd sum = Eigen::MatrixXd::Zero(w.rows(), w.cols());
-  for (int g = 0; g < x.group()->order(); ++g) sum += y(g) * w * x(g).transpose();
-  return sum / x.group()->order();
-}
-
 // Samples with a non-invariant mean, so that centring matters.
 torch::Tensor samples(int64_t n, int64_t d, int64_t seed) {
   torch::manual_seed(seed);
@@ -56,7 +50,7 @@ TEST_P(StatsTest, MeanIsTheGroupAverageOfTheEmpiricalMean) {
   const auto x = samples(7, rep.size(), 1);
   const Eigen::MatrixXd xbar = to_eigen(x.mean(0).unsqueeze(1));
   const auto trivial = Representation::trivial(rep.group());
-  EXPECT_LT(max_abs(to_eigen(st::mean(x, rep).unsqueeze(1)) - group_average(xbar, trivial, rep)), 1e-10);
+  EXPECT_LT(max_abs(to_eigen(st::mean(x, rep).unsqueeze(1)) - symm::test::group_average(xbar, trivial, rep)), 1e-10);
   // A time axis joins the samples: (N, D, T) is the same as its (N·T, D) samples.
   const auto xt = samples(6, rep.size(), 2).view({3, 2, rep.size()}).transpose(1, 2);  // (3, D, 2)
   EXPECT_LT((st::mean(xt, rep) - st::mean(xt.transpose(1, 2).reshape({6, rep.size()}), rep)).abs().max().item<double>(), 1e-12);
@@ -86,13 +80,13 @@ TEST_P(StatsTest, VarianceIsConstantOnEachCopy) {
   const auto free = all_irreps(rep.group());
   const auto y = samples(9, free.size(), 4);
   const Eigen::MatrixXd yc = to_eigen(y - st::mean(y, free));
-  const Eigen::MatrixXd sym = group_average(yc.transpose() * yc / (y.size(0) - 1), free, free);
+  const Eigen::MatrixXd sym = symm::test::group_average(yc.transpose() * yc / (y.size(0) - 1), free, free);
   EXPECT_LT(max_abs(to_eigen(st::var(y, free).unsqueeze(1)) - sym.diagonal()), 1e-10);
   // An explicit center replaces the mean.
   const auto zero = torch::zeros({free.size()}, torch::kFloat64);
   const Eigen::MatrixXd ye = to_eigen(y);
   EXPECT_LT(max_abs(to_eigen(st::var(y, free, zero).unsqueeze(1)) -
-                    group_average(ye.transpose() * ye / (y.size(0) - 1), free, free).diagonal()), 1e-10);
+                    symm::test::group_average(ye.transpose() * ye / (y.size(0) - 1), free, free).diagonal()), 1e-10);
 }
 
 TEST_P(StatsTest, CovarianceIsTheGroupAveragedEmpiricalCovariance) {
@@ -100,9 +94,9 @@ TEST_P(StatsTest, CovarianceIsTheGroupAveragedEmpiricalCovariance) {
   const auto rx = mixed(g, 3), ry = all_irreps(g);
   const auto x = samples(8, rx.size(), 5), y = samples(8, ry.size(), 6);
   const Eigen::MatrixXd xc = to_eigen(x - st::mean(x, rx)), yc = to_eigen(y - st::mean(y, ry));
-  EXPECT_LT(max_abs(to_eigen(st::cov(x, y, rx, ry)) - group_average(yc.transpose() * xc / 7.0, rx, ry)), 1e-10);
+  EXPECT_LT(max_abs(to_eigen(st::cov(x, y, rx, ry)) - symm::test::group_average(yc.transpose() * xc / 7.0, rx, ry)), 1e-10);
   const Eigen::MatrixXd xe = to_eigen(x), ye = to_eigen(y);
-  EXPECT_LT(max_abs(to_eigen(st::cov(x, y, rx, ry, true)) - group_average(ye.transpose() * xe / 8.0, rx, ry)), 1e-10);
+  EXPECT_LT(max_abs(to_eigen(st::cov(x, y, rx, ry, true)) - symm::test::group_average(ye.transpose() * xe / 8.0, rx, ry)), 1e-10);
 }
 
 TEST_P(StatsTest, TensorProjectionIsBatchedAndSelfAdjoint) {
@@ -113,7 +107,7 @@ TEST_P(StatsTest, TensorProjectionIsBatchedAndSelfAdjoint) {
   const auto p = st::equiv_orthogonal_projection(w, rx, ry);
   for (int i = 0; i < 2; ++i)
     for (int j = 0; j < 3; ++j)
-      ASSERT_LT(max_abs(to_eigen(p[i][j].detach()) - group_average(to_eigen(w[i][j].detach()), rx, ry)), 1e-10);
+      ASSERT_LT(max_abs(to_eigen(p[i][j].detach()) - symm::test::group_average(to_eigen(w[i][j].detach()), rx, ry)), 1e-10);
   const auto theta = st::equiv_orthogonal_projection_coefficients(w, rx, ry);
   EXPECT_LT(max_abs(to_eigen(theta[1][2].detach().unsqueeze(1)) -
                     symm::linalg::equiv_orthogonal_projection_coefficients(to_eigen(w[1][2].detach()), rx, ry)), 1e-10);

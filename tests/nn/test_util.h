@@ -39,6 +39,14 @@ inline symm::group::Representation scrambled(const symm::group::Representation& 
   return rep.change_basis(q, rep.name() + "'");
 }
 
+/// (1/|G|) Σ_g ρ_y(g) W ρ_x(g)ᵀ: the average of W over the group, an equivariant map x → y.
+inline Eigen::MatrixXd group_average(const Eigen::MatrixXd& w, const symm::group::Representation& x,
+                                     const symm::group::Representation& y) {
+  Eigen::MatrixXd sum = Eigen::MatrixXd::Zero(w.rows(), w.cols());
+  for (int g = 0; g < x.group()->order(); ++g) sum += y(g) * w * x(g).transpose();
+  return sum / x.group()->order();
+}
+
 /// Expects f to throw c10::Error or std::invalid_argument whose message contains every fragment.
 inline void expect_error(const std::function<void()>& f, std::initializer_list<std::string> fragments) {
   std::string message;

@@ -1,5 +1,7 @@
 """from_symm_learning for symm_learning's time-series models and remaining modules: eTimeCNNEncoder,
 eConditionalUnet1D, IrrepSubspaceNormPooling, Change2DisentangledBasis, eMultivariateNormal, EMAStats, eEMAStats."""
+import subprocess
+
 import pytest
 import torch
 
@@ -201,8 +203,7 @@ def test_plain_unet_and_parts_convert_with_the_same_outputs():
 
 
 @pytest.mark.parametrize("make_group", GROUPS, ids=IDS)
-def test_converted_models_save_and_load_in_python_and_refuse_cpp_where_escnn_decomposes_otherwise(make_group,
-                                                                                                    tmp_path):
+def test_converted_models_have_cpp_twins_and_checkpoints_that_cross(make_group, tmp_path):
     G = make_group()
     in_rep, cond = direct_sum([regular(G, 1), G.irreps()[-1]]), direct_sum([regular(G, 1), G.irreps()[-1]])
 
@@ -217,28 +218,69 @@ def test_converted_models_save_and_load_in_python_and_refuse_cpp_where_escnn_dec
     x, t, film = torch.randn(3, in_rep.size, 8), torch.tensor([0, 5, 50]), torch.randn(3, cond.size)
     for make, inputs in ((encoder, (x,)), (unet, (torch.randn(3, G.order(), 8), t, None, film))):
         ours, fresh = from_symm_learning(make()), from_symm_learning(make())  # the same hidden_rep, other weights
-        path = str(tmp_path / "m.symm")
-        symm.save(ours, path)
-        symm.load(fresh, path)
+        name = type(ours).__name__
         with torch.no_grad():
             want = ours(*inputs)
-            assert (fresh(*inputs) - want).abs().max() <= 1e-6 * want.abs().max()
-        name = type(ours).__name__
-        if G.name == "C2":  # escnn's decomposition is ours: the C++ model is the same
+            # The C++ twin is the same model: built with the converted model's hidden_rep.
+            assert _relative(symm.checkpoint.cpp_copy(ours).forward(*inputs), want) < 1e-5, name
+            path = str(tmp_path / "m.symm")
+            symm.save(ours, path)
+            symm.load(fresh, path)
+            assert _relative(fresh(*inputs), want) < 1e-6, name
+            twin = symm.checkpoint.cpp_twin(fresh)
+            symm._C.load(twin, path)  # C++ symm::load
+            assert _relative(twin.forward(*inputs), want) < 1e-5, name
+            twin = symm.checkpoint.cpp_copy(from_symm_learning(make()))  # C++ symm::save → Python
+            symm._C.save(twin, path)
+            symm.load(fresh, path)
+            assert _relative(fresh(*inputs), twin.forward(*inputs)) < 1e-5, name
+        if G.name == "C2":  # escnn's decomposition is ours: the checkpoint is that of a model built without one
             assert symm.nn.mlp.is_our_decomposition(ours.hidden_rep)
-            symm.checkpoint.cpp_copy(ours)
+            assert "decomposition=" not in symm.architecture(ours)
             continue
         assert not symm.nn.mlp.is_our_decomposition(ours.hidden_rep)
-        with pytest.raises(TypeError, match=f"{name}: its hidden channels are copies of hidden_rep"):
-            symm.checkpoint.cpp_copy(ours)
         default = symm.nn.eTimeCNNEncoder(ours.in_rep, ours.out_rep, [2 * G.order()], 8, batch_norm=True,
                                           mlp_hidden=[16]) if name == "eTimeCNNEncoder" else \
             symm.nn.eConditionalUnet1D(ours.in_rep, None, ours.global_cond_rep, diffusion_step_embed_dim=8,
                                        down_dims=[2 * G.order()])
-        with pytest.raises(RuntimeError, match=f"{name}: the checkpoint and the module differ in hidden_rep"):
+        refusal = "was saved with its hidden regular copies in another irrep decomposition"
+        with pytest.raises(RuntimeError, match=refusal):
             symm.load(default, path)
-        with pytest.raises(RuntimeError, match="saved from a different architecture or group"):
+        with pytest.raises(RuntimeError, match=refusal):
             symm._C.load(symm.checkpoint.cpp_twin(default), path)  # C++ symm::load
+
+
+@pytest.mark.parametrize("make_group", GROUPS[1:], ids=IDS[1:])
+def test_converted_encoder_checkpoints_cross_to_the_cpp_peer_and_back(make_group, peer, tmp_path):
+    # The peer builds the eTimeCNNEncoder natively in C++ on the converted model's group (a JSON file of its
+    # permutations) with its representations and hidden_rep (escnn's decomposition).
+    from test_hidden_rep import run_peer, write_group, write_reps
+    torch.set_num_threads(1)
+    G = make_group()
+    copies, layers, ff = 2, 2, 2 * G.order()
+    ours = from_symm_learning(perturb(sl_models.eTimeCNNEncoder(regular(G, copies), regular(G, copies),
+                                                                hidden_channels=[ff] * layers, time_horizon=5,
+                                                                batch_norm=True, mlp_hidden=[ff])))
+    assert not symm.nn.mlp.is_our_decomposition(ours.hidden_rep)
+    group = write_group(tmp_path / "group.json", ours.in_rep.group)
+    reps = write_reps(tmp_path / "reps.txt", **{"in": ours.in_rep, "out": ours.out_rep, "hidden": ours.hidden_rep})
+    symm.save(ours, tmp_path / "py.symm")
+    x = torch.randn(2, 5, ours.in_rep.size)  # the peer reads it as 2 series of 5 frames
+    with torch.no_grad():
+        want = ours(x.transpose(1, 2))
+    args = (tmp_path, group, copies, layers, ff, "time_cnn")
+    got = run_peer(peer, "load", tmp_path / "py.symm", x, *args, reps)
+    assert isinstance(got, torch.Tensor), got.stderr
+    assert _relative(got.reshape(want.shape), want) < 1e-5
+    proc = run_peer(peer, "load", tmp_path / "py.symm", x, *args)  # the peer's own reps: refused
+    assert isinstance(proc, subprocess.CompletedProcess) and proc.returncode != 0, proc
+    got = run_peer(peer, "save", tmp_path / "cpp.symm", x, *args, reps)
+    fresh = from_symm_learning(sl_models.eTimeCNNEncoder(regular(G, copies), regular(G, copies),
+                                                         hidden_channels=[ff] * layers, time_horizon=5,
+                                                         batch_norm=True, mlp_hidden=[ff]))
+    symm.load(fresh, tmp_path / "cpp.symm")
+    with torch.no_grad():
+        assert _relative(fresh(x.transpose(1, 2)), got.reshape(want.shape)) < 1e-5
 
 
 def test_conversion_swaps_no_module_globals():

@@ -54,6 +54,10 @@ class Representation {
 
   /// Stable text identifying group, irreps and (rounded) matrices of the generators.
   std::string fingerprint() const;
+  /// Stable text identifying the irrep decomposition: the irrep ids in block order ("[0,1,2]", or "3x[0,1,2]"
+  /// for repeats) and a hash of Q rounded to 1e-6. Two decompositions of the same matrices differ here when
+  /// their irrep copies (or the bases within them) do, which fingerprint() cannot see.
+  std::string decomposition_fingerprint() const;
 
   friend Representation direct_sum(const Representation& a, const Representation& b);
 
@@ -73,5 +77,9 @@ Representation direct_sum(const Representation& a, const Representation& b);
 
 /// Whether two representations have the same group and the same matrices (to tol) on every generator.
 bool same_representation(const Representation& a, const Representation& b, double tol = 1e-9);
+
+/// Whether two representations have the same group, the same irreps in the same order and the same change of
+/// basis (to tol): the same irrep copies on the same coordinates, so per-copy parameters mean the same.
+bool same_decomposition(const Representation& a, const Representation& b, double tol = 1e-9);
 
 }  // namespace symm::group

@@ -3,9 +3,11 @@
 // the permutation basis, where a pointwise activation commutes with the group), and iMLP: an invariant MLP
 // that reads an eMLP's features through invariants (the trivial coordinates and the norm of every other irrep
 // copy) and finishes with an unconstrained linear head.
+#include <optional>
 #include <vector>
 
 #include "symm/nn/activation.h"
+#include "symm/nn/hidden_rep.h"
 #include "symm/nn/linear.h"
 
 namespace symm::nn {
@@ -23,6 +25,8 @@ struct eMLPOptions {
   TORCH_ARG(double, dropout) = 0.0;
   TORCH_ARG(bool, bias) = true;
   TORCH_ARG(std::string, init_scheme) = "xavier_normal";
+  /// The regular representation whose copies make the hidden layers (hidden_rep.h); ours by default.
+  TORCH_ARG(std::optional<Representation>, hidden_rep) = std::nullopt;
 };
 
 /// x ↦ eLinear ∘ (activation ∘ eLinear)^L (x); f(ρ_in(g)x) = ρ_out(g) f(x) for every g.
@@ -35,11 +39,14 @@ class eMLPImpl : public torch::nn::Cloneable<eMLPImpl>, public eModule {
   void reset_parameters();
   /// x (..., in_rep.size()) → (..., out_rep.size()).
   torch::Tensor forward(const torch::Tensor& x);
-  /// The representations of the hidden layers (regular copies).
+  /// The representations of the hidden layers (copies of hidden_rep).
   const std::vector<Representation>& hidden_reps() const { return hidden_reps_; }
+  /// One regular copy as the hidden layers decompose it: options.hidden_rep or ours.
+  const Representation& hidden_rep() const { return hidden_rep_; }
   void pretty_print(std::ostream& stream) const override;
   const Representation& in_rep() const override { return options.in_rep(); }
   const Representation& out_rep() const override { return options.out_rep(); }
+  std::optional<Representation> foreign_decomposition() const override { return unless_ours(hidden_rep_); }
 
   eMLPOptions options;
   /// The hidden layers' maps, then the output map.
@@ -47,6 +54,7 @@ class eMLPImpl : public torch::nn::Cloneable<eMLPImpl>, public eModule {
   torch::nn::Dropout dropout{nullptr};
 
  private:
+  Representation hidden_rep_;
   std::vector<Representation> hidden_reps_;
 };
 TORCH_MODULE(eMLP);
@@ -63,6 +71,9 @@ struct iMLPOptions {
   TORCH_ARG(double, dropout) = 0.0;
   TORCH_ARG(bool, bias) = true;
   TORCH_ARG(std::string, init_scheme) = "xavier_normal";
+  /// The regular representation whose copies make the backbone's layers and the pooled width, whose irrep
+  /// copies are pooled (hidden_rep.h); ours by default.
+  TORCH_ARG(std::optional<Representation>, hidden_rep) = std::nullopt;
 };
 
 /// x ↦ head(invariants(activation(eMLP(x)))): f(ρ_in(g)x) = f(x) for every g. The invariants of a feature
@@ -83,6 +94,9 @@ class iMLPImpl : public torch::nn::Cloneable<iMLPImpl>, public eModule {
   const Representation& in_rep() const override { return options.in_rep(); }
   /// out_dim copies of the trivial representation.
   const Representation& out_rep() const override { return out_rep_; }
+  /// One regular copy as the pooled width decomposes it: options.hidden_rep or ours.
+  const Representation& hidden_rep() const { return backbone->hidden_rep(); }
+  std::optional<Representation> foreign_decomposition() const override { return unless_ours(hidden_rep()); }
 
   iMLPOptions options;
   eMLP backbone{nullptr};

@@ -3,6 +3,7 @@
 // them (change-of-basis matrices, endomorphism bases) that are not learned state.
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,10 @@ class eModule {
   virtual ~eModule() = default;
   virtual const Representation& in_rep() const = 0;
   virtual const Representation& out_rep() const = 0;
+  /// The representation whose irrep copies this module's per-copy parameters belong to, where its irrep
+  /// decomposition is not ours (hidden_rep.h); none otherwise. Dense checkpoints cannot see a decomposition,
+  /// so symm::architecture writes it and symm::load refuses a file saved with another one.
+  virtual std::optional<Representation> foreign_decomposition() const { return std::nullopt; }
 };
 
 /// Double-precision constants (and integer index tensors, which keep their dtype), materialised once per

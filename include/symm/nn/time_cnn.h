@@ -4,6 +4,7 @@
 // optional eRMSNorm over the channels, a pointwise activation (hidden channels are whole regular copies in the
 // permutation basis, where it commutes with the group), then an eMLP head, or an iMLP head when out_rep is
 // trivial only. TimeCNNEncoder and MLP: the same from torch::nn modules, unconstrained baselines.
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,9 @@ struct eTimeCNNEncoderOptions {
   /// Concatenate the input's last frame to the flattened features before the head.
   TORCH_ARG(bool, append_last_frame) = false;
   TORCH_ARG(std::string, init_scheme) = "xavier_uniform";
+  /// The regular representation whose copies make every hidden width, of the blocks (whose norms scale its
+  /// irrep copies) and of the head (hidden_rep.h); ours by default.
+  TORCH_ARG(std::optional<Representation>, hidden_rep) = std::nullopt;
 };
 
 class eTimeCNNEncoderImpl : public torch::nn::Cloneable<eTimeCNNEncoderImpl>, public eModule {
@@ -49,9 +53,12 @@ class eTimeCNNEncoderImpl : public torch::nn::Cloneable<eTimeCNNEncoderImpl>, pu
   /// Representation of the head's input: the last block's channels once per remaining frame, time-major
   /// (then in_rep with append_last_frame).
   const Representation& head_in_rep() const { return head_in_rep_; }
+  /// One regular copy as the hidden widths decompose it: options.hidden_rep or ours.
+  const Representation& hidden_rep() const { return hidden_rep_; }
   void pretty_print(std::ostream& stream) const override;
   const Representation& in_rep() const override { return options.in_rep(); }
   const Representation& out_rep() const override { return options.out_rep(); }
+  std::optional<Representation> foreign_decomposition() const override { return unless_ours(hidden_rep_); }
 
   eTimeCNNEncoderOptions options;
   torch::nn::ModuleList convs{nullptr};
@@ -63,6 +70,7 @@ class eTimeCNNEncoderImpl : public torch::nn::Cloneable<eTimeCNNEncoderImpl>, pu
 
  private:
   int64_t horizon_out_ = 0;
+  Representation hidden_rep_;
   Representation head_in_rep_;
 };
 TORCH_MODULE(eTimeCNNEncoder);

@@ -20,6 +20,7 @@
 #include "symm/nn/activation.h"
 #include "symm/nn/affine.h"
 #include "symm/nn/conv.h"
+#include "symm/nn/hidden_rep.h"
 #include "symm/nn/normalization.h"
 #include "symm/nn/pooling.h"
 
@@ -77,6 +78,8 @@ class eConditionalResidualBlock1DImpl : public torch::nn::Cloneable<eConditional
   void pretty_print(std::ostream& stream) const override;
   const Representation& in_rep() const override { return options.in_rep(); }
   const Representation& out_rep() const override { return options.out_rep(); }
+  /// out_rep where it is not decomposed as ours: FiLM predicts one scale per irrep copy of it.
+  std::optional<Representation> foreign_decomposition() const override { return unless_ours(options.out_rep()); }
 
   eConditionalResidualBlock1DOptions options;
   eConv1d conv1{nullptr}, conv2{nullptr};
@@ -111,6 +114,9 @@ struct eConditionalUnet1DOptions {
   /// "stride" (eConv1d stride 2 / eConvTranspose1d stride 2) or "pooling" (max pool 2 / nearest up-sampling).
   TORCH_ARG(std::string, downsample) = "stride";
   TORCH_ARG(std::string, init_scheme) = "xavier_uniform";
+  /// The regular representation whose copies make every level, whose irrep copies the norms and the FiLM
+  /// scale (hidden_rep.h); ours by default.
+  TORCH_ARG(std::optional<Representation>, hidden_rep) = std::nullopt;
 };
 
 /// sample (B, in_rep.size(), L), timestep (a scalar tensor, (1) or (B); one forward, no overloads, so that the
@@ -126,11 +132,14 @@ class eConditionalUnet1DImpl : public torch::nn::Cloneable<eConditionalUnet1DImp
                         const torch::Tensor& film_cond = {});
   /// Representation of the FiLM features: global_cond_rep ⊕ diffusion_step_embed_dim trivial copies.
   const Representation& cond_rep() const { return cond_rep_; }
+  /// One regular copy as the levels decompose it: options.hidden_rep or ours.
+  const Representation& hidden_rep() const { return hidden_rep_; }
   /// The horizon L must be a multiple of this (2^(levels − 1)).
   int64_t horizon_multiple() const { return int64_t{1} << (options.down_dims().size() - 1); }
   void pretty_print(std::ostream& stream) const override;
   const Representation& in_rep() const override { return options.in_rep(); }
   const Representation& out_rep() const override { return options.in_rep(); }
+  std::optional<Representation> foreign_decomposition() const override { return unless_ours(hidden_rep_); }
 
   eConditionalUnet1DOptions options;
   /// SinusoidalPosEmb → Linear(d, 4d) → Mish → Linear(4d, d).
@@ -149,6 +158,7 @@ class eConditionalUnet1DImpl : public torch::nn::Cloneable<eConditionalUnet1DImp
   eConv1d final_proj{nullptr};
 
  private:
+  Representation hidden_rep_;
   Representation cond_rep_;
 };
 TORCH_MODULE(eConditionalUnet1D);
