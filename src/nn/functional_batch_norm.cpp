@@ -1,0 +1,316 @@
+// symm::nn::functional::batch_norm_train (torch.ops.symm.batch_norm_train): eBatchNorm1d's training
+// normalisation. The composition of ATen operators is the reference; on the CPU in plain eager mode a hand
+// kernel with its own backward runs instead: the isotypic coordinates z = Qᵀ(x − μ) exist only one (batch,
+// block) slice at a time, so a step reads and writes x five times where the composition's autograd graph made
+// about twenty passes (square, mean, index_add, the scales, the products and their backward).
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+
+#include "symm/nn/functional.h"
+
+#include "eager.h"
+#include "parallel_grain.h"
+
+namespace symm::nn::functional {
+
+namespace {
+
+// Blocks up to this size run in the loops below; larger ones (a representation without equal diagonal blocks,
+// whose Q is one dense block) in the composition's BLAS products.
+constexpr int64_t kBatchNormLoopBlock = 64;
+
+// Columns of a slice handled at once by block_product: 16 floats or doubles stay in registers.
+constexpr int64_t kBnWidth = 16;
+
+/// y = m·x + shift (shift may be null) for one slice, or y += m·x with accumulate: m (b, b) row-major, x and y
+/// (b, inner) row-major. Two rows at a time, kBnWidth columns at a time, so that each load of x serves two
+/// multiply-adds held in registers.
+template <typename T>
+SYMM_AVX2_CLONE void block_product(const T* m, const T* x, const T* shift, T* y, int64_t b, int64_t inner, bool accumulate) {
+  int64_t t0 = 0;
+  for (; t0 + kBnWidth <= inner; t0 += kBnWidth) {
+    int64_t i = 0;
+    for (; i + 2 <= b; i += 2) {
+      T a0[kBnWidth], a1[kBnWidth];
+      const T s0 = shift ? shift[i] : T(0), s1 = shift ? shift[i + 1] : T(0);
+      for (int64_t t = 0; t < kBnWidth; ++t) {
+        a0[t] = accumulate ? y[i * inner + t0 + t] : s0;
+        a1[t] = accumulate ? y[(i + 1) * inner + t0 + t] : s1;
+      }
+      for (int64_t j = 0; j < b; ++j) {
+        const T m0 = m[i * b + j], m1 = m[(i + 1) * b + j];
+        const T* xj = x + j * inner + t0;
+        for (int64_t t = 0; t < kBnWidth; ++t) {
+          a0[t] += m0 * xj[t];
+          a1[t] += m1 * xj[t];
+        }
+      }
+      for (int64_t t = 0; t < kBnWidth; ++t) {
+        y[i * inner + t0 + t] = a0[t];
+        y[(i + 1) * inner + t0 + t] = a1[t];
+      }
+    }
+    for (; i < b; ++i) {
+      T a0[kBnWidth];
+      for (int64_t t = 0; t < kBnWidth; ++t) a0[t] = accumulate ? y[i * inner + t0 + t] : (shift ? shift[i] : T(0));
+      for (int64_t j = 0; j < b; ++j)
+        for (int64_t t = 0; t < kBnWidth; ++t) a0[t] += m[i * b + j] * x[j * inner + t0 + t];
+      for (int64_t t = 0; t < kBnWidth; ++t) y[i * inner + t0 + t] = a0[t];
+    }
+  }
+  if (t0 == inner) return;
+  for (int64_t i = 0; i < b; ++i) {  // the last columns (all of them for (B, C) inputs, inner 1)
+    T* yi = y + i * inner;
+    if (!accumulate)
+      for (int64_t t = t0; t < inner; ++t) yi[t] = shift ? shift[i] : T(0);
+    for (int64_t j = 0; j < b; ++j) {
+      const T mij = m[i * b + j];
+      const T* xj = x + j * inner;
+      for (int64_t t = t0; t < inner; ++t) yi[t] += mij * xj[t];
+    }
+  }
+}
+
+/// Σ_t u[i, t]·v[i, t] added to out[i] for each row of two (b, inner) slices.
+template <typename T>
+SYMM_AVX2_CLONE void add_row_dots(const T* u, const T* v, double* out, int64_t b, int64_t inner) {
+  for (int64_t i = 0; i < b; ++i) {
+    T sum = 0;
+    for (int64_t t = 0; t < inner; ++t) sum += u[i * inner + t] * v[i * inner + t];
+    out[i] += double(sum);
+  }
+}
+
+template <typename T>
+SYMM_AVX2_CLONE void add_row_sums(const T* u, double* out, int64_t b, int64_t inner) {
+  for (int64_t i = 0; i < b; ++i) {
+    T sum = 0;
+    for (int64_t t = 0; t < inner; ++t) sum += u[i * inner + t];
+    out[i] += double(sum);
+  }
+}
+
+/// x (outer, k·b, inner) contiguous: slice (o, kk) is the (b, inner) matrix of block kk in sample o.
+struct BnShape {
+  int64_t outer, k, b, inner;
+  int64_t channels() const { return k * b; }
+  int64_t count() const { return outer * inner; }  // N, the values per channel
+  int64_t slice(int64_t o, int64_t kk) const { return (o * k + kk) * b * inner; }
+};
+
+BnShape bn_shape(const torch::Tensor& x, const torch::Tensor& basis) {
+  return {x.size(0), basis.size(0), basis.size(1), x.dim() == 3 ? x.size(2) : 1};
+}
+
+/// Runs f(kk, buffer) over the blocks (each task owns whole blocks, so per-channel sums need no merging), with
+/// a scratch buffer of `scratch` values per task.
+template <typename T, typename F>
+void for_blocks(const BnShape& s, int64_t scratch, const F& f) {
+  at::parallel_for(0, s.k, detail::parallel_grain(s.outer * s.b * s.b * s.inner), [&](int64_t first, int64_t last) {
+    std::vector<T> buffer(scratch);
+    for (int64_t kk = first; kk < last; ++kk) f(kk, buffer.data());
+  });
+}
+
+template <typename F>
+void for_slices(const BnShape& s, const F& f) {
+  at::parallel_for(0, s.outer * s.k, detail::parallel_grain(s.b * s.b * s.inner), [&](int64_t first, int64_t last) {
+    for (int64_t i = first; i < last; ++i) f(i / s.k, i % s.k);
+  });
+}
+
+/// Q_k·diag(d_k)·Q_kᵀ for every block: basis (k, b, b), d (k·b).
+torch::Tensor sandwich(const torch::Tensor& basis, const torch::Tensor& d) {
+  return torch::bmm(basis * d.view({basis.size(0), 1, basis.size(1)}), basis.transpose(1, 2)).contiguous();
+}
+
+/// Q·v blockwise for v (k·b).
+torch::Tensor blocks_times(const torch::Tensor& basis, const torch::Tensor& v) {
+  return torch::bmm(basis, v.view({basis.size(0), basis.size(1), 1})).view({-1});
+}
+
+torch::Tensor blocks_t_times(const torch::Tensor& basis, const torch::Tensor& v) {
+  return torch::bmm(basis.transpose(1, 2), v.view({basis.size(0), basis.size(1), 1})).view({-1});
+}
+
+// The reference: the same map from ATen operators, through which autograd, torch.func and torch.compile go.
+std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> batch_norm_composite(const torch::Tensor& x, const torch::Tensor& basis,
+                                                                             const torch::Tensor& copy_of, const torch::Tensor& dims,
+                                                                             const torch::Tensor& trivial, const torch::Tensor& weight,
+                                                                             const torch::Tensor& bias, double eps) {
+  const int64_t k = basis.size(0), b = basis.size(1);
+  const auto x3 = x.dim() == 3 ? x : x.unsqueeze(-1);  // (B, C, T)
+  const auto x4 = x3.unflatten(1, {k, b});              // (B, k, b, T)
+  // μ = Q·(trivial ⊙ Qᵀ x̄): the mean projected onto Fix(ρ), whose isotypic coordinates are the trivial ones.
+  const auto mu_hat = blocks_t_times(basis, x3.mean({0, 2})) * trivial;
+  const auto mean = blocks_times(basis, mu_hat);
+  const auto z = torch::matmul(basis.transpose(1, 2), x4) - mu_hat.view({k, b, 1});
+  const auto var = torch::zeros({dims.size(0)}, x.options()).index_add(0, copy_of, z.square().mean({0, 3}).view({-1})) / dims;
+  auto scale = torch::rsqrt(var + eps);
+  if (weight.defined()) scale = scale * weight;
+  // The scales ride on the columns of Q's blocks: no pass over z for them.
+  auto y = torch::matmul(basis * scale.index_select(0, copy_of).view({k, 1, b}), z).flatten(1, 2);
+  if (bias.defined()) y = y + bias.view({-1, 1});
+  // μ and var are statistics for the running averages, without gradient, as the hand kernel's.
+  return {x.dim() == 3 ? y : y.squeeze(-1), mean.detach(), var.detach()};
+}
+
+struct BatchNormTrain : torch::autograd::Function<BatchNormTrain> {
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x_in,
+                                                const torch::Tensor& basis_in, const torch::Tensor& copy_of, const torch::Tensor& dims,
+                                                const torch::Tensor& trivial, const torch::Tensor& weight, const torch::Tensor& bias,
+                                                double eps) {
+    const auto x = x_in.contiguous();
+    const auto basis = basis_in.contiguous();
+    const auto s = bn_shape(x, basis);
+    const int64_t c = s.channels();
+    const double n = double(s.count());
+    auto mean_in = torch::empty({c}, x.options().dtype(torch::kFloat64));
+    auto square_sums = torch::zeros({c}, mean_in.options());
+    torch::Tensor mu_hat;
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "batch_norm_train", [&] {
+      const scalar_t* xp = x.data_ptr<scalar_t>();
+      double* sums = mean_in.data_ptr<double>();
+      for_blocks<scalar_t>(s, 0, [&](int64_t kk, scalar_t*) {
+        std::fill(sums + kk * s.b, sums + (kk + 1) * s.b, 0.0);
+        for (int64_t o = 0; o < s.outer; ++o) add_row_sums(xp + s.slice(o, kk), sums + kk * s.b, s.b, s.inner);
+      });
+      mu_hat = blocks_t_times(basis, (mean_in / n).to(x.scalar_type())) * trivial;
+      // z = Qᵀx − μ̂ per slice (Qᵀμ = μ̂: Q is orthogonal), its squares summed per isotypic coordinate.
+      const auto qt = basis.transpose(1, 2).contiguous();
+      const auto neg_mu_hat = -mu_hat;
+      const scalar_t *qtp = qt.data_ptr<scalar_t>(), *nm = neg_mu_hat.data_ptr<scalar_t>();
+      double* sq = square_sums.data_ptr<double>();
+      for_blocks<scalar_t>(s, s.b * s.inner, [&](int64_t kk, scalar_t* z) {
+        for (int64_t o = 0; o < s.outer; ++o) {
+          block_product(qtp + kk * s.b * s.b, xp + s.slice(o, kk), nm + kk * s.b, z, s.b, s.inner, false);
+          add_row_dots(z, z, sq + kk * s.b, s.b, s.inner);
+        }
+      });
+    });
+    const auto var = torch::zeros({dims.size(0)}, x.options()).index_add(0, copy_of, (square_sums / n).to(x.scalar_type())) / dims;
+    const auto inv_std = torch::rsqrt(var + eps);
+    const auto a = (inv_std * weight).index_select(0, copy_of);
+    // y = A(x − μ) + β = A x + (β − Q(a ⊙ μ̂)), A = Q·diag(a)·Qᵀ per block.
+    const auto big_a = sandwich(basis, a);
+    const auto shift = (bias - blocks_times(basis, a * mu_hat)).contiguous();
+    auto y = torch::empty_like(x);
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "batch_norm_train", [&] {
+      const scalar_t *xp = x.data_ptr<scalar_t>(), *ap = big_a.data_ptr<scalar_t>(), *sp = shift.data_ptr<scalar_t>();
+      scalar_t* yp = y.data_ptr<scalar_t>();
+      for_slices(s, [&](int64_t o, int64_t kk) {
+        block_product(ap + kk * s.b * s.b, xp + s.slice(o, kk), sp + kk * s.b, yp + s.slice(o, kk), s.b, s.inner, false);
+      });
+    });
+    const auto mean = blocks_times(basis, mu_hat);
+    ctx->save_for_backward({x_in, basis_in, copy_of, dims, trivial, weight, bias, mu_hat, inv_std, big_a});
+    ctx->saved_data["eps"] = eps;
+    ctx->mark_non_differentiable({mean, var});
+    return {y, mean, var};
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::variable_list grads) {
+    const auto v = ctx->get_saved_variables();
+    const auto &x_in = v[0], &basis_in = v[1], &copy_of = v[2], &dims = v[3], &trivial = v[4], &weight = v[5], &bias = v[6];
+    const double eps = ctx->saved_data["eps"].toDouble();
+    torch::autograd::variable_list out(8);
+    if (!grads[0].defined()) return out;
+    if (torch::GradMode::is_enabled()) {
+      // create_graph: the gradient of the composition, itself differentiable, so higher derivatives are exact.
+      std::vector<torch::Tensor> inputs;
+      std::vector<size_t> slots;
+      for (const size_t i : {size_t(0), size_t(5), size_t(6)})
+        if (v[i].requires_grad()) inputs.push_back(v[i]), slots.push_back(i);
+      if (inputs.empty()) return out;
+      const auto y = std::get<0>(batch_norm_composite(x_in, basis_in, copy_of, dims, trivial, weight, bias, eps));
+      const auto g = torch::autograd::grad({y}, inputs, {grads[0]}, /*retain_graph=*/true, /*create_graph=*/true, /*allow_unused=*/true);
+      for (size_t i = 0; i < slots.size(); ++i) out[slots[i]] = g[i];
+      return out;
+    }
+    const auto &mu_hat = v[7], &inv_std = v[8], &big_a = v[9];
+    const auto x = x_in.contiguous();
+    const auto basis = basis_in.contiguous();
+    const auto gy = grads[0].contiguous();
+    const auto s = bn_shape(x, basis);
+    const int64_t c = s.channels();
+    const double n = double(s.count());
+    // Per isotypic coordinate h_c = Σ_n ĝ_c z_c (ĝ = Qᵀg), and the channel sums of g.
+    auto h = torch::zeros({c}, x.options().dtype(torch::kFloat64));
+    auto g_sums = torch::zeros({c}, h.options());
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "batch_norm_train_backward", [&] {
+      const auto qt = basis.transpose(1, 2).contiguous();
+      const auto neg_mu_hat = -mu_hat;
+      const scalar_t *xp = x.data_ptr<scalar_t>(), *gp = gy.data_ptr<scalar_t>(), *qtp = qt.data_ptr<scalar_t>(),
+                     *nm = neg_mu_hat.data_ptr<scalar_t>();
+      double *hp = h.data_ptr<double>(), *gs = g_sums.data_ptr<double>();
+      for_blocks<scalar_t>(s, 2 * s.b * s.inner, [&](int64_t kk, scalar_t* buffer) {
+        scalar_t *z = buffer, *gh = buffer + s.b * s.inner;
+        const scalar_t* q = qtp + kk * s.b * s.b;
+        for (int64_t o = 0; o < s.outer; ++o) {
+          block_product(q, xp + s.slice(o, kk), nm + kk * s.b, z, s.b, s.inner, false);
+          block_product(q, gp + s.slice(o, kk), static_cast<const scalar_t*>(nullptr), gh, s.b, s.inner, false);
+          add_row_dots(gh, z, hp + kk * s.b, s.b, s.inner);
+          add_row_sums(gp + s.slice(o, kk), gs + kk * s.b, s.b, s.inner);
+        }
+      });
+    });
+    const auto type = x.scalar_type();
+    const auto gsum = g_sums.to(type);
+    // H_k = Σ_{c ∈ copy k} h_c. With a_c = s_k γ_k (s_k = 1/√(var_k + ε)): dγ_k = s_k H_k, and
+    // dz = a ⊙ ĝ + e_k z with e_k = −s_k³ γ_k H_k / (d_k N); the trivial coordinates' centring subtracts their
+    // mean a ⊙ Qᵀḡ (z has mean 0 there). So dx = A g + E x − Q(e ⊙ μ̂ + trivial ⊙ a ⊙ Qᵀḡ), E = Q·diag(e)·Qᵀ.
+    const auto hk = torch::zeros_like(inv_std).index_add(0, copy_of, h.to(type));
+    const auto e = (-inv_std.pow(3) * weight * hk / (dims * n)).index_select(0, copy_of);
+    const auto a = (inv_std * weight).index_select(0, copy_of);
+    const auto big_e = sandwich(basis, e);
+    const auto shift = (-blocks_times(basis, e * mu_hat + trivial * a * blocks_t_times(basis, gsum / n))).contiguous();
+    auto dx = torch::empty_like(x);
+    AT_DISPATCH_FLOATING_TYPES(type, "batch_norm_train_backward", [&] {
+      const scalar_t *xp = x.data_ptr<scalar_t>(), *gp = gy.data_ptr<scalar_t>(), *ap = big_a.data_ptr<scalar_t>(),
+                     *ep = big_e.data_ptr<scalar_t>(), *sp = shift.data_ptr<scalar_t>();
+      scalar_t* dp = dx.data_ptr<scalar_t>();
+      for_slices(s, [&](int64_t o, int64_t kk) {
+        const int64_t at = s.slice(o, kk), blk = kk * s.b * s.b;
+        block_product(ap + blk, gp + at, sp + kk * s.b, dp + at, s.b, s.inner, false);
+        block_product(ep + blk, xp + at, static_cast<const scalar_t*>(nullptr), dp + at, s.b, s.inner, true);
+      });
+    });
+    out[0] = dx.view(x_in.sizes());
+    out[5] = inv_std * hk;
+    out[6] = gsum;
+    return out;
+  }
+};
+
+torch::Tensor defined_or_empty(const c10::optional<torch::Tensor>& t) { return t.has_value() ? *t : torch::Tensor(); }
+
+}  // namespace
+
+std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> batch_norm_train(const torch::Tensor& x, const torch::Tensor& basis,
+                                                                         const torch::Tensor& copy_of, const torch::Tensor& dims,
+                                                                         const torch::Tensor& trivial,
+                                                                         const c10::optional<torch::Tensor>& weight,
+                                                                         const c10::optional<torch::Tensor>& bias, double eps) {
+  TORCH_CHECK(basis.dim() == 3 && basis.size(1) == basis.size(2), "symm::batch_norm_train: expected basis (k, b, b), got shape ",
+              basis.sizes());
+  const int64_t c = basis.size(0) * basis.size(1);
+  TORCH_CHECK((x.dim() == 2 || x.dim() == 3) && x.size(1) == c, "symm::batch_norm_train: expected x (B, ", c, ") or (B, ", c,
+              ", T), got shape ", x.sizes());
+  TORCH_CHECK(copy_of.dim() == 1 && copy_of.size(0) == c && trivial.dim() == 1 && trivial.size(0) == c && dims.dim() == 1,
+              "symm::batch_norm_train: expected copy_of and trivial (", c, ") and dims (copies), got ", copy_of.sizes(), ", ",
+              trivial.sizes(), " and ", dims.sizes());
+  const auto w = defined_or_empty(weight), b = defined_or_empty(bias);
+  const auto type = x.scalar_type();
+  auto same_type = [&](const torch::Tensor& t) { return !t.defined() || t.scalar_type() == type; };
+  const bool loops = x.device().is_cpu() && (type == torch::kFloat || type == torch::kDouble) &&
+                     basis.size(1) <= kBatchNormLoopBlock && same_type(basis) && same_type(trivial) && same_type(dims) &&
+                     same_type(w) && same_type(b) && detail::plain_eager(x) && (!w.defined() || detail::plain_eager(w)) &&
+                     (!b.defined() || detail::plain_eager(b));
+  if (!loops) return batch_norm_composite(x, basis, copy_of, dims, trivial, w, b, eps);
+  // The Function takes defined tensors only: a missing weight is ones, a missing bias zeros (neither needs a gradient).
+  const auto r = BatchNormTrain::apply(x, basis, copy_of, dims, trivial, w.defined() ? w : torch::ones_like(dims),
+                                       b.defined() ? b : torch::zeros_like(trivial), eps);
+  return {r[0], r[1], r[2]};
+}
+
+}  // namespace symm::nn::functional
