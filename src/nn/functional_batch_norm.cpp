@@ -15,48 +15,54 @@ namespace symm::nn::functional {
 
 namespace {
 
+// x86-64-v3 (AVX2 with FMA) and baseline clones of the loops below, chosen at load time.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define SYMM_FMA_CLONE __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define SYMM_FMA_CLONE
+#endif
+
 // Blocks up to this size run in the loops below; larger ones (a representation without equal diagonal blocks,
 // whose Q is one dense block) in the composition's BLAS products.
 constexpr int64_t kBatchNormLoopBlock = 64;
 
-// Columns of a slice handled at once by block_product: 16 floats or doubles stay in registers.
-constexpr int64_t kBnWidth = 16;
-
 /// y = m·x + shift (shift may be null) for one slice, or y += m·x with accumulate: m (b, b) row-major, x and y
-/// (b, inner) row-major. Two rows at a time, kBnWidth columns at a time, so that each load of x serves two
-/// multiply-adds held in registers.
+/// (b, inner) row-major. Tiles of 4 rows by two 32-byte vectors of columns stay in registers over the sum on j
+/// (8 multiply-adds per two loads); the last rows and columns one at a time. A row at a time through memory ran
+/// at a third of BLAS's speed (D8: b 16, inner 64).
 template <typename T>
-SYMM_AVX2_CLONE void block_product(const T* m, const T* x, const T* shift, T* y, int64_t b, int64_t inner, bool accumulate) {
+SYMM_FMA_CLONE void block_product(const T* __restrict m, const T* __restrict x, const T* __restrict shift, T* __restrict y,
+                                  int64_t b, int64_t inner, bool accumulate) {
+  typedef T V __attribute__((vector_size(32)));
+  constexpr int64_t L = 32 / sizeof(T), R = 4;
+  auto load = [](const T* p) { V v; __builtin_memcpy(&v, p, sizeof(V)); return v; };
+  auto store = [](T* p, const V& v) { __builtin_memcpy(p, &v, sizeof(V)); };
+  auto tile = [&](int64_t i, int64_t rows, int64_t t0) {  // rows <= R, columns [t0, t0 + 2L)
+    V acc[R][2];
+    for (int64_t r = 0; r < rows; ++r) {
+      T* yr = y + (i + r) * inner + t0;
+      const T s = shift ? shift[i + r] : T(0);
+      acc[r][0] = accumulate ? load(yr) : V{} + s;
+      acc[r][1] = accumulate ? load(yr + L) : V{} + s;
+    }
+    for (int64_t j = 0; j < b; ++j) {
+      const V x0 = load(x + j * inner + t0), x1 = load(x + j * inner + t0 + L);
+      for (int64_t r = 0; r < rows; ++r) {
+        const T mr = m[(i + r) * b + j];
+        acc[r][0] += mr * x0;
+        acc[r][1] += mr * x1;
+      }
+    }
+    for (int64_t r = 0; r < rows; ++r) {
+      store(y + (i + r) * inner + t0, acc[r][0]);
+      store(y + (i + r) * inner + t0 + L, acc[r][1]);
+    }
+  };
   int64_t t0 = 0;
-  for (; t0 + kBnWidth <= inner; t0 += kBnWidth) {
+  for (; t0 + 2 * L <= inner; t0 += 2 * L) {
     int64_t i = 0;
-    for (; i + 2 <= b; i += 2) {
-      T a0[kBnWidth], a1[kBnWidth];
-      const T s0 = shift ? shift[i] : T(0), s1 = shift ? shift[i + 1] : T(0);
-      for (int64_t t = 0; t < kBnWidth; ++t) {
-        a0[t] = accumulate ? y[i * inner + t0 + t] : s0;
-        a1[t] = accumulate ? y[(i + 1) * inner + t0 + t] : s1;
-      }
-      for (int64_t j = 0; j < b; ++j) {
-        const T m0 = m[i * b + j], m1 = m[(i + 1) * b + j];
-        const T* xj = x + j * inner + t0;
-        for (int64_t t = 0; t < kBnWidth; ++t) {
-          a0[t] += m0 * xj[t];
-          a1[t] += m1 * xj[t];
-        }
-      }
-      for (int64_t t = 0; t < kBnWidth; ++t) {
-        y[i * inner + t0 + t] = a0[t];
-        y[(i + 1) * inner + t0 + t] = a1[t];
-      }
-    }
-    for (; i < b; ++i) {
-      T a0[kBnWidth];
-      for (int64_t t = 0; t < kBnWidth; ++t) a0[t] = accumulate ? y[i * inner + t0 + t] : (shift ? shift[i] : T(0));
-      for (int64_t j = 0; j < b; ++j)
-        for (int64_t t = 0; t < kBnWidth; ++t) a0[t] += m[i * b + j] * x[j * inner + t0 + t];
-      for (int64_t t = 0; t < kBnWidth; ++t) y[i * inner + t0 + t] = a0[t];
-    }
+    for (; i + R <= b; i += R) tile(i, R, t0);
+    for (; i < b; ++i) tile(i, 1, t0);
   }
   if (t0 == inner) return;
   for (int64_t i = 0; i < b; ++i) {  // the last columns (all of them for (B, C) inputs, inner 1)
@@ -65,26 +71,27 @@ SYMM_AVX2_CLONE void block_product(const T* m, const T* x, const T* shift, T* y,
       for (int64_t t = t0; t < inner; ++t) yi[t] = shift ? shift[i] : T(0);
     for (int64_t j = 0; j < b; ++j) {
       const T mij = m[i * b + j];
-      const T* xj = x + j * inner;
-      for (int64_t t = t0; t < inner; ++t) yi[t] += mij * xj[t];
+      for (int64_t t = t0; t < inner; ++t) yi[t] += mij * x[j * inner + t];
     }
   }
 }
 
 /// Σ_t u[i, t]·v[i, t] added to out[i] for each row of two (b, inner) slices.
 template <typename T>
-SYMM_AVX2_CLONE void add_row_dots(const T* u, const T* v, double* out, int64_t b, int64_t inner) {
+SYMM_FMA_CLONE void add_row_dots(const T* __restrict u, const T* __restrict v, double* out, int64_t b, int64_t inner) {
   for (int64_t i = 0; i < b; ++i) {
     T sum = 0;
+#pragma omp simd reduction(+ : sum)
     for (int64_t t = 0; t < inner; ++t) sum += u[i * inner + t] * v[i * inner + t];
     out[i] += double(sum);
   }
 }
 
 template <typename T>
-SYMM_AVX2_CLONE void add_row_sums(const T* u, double* out, int64_t b, int64_t inner) {
+SYMM_FMA_CLONE void add_row_sums(const T* __restrict u, double* out, int64_t b, int64_t inner) {
   for (int64_t i = 0; i < b; ++i) {
     T sum = 0;
+#pragma omp simd reduction(+ : sum)
     for (int64_t t = 0; t < inner; ++t) sum += u[i * inner + t];
     out[i] += double(sum);
   }
@@ -102,13 +109,11 @@ BnShape bn_shape(const torch::Tensor& x, const torch::Tensor& basis) {
   return {x.size(0), basis.size(0), basis.size(1), x.dim() == 3 ? x.size(2) : 1};
 }
 
-/// Runs f(kk, buffer) over the blocks (each task owns whole blocks, so per-channel sums need no merging), with
-/// a scratch buffer of `scratch` values per task.
-template <typename T, typename F>
-void for_blocks(const BnShape& s, int64_t scratch, const F& f) {
+/// Runs f(kk) over the blocks: each task owns whole blocks, so per-channel sums need no merging.
+template <typename F>
+void for_blocks(const BnShape& s, const F& f) {
   at::parallel_for(0, s.k, detail::parallel_grain(s.outer * s.b * s.b * s.inner), [&](int64_t first, int64_t last) {
-    std::vector<T> buffer(scratch);
-    for (int64_t kk = first; kk < last; ++kk) f(kk, buffer.data());
+    for (int64_t kk = first; kk < last; ++kk) f(kk);
   });
 }
 
@@ -117,11 +122,6 @@ void for_slices(const BnShape& s, const F& f) {
   at::parallel_for(0, s.outer * s.k, detail::parallel_grain(s.b * s.b * s.inner), [&](int64_t first, int64_t last) {
     for (int64_t i = first; i < last; ++i) f(i / s.k, i % s.k);
   });
-}
-
-/// Q_k·diag(d_k)·Q_kᵀ for every block: basis (k, b, b), d (k·b).
-torch::Tensor sandwich(const torch::Tensor& basis, const torch::Tensor& d) {
-  return torch::bmm(basis * d.view({basis.size(0), 1, basis.size(1)}), basis.transpose(1, 2)).contiguous();
 }
 
 /// Q·v blockwise for v (k·b).
@@ -155,6 +155,22 @@ std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> batch_norm_composite(con
   return {x.dim() == 3 ? y : y.squeeze(-1), mean.detach(), var.detach()};
 }
 
+/// a ⊙ u + e ⊙ v − c row by row for one slice (per-row coefficients), into w (which may be u).
+template <typename T>
+SYMM_FMA_CLONE void combine_rows(const T* a, const T* u, const T* e, const T* __restrict v, const T* c, T* w, int64_t b,
+                                 int64_t inner) {
+  for (int64_t i = 0; i < b; ++i) {
+    const T ai = a[i], ei = e[i], ci = c[i];
+#pragma omp simd
+    for (int64_t t = 0; t < inner; ++t) w[i * inner + t] = ai * u[i * inner + t] + ei * v[i * inner + t] - ci;
+  }
+}
+
+// In the isotypic coordinates u = Qᵀx of a slice: z = u − μ̂ (μ̂ the mean's trivial coordinates), w = a ⊙ z with
+// a = γ_k/√(var_k + ε) on the columns of copy k, y = Q w + β. Two products with the blocks each way: forward
+// z = Qᵀx − μ̂ (kept for the backward) and y = (Q·diag(a)) z + β; backward ĝ = Qᵀg and dx = Q du, with
+// du = a ⊙ ĝ + e ⊙ z − trivial ⊙ a ⊙ mean(ĝ), e_k = −γ_k H_k / ((var_k + ε)^{3/2} d_k N) and
+// H_k = Σ over the copy's columns and the batch of ĝ ⊙ z (the variance's and the centring's terms).
 struct BatchNormTrain : torch::autograd::Function<BatchNormTrain> {
   static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x_in,
                                                 const torch::Tensor& basis_in, const torch::Tensor& copy_of, const torch::Tensor& dims,
@@ -163,47 +179,46 @@ struct BatchNormTrain : torch::autograd::Function<BatchNormTrain> {
     const auto x = x_in.contiguous();
     const auto basis = basis_in.contiguous();
     const auto s = bn_shape(x, basis);
-    const int64_t c = s.channels();
     const double n = double(s.count());
-    auto mean_in = torch::empty({c}, x.options().dtype(torch::kFloat64));
-    auto square_sums = torch::zeros({c}, mean_in.options());
+    auto sums = torch::zeros({s.channels()}, x.options().dtype(torch::kFloat64));
+    auto square_sums = torch::zeros_like(sums);
+    auto z = torch::empty_like(x);
     torch::Tensor mu_hat;
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "batch_norm_train", [&] {
       const scalar_t* xp = x.data_ptr<scalar_t>();
-      double* sums = mean_in.data_ptr<double>();
-      for_blocks<scalar_t>(s, 0, [&](int64_t kk, scalar_t*) {
-        std::fill(sums + kk * s.b, sums + (kk + 1) * s.b, 0.0);
-        for (int64_t o = 0; o < s.outer; ++o) add_row_sums(xp + s.slice(o, kk), sums + kk * s.b, s.b, s.inner);
+      double* sp = sums.data_ptr<double>();
+      for_blocks(s, [&](int64_t kk) {
+        for (int64_t o = 0; o < s.outer; ++o) add_row_sums(xp + s.slice(o, kk), sp + kk * s.b, s.b, s.inner);
       });
-      mu_hat = blocks_t_times(basis, (mean_in / n).to(x.scalar_type())) * trivial;
-      // z = Qᵀx − μ̂ per slice (Qᵀμ = μ̂: Q is orthogonal), its squares summed per isotypic coordinate.
+      mu_hat = blocks_t_times(basis, (sums / n).to(x.scalar_type())) * trivial;
       const auto qt = basis.transpose(1, 2).contiguous();
       const auto neg_mu_hat = -mu_hat;
       const scalar_t *qtp = qt.data_ptr<scalar_t>(), *nm = neg_mu_hat.data_ptr<scalar_t>();
+      scalar_t* zp = z.data_ptr<scalar_t>();
       double* sq = square_sums.data_ptr<double>();
-      for_blocks<scalar_t>(s, s.b * s.inner, [&](int64_t kk, scalar_t* z) {
+      for_blocks(s, [&](int64_t kk) {
         for (int64_t o = 0; o < s.outer; ++o) {
-          block_product(qtp + kk * s.b * s.b, xp + s.slice(o, kk), nm + kk * s.b, z, s.b, s.inner, false);
-          add_row_dots(z, z, sq + kk * s.b, s.b, s.inner);
+          scalar_t* zs = zp + s.slice(o, kk);
+          block_product(qtp + kk * s.b * s.b, xp + s.slice(o, kk), nm + kk * s.b, zs, s.b, s.inner, false);
+          add_row_dots(zs, zs, sq + kk * s.b, s.b, s.inner);
         }
       });
     });
     const auto var = torch::zeros({dims.size(0)}, x.options()).index_add(0, copy_of, (square_sums / n).to(x.scalar_type())) / dims;
     const auto inv_std = torch::rsqrt(var + eps);
     const auto a = (inv_std * weight).index_select(0, copy_of);
-    // y = A(x − μ) + β = A x + (β − Q(a ⊙ μ̂)), A = Q·diag(a)·Qᵀ per block.
-    const auto big_a = sandwich(basis, a);
-    const auto shift = (bias - blocks_times(basis, a * mu_hat)).contiguous();
+    const auto qa = (basis * a.view({s.k, 1, s.b})).contiguous();  // Q·diag(a), blockwise
+    const auto b = bias.contiguous();
     auto y = torch::empty_like(x);
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "batch_norm_train", [&] {
-      const scalar_t *xp = x.data_ptr<scalar_t>(), *ap = big_a.data_ptr<scalar_t>(), *sp = shift.data_ptr<scalar_t>();
+      const scalar_t *zp = z.data_ptr<scalar_t>(), *ap = qa.data_ptr<scalar_t>(), *bp = b.data_ptr<scalar_t>();
       scalar_t* yp = y.data_ptr<scalar_t>();
       for_slices(s, [&](int64_t o, int64_t kk) {
-        block_product(ap + kk * s.b * s.b, xp + s.slice(o, kk), sp + kk * s.b, yp + s.slice(o, kk), s.b, s.inner, false);
+        block_product(ap + kk * s.b * s.b, zp + s.slice(o, kk), bp + kk * s.b, yp + s.slice(o, kk), s.b, s.inner, false);
       });
     });
     const auto mean = blocks_times(basis, mu_hat);
-    ctx->save_for_backward({x_in, basis_in, copy_of, dims, trivial, weight, bias, mu_hat, inv_std, big_a});
+    ctx->save_for_backward({x_in, basis_in, copy_of, dims, trivial, weight, bias, z, inv_std});
     ctx->saved_data["eps"] = eps;
     ctx->mark_non_differentiable({mean, var});
     return {y, mean, var};
@@ -227,57 +242,50 @@ struct BatchNormTrain : torch::autograd::Function<BatchNormTrain> {
       for (size_t i = 0; i < slots.size(); ++i) out[slots[i]] = g[i];
       return out;
     }
-    const auto &mu_hat = v[7], &inv_std = v[8], &big_a = v[9];
-    const auto x = x_in.contiguous();
+    const auto &z = v[7], &inv_std = v[8];
     const auto basis = basis_in.contiguous();
     const auto gy = grads[0].contiguous();
-    const auto s = bn_shape(x, basis);
-    const int64_t c = s.channels();
+    const auto s = bn_shape(z, basis);
+    const auto type = z.scalar_type();
     const double n = double(s.count());
-    // Per isotypic coordinate h_c = Σ_n ĝ_c z_c (ĝ = Qᵀg), and the channel sums of g.
-    auto h = torch::zeros({c}, x.options().dtype(torch::kFloat64));
-    auto g_sums = torch::zeros({c}, h.options());
-    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "batch_norm_train_backward", [&] {
-      const auto qt = basis.transpose(1, 2).contiguous();
-      const auto neg_mu_hat = -mu_hat;
-      const scalar_t *xp = x.data_ptr<scalar_t>(), *gp = gy.data_ptr<scalar_t>(), *qtp = qt.data_ptr<scalar_t>(),
-                     *nm = neg_mu_hat.data_ptr<scalar_t>();
+    // ĝ = Qᵀg per slice, its sums and h_c = Σ ĝ_c z_c per isotypic coordinate.
+    auto g_hat = torch::empty_like(z);
+    auto h = torch::zeros({s.channels()}, z.options().dtype(torch::kFloat64));
+    auto g_sums = torch::zeros_like(h);
+    const auto qt = basis.transpose(1, 2).contiguous();
+    AT_DISPATCH_FLOATING_TYPES(type, "batch_norm_train_backward", [&] {
+      const scalar_t *zp = z.data_ptr<scalar_t>(), *gp = gy.data_ptr<scalar_t>(), *qtp = qt.data_ptr<scalar_t>();
+      scalar_t* ghp = g_hat.data_ptr<scalar_t>();
       double *hp = h.data_ptr<double>(), *gs = g_sums.data_ptr<double>();
-      for_blocks<scalar_t>(s, 2 * s.b * s.inner, [&](int64_t kk, scalar_t* buffer) {
-        scalar_t *z = buffer, *gh = buffer + s.b * s.inner;
-        const scalar_t* q = qtp + kk * s.b * s.b;
+      for_blocks(s, [&](int64_t kk) {
         for (int64_t o = 0; o < s.outer; ++o) {
-          block_product(q, xp + s.slice(o, kk), nm + kk * s.b, z, s.b, s.inner, false);
-          block_product(q, gp + s.slice(o, kk), static_cast<const scalar_t*>(nullptr), gh, s.b, s.inner, false);
-          add_row_dots(gh, z, hp + kk * s.b, s.b, s.inner);
-          add_row_sums(gp + s.slice(o, kk), gs + kk * s.b, s.b, s.inner);
+          const int64_t at = s.slice(o, kk);
+          block_product(qtp + kk * s.b * s.b, gp + at, static_cast<const scalar_t*>(nullptr), ghp + at, s.b, s.inner, false);
+          add_row_dots(ghp + at, zp + at, hp + kk * s.b, s.b, s.inner);
+          add_row_sums(ghp + at, gs + kk * s.b, s.b, s.inner);
         }
       });
     });
-    const auto type = x.scalar_type();
-    const auto gsum = g_sums.to(type);
-    // H_k = Σ_{c ∈ copy k} h_c. With a_c = s_k γ_k (s_k = 1/√(var_k + ε)): dγ_k = s_k H_k, and
-    // dz = a ⊙ ĝ + e_k z with e_k = −s_k³ γ_k H_k / (d_k N); the trivial coordinates' centring subtracts their
-    // mean a ⊙ Qᵀḡ (z has mean 0 there). So dx = A g + E x − Q(e ⊙ μ̂ + trivial ⊙ a ⊙ Qᵀḡ), E = Q·diag(e)·Qᵀ.
     const auto hk = torch::zeros_like(inv_std).index_add(0, copy_of, h.to(type));
-    const auto e = (-inv_std.pow(3) * weight * hk / (dims * n)).index_select(0, copy_of);
-    const auto a = (inv_std * weight).index_select(0, copy_of);
-    const auto big_e = sandwich(basis, e);
-    const auto shift = (-blocks_times(basis, e * mu_hat + trivial * a * blocks_t_times(basis, gsum / n))).contiguous();
-    auto dx = torch::empty_like(x);
+    const auto e = (-inv_std.pow(3) * weight * hk / (dims * n)).index_select(0, copy_of).contiguous();
+    const auto a = (inv_std * weight).index_select(0, copy_of).contiguous();
+    const auto g_hat_sum = g_sums.to(type);
+    const auto c = (trivial * a * g_hat_sum / n).contiguous();
+    auto dx = torch::empty_like(z);
     AT_DISPATCH_FLOATING_TYPES(type, "batch_norm_train_backward", [&] {
-      const scalar_t *xp = x.data_ptr<scalar_t>(), *gp = gy.data_ptr<scalar_t>(), *ap = big_a.data_ptr<scalar_t>(),
-                     *ep = big_e.data_ptr<scalar_t>(), *sp = shift.data_ptr<scalar_t>();
-      scalar_t* dp = dx.data_ptr<scalar_t>();
+      const scalar_t *zp = z.data_ptr<scalar_t>(), *qp = basis.data_ptr<scalar_t>(), *ap = a.data_ptr<scalar_t>(),
+                     *ep = e.data_ptr<scalar_t>(), *cp = c.data_ptr<scalar_t>();
+      scalar_t *ghp = g_hat.data_ptr<scalar_t>(), *dp = dx.data_ptr<scalar_t>();
       for_slices(s, [&](int64_t o, int64_t kk) {
-        const int64_t at = s.slice(o, kk), blk = kk * s.b * s.b;
-        block_product(ap + blk, gp + at, sp + kk * s.b, dp + at, s.b, s.inner, false);
-        block_product(ep + blk, xp + at, static_cast<const scalar_t*>(nullptr), dp + at, s.b, s.inner, true);
+        const int64_t at = s.slice(o, kk), row = kk * s.b;
+        combine_rows(ap + row, ghp + at, ep + row, zp + at, cp + row, ghp + at, s.b, s.inner);  // du, over ĝ
+        block_product(qp + kk * s.b * s.b, static_cast<const scalar_t*>(ghp + at), static_cast<const scalar_t*>(nullptr), dp + at,
+                      s.b, s.inner, false);
       });
     });
     out[0] = dx.view(x_in.sizes());
     out[5] = inv_std * hk;
-    out[6] = gsum;
+    out[6] = blocks_times(basis, g_hat_sum);  // Σ g = Q Σ ĝ
     return out;
   }
 };
