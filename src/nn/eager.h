@@ -1,5 +1,5 @@
 #pragma once
-// What the hand kernels of the functional core share (functional.cpp, batch_norm.cpp's kernel).
+// What the hand kernels of the functional core share (functional.cpp, functional_batch_norm.cpp).
 #include <torch/torch.h>
 
 namespace symm::nn::detail {

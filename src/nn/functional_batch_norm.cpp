@@ -26,37 +26,32 @@ namespace {
 // whose Q is one dense block) in the composition's BLAS products.
 constexpr int64_t kBatchNormLoopBlock = 64;
 
-/// y = m·x + shift (shift may be null) for one slice, or y += m·x with accumulate: m (b, b) row-major, x and y
-/// (b, inner) row-major. Tiles of 4 rows by two 32-byte vectors of columns stay in registers over the sum on j
+/// y = m·x + shift (shift may be null) for one slice: m (b, b) row-major, x and y (b, inner) row-major. Tiles of 4 rows by two 32-byte vectors of columns stay in registers over the sum on j
 /// (8 multiply-adds per two loads); the last rows and columns one at a time. A row at a time through memory ran
 /// at a third of BLAS's speed (D8: b 16, inner 64).
 template <typename T>
 SYMM_FMA_CLONE void block_product(const T* __restrict m, const T* __restrict x, const T* __restrict shift, T* __restrict y,
-                                  int64_t b, int64_t inner, bool accumulate) {
+                                  int64_t b, int64_t inner) {
   typedef T V __attribute__((vector_size(32)));
   constexpr int64_t L = 32 / sizeof(T), R = 4;
-  auto load = [](const T* p) { V v; __builtin_memcpy(&v, p, sizeof(V)); return v; };
-  auto store = [](T* p, const V& v) { __builtin_memcpy(p, &v, sizeof(V)); };
   auto tile = [&](int64_t i, int64_t rows, int64_t t0) {  // rows <= R, columns [t0, t0 + 2L)
     V acc[R][2];
     for (int64_t r = 0; r < rows; ++r) {
-      T* yr = y + (i + r) * inner + t0;
       const T s = shift ? shift[i + r] : T(0);
-      acc[r][0] = accumulate ? load(yr) : V{} + s;
-      acc[r][1] = accumulate ? load(yr + L) : V{} + s;
+      acc[r][0] = V{} + s;
+      acc[r][1] = V{} + s;
     }
     for (int64_t j = 0; j < b; ++j) {
-      const V x0 = load(x + j * inner + t0), x1 = load(x + j * inner + t0 + L);
+      V x0, x1;
+      __builtin_memcpy(&x0, x + j * inner + t0, sizeof(V));
+      __builtin_memcpy(&x1, x + j * inner + t0 + L, sizeof(V));
       for (int64_t r = 0; r < rows; ++r) {
         const T mr = m[(i + r) * b + j];
         acc[r][0] += mr * x0;
         acc[r][1] += mr * x1;
       }
     }
-    for (int64_t r = 0; r < rows; ++r) {
-      store(y + (i + r) * inner + t0, acc[r][0]);
-      store(y + (i + r) * inner + t0 + L, acc[r][1]);
-    }
+    for (int64_t r = 0; r < rows; ++r) __builtin_memcpy(y + (i + r) * inner + t0, &acc[r], sizeof(acc[r]));  // unaligned
   };
   int64_t t0 = 0;
   for (; t0 + 2 * L <= inner; t0 += 2 * L) {
@@ -67,8 +62,7 @@ SYMM_FMA_CLONE void block_product(const T* __restrict m, const T* __restrict x, 
   if (t0 == inner) return;
   for (int64_t i = 0; i < b; ++i) {  // the last columns (all of them for (B, C) inputs, inner 1)
     T* yi = y + i * inner;
-    if (!accumulate)
-      for (int64_t t = t0; t < inner; ++t) yi[t] = shift ? shift[i] : T(0);
+    for (int64_t t = t0; t < inner; ++t) yi[t] = shift ? shift[i] : T(0);
     for (int64_t j = 0; j < b; ++j) {
       const T mij = m[i * b + j];
       for (int64_t t = t0; t < inner; ++t) yi[t] += mij * x[j * inner + t];
@@ -142,10 +136,10 @@ std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> batch_norm_composite(con
   const auto x3 = x.dim() == 3 ? x : x.unsqueeze(-1);  // (B, C, T)
   const auto x4 = x3.unflatten(1, {k, b});              // (B, k, b, T)
   // μ = Q·(trivial ⊙ Qᵀ x̄): the mean projected onto Fix(ρ), whose isotypic coordinates are the trivial ones.
-  const auto mu_hat = blocks_t_times(basis, x3.mean({0, 2})) * trivial;
+  const auto mu_hat = blocks_t_times(basis, x3.mean(torch::IntArrayRef{0, 2})) * trivial;
   const auto mean = blocks_times(basis, mu_hat);
   const auto z = torch::matmul(basis.transpose(1, 2), x4) - mu_hat.view({k, b, 1});
-  const auto var = torch::zeros({dims.size(0)}, x.options()).index_add(0, copy_of, z.square().mean({0, 3}).view({-1})) / dims;
+  const auto var = torch::zeros({dims.size(0)}, x.options()).index_add(0, copy_of, z.square().mean(torch::IntArrayRef{0, 3}).view({-1})) / dims;
   auto scale = torch::rsqrt(var + eps);
   if (weight.defined()) scale = scale * weight;
   // The scales ride on the columns of Q's blocks: no pass over z for them.
@@ -199,7 +193,7 @@ struct BatchNormTrain : torch::autograd::Function<BatchNormTrain> {
       for_blocks(s, [&](int64_t kk) {
         for (int64_t o = 0; o < s.outer; ++o) {
           scalar_t* zs = zp + s.slice(o, kk);
-          block_product(qtp + kk * s.b * s.b, xp + s.slice(o, kk), nm + kk * s.b, zs, s.b, s.inner, false);
+          block_product(qtp + kk * s.b * s.b, xp + s.slice(o, kk), nm + kk * s.b, zs, s.b, s.inner);
           add_row_dots(zs, zs, sq + kk * s.b, s.b, s.inner);
         }
       });
@@ -214,7 +208,7 @@ struct BatchNormTrain : torch::autograd::Function<BatchNormTrain> {
       const scalar_t *zp = z.data_ptr<scalar_t>(), *ap = qa.data_ptr<scalar_t>(), *bp = b.data_ptr<scalar_t>();
       scalar_t* yp = y.data_ptr<scalar_t>();
       for_slices(s, [&](int64_t o, int64_t kk) {
-        block_product(ap + kk * s.b * s.b, zp + s.slice(o, kk), bp + kk * s.b, yp + s.slice(o, kk), s.b, s.inner, false);
+        block_product(ap + kk * s.b * s.b, zp + s.slice(o, kk), bp + kk * s.b, yp + s.slice(o, kk), s.b, s.inner);
       });
     });
     const auto mean = blocks_times(basis, mu_hat);
@@ -260,7 +254,7 @@ struct BatchNormTrain : torch::autograd::Function<BatchNormTrain> {
       for_blocks(s, [&](int64_t kk) {
         for (int64_t o = 0; o < s.outer; ++o) {
           const int64_t at = s.slice(o, kk);
-          block_product(qtp + kk * s.b * s.b, gp + at, static_cast<const scalar_t*>(nullptr), ghp + at, s.b, s.inner, false);
+          block_product(qtp + kk * s.b * s.b, gp + at, static_cast<const scalar_t*>(nullptr), ghp + at, s.b, s.inner);
           add_row_dots(ghp + at, zp + at, hp + kk * s.b, s.b, s.inner);
           add_row_sums(ghp + at, gs + kk * s.b, s.b, s.inner);
         }
@@ -280,7 +274,7 @@ struct BatchNormTrain : torch::autograd::Function<BatchNormTrain> {
         const int64_t at = s.slice(o, kk), row = kk * s.b;
         combine_rows(ap + row, ghp + at, ep + row, zp + at, cp + row, ghp + at, s.b, s.inner);  // du, over ĝ
         block_product(qp + kk * s.b * s.b, static_cast<const scalar_t*>(ghp + at), static_cast<const scalar_t*>(nullptr), dp + at,
-                      s.b, s.inner, false);
+                      s.b, s.inner);
       });
     });
     out[0] = dx.view(x_in.sizes());

@@ -6,9 +6,10 @@
 //
 // Every operator is registered as CompositeImplicitAutograd: a composition of ATen operators, so autograd,
 // double backward, meta and fake tensors, torch.func, torch.compile and torch.export work through it. Where a
-// hand kernel is faster (the tile loops of hom_tiles, the one-pass RMS normalisation: C++ autograd Functions
-// with their own backward), the function takes it only in plain eager mode (no functorch transform, no fake,
-// meta or other Python tensor, no tracer); everywhere else the composition runs, and tests hold the two equal.
+// hand kernel is faster (the tile loops of hom_tiles, the RMS normalisation's loops, batch_norm_train's block
+// products: C++ autograd Functions with their own backward), the function takes it only in plain eager mode
+// (no functorch transform, no fake, meta or other Python tensor, no tracer); everywhere else the composition
+// runs, and tests hold the two equal.
 #include <string>
 #include <utility>
 #include <vector>
