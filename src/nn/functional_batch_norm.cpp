@@ -1,8 +1,8 @@
 // symm::nn::functional::batch_norm_train (torch.ops.symm.batch_norm_train): eBatchNorm1d's training
 // normalisation. The composition of ATen operators is the reference; on the CPU in plain eager mode a hand
-// kernel with its own backward runs instead: the isotypic coordinates z = Qᵀ(x − μ) exist only one (batch,
-// block) slice at a time, so a step reads and writes x five times where the composition's autograd graph made
-// about twenty passes (square, mean, index_add, the scales, the products and their backward).
+// kernel with its own backward runs instead, over (batch, block) slices of Q's diagonal blocks: a step makes two
+// products with the blocks each way and a few passes over x, where the composition's autograd graph made about
+// twenty operators' passes (square, mean, index_add, the scales, the products and their backward).
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 
