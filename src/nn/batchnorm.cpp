@@ -1,5 +1,7 @@
 #include "symm/nn/batchnorm.h"
 
+#include "symm/nn/functional.h"
+
 namespace symm::nn {
 
 eBatchNorm1dImpl::eBatchNorm1dImpl(eBatchNorm1dOptions options_) : options(std::move(options_)) { reset(); }
@@ -11,18 +13,26 @@ void eBatchNorm1dImpl::reset() {
   TORCH_CHECK(!options.momentum() || (*options.momentum() >= 0 && *options.momentum() <= 1),
               "eBatchNorm1d: expected momentum in [0, 1] or none, got ", *options.momentum());
   std::vector<int64_t> copy_of;
-  std::vector<double> dims;
+  std::vector<double> dims, trivial;
   for (size_t k = 0; k < rep.irreps().size(); ++k) {
-    const int d = rep.group()->irrep(rep.irreps()[k]).dim;
-    copy_of.insert(copy_of.end(), d, int64_t(k));
-    dims.push_back(d);
+    const auto& irrep = rep.group()->irrep(rep.irreps()[k]);
+    copy_of.insert(copy_of.end(), irrep.dim, int64_t(k));
+    trivial.insert(trivial.end(), irrep.dim, irrep.is_trivial() ? 1.0 : 0.0);
+    dims.push_back(irrep.dim);
   }
   TORCH_CHECK(int64_t(copy_of.size()) == rep.size(), "eBatchNorm1d: the irreps of ", rep.name(), " add up to ",
               copy_of.size(), " dimensions, but the representation has ", rep.size());
   copy_of_ = torch::tensor(copy_of, torch::kInt64);
-  const Eigen::MatrixXd fix = rep.invariant_basis();
-  constants_ = Constants({to_tensor(rep.change_of_basis()), to_tensor(Eigen::MatrixXd(fix * fix.transpose())),
-                          torch::tensor(dims, torch::kFloat64)});
+  const auto q = to_tensor(rep.change_of_basis());
+  // Regular copies have Q block diagonal, one |G|×|G| block per copy: batch_norm_train then multiplies by the
+  // blocks alone.
+  const int64_t b = rep.group()->order(), blocks = rep.size() / b;
+  auto basis = q.unsqueeze(0);
+  if (blocks > 1 && rep.size() % b == 0) {
+    const auto diagonal = q.view({blocks, b, blocks, b}).diagonal(0, 0, 2).permute({2, 0, 1}).contiguous();
+    if (torch::equal(torch::block_diag(diagonal.unbind(0)), q)) basis = diagonal;
+  }
+  constants_ = Constants({q, basis, torch::tensor(dims, torch::kFloat64), torch::tensor(trivial, torch::kFloat64)});
   affine = options.affine() ? register_module("affine", eAffine(eAffineOptions(rep).bias(true))) : eAffine(nullptr);
   if (options.track_running_stats()) {
     running_mean = register_buffer("running_mean", torch::zeros({rep.size()}));
@@ -56,32 +66,29 @@ torch::Tensor eBatchNorm1dImpl::forward(const torch::Tensor& x) {
               x.sizes());
   TORCH_CHECK(x.is_floating_point(), "eBatchNorm1d: expected a floating-point input, got ", x.scalar_type());
   if (running_mean.defined()) check_device_and_dtype("eBatchNorm1d", x, running_mean);
-  const auto flat = x.dim() == 3 ? x.transpose(1, 2).reshape({-1, c}) : x;  // (N, C)
-  const int64_t n = flat.size(0);
+  const int64_t n = x.numel() / c;
   TORCH_CHECK(!is_training() || n > 1, "eBatchNorm1d: expected more than 1 value per channel when training, got input size ",
               x.sizes());
   const auto& k = constants_.get(x);
-  const auto& q = k[0];
   if (copy_of_.device() != x.device()) copy_of_ = copy_of_.to(x.device());
-  torch::Tensor mean, var, z;
   if (is_training() || !options.track_running_stats()) {
-    mean = torch::mv(k[1], flat.mean(0));
-    z = torch::matmul(flat - mean, q);
-    var = torch::zeros({num_copies()}, x.options()).index_add_(0, copy_of_, z.square().mean(0)) / k[2];
+    const auto bias = affine ? affine->bias_vector() : torch::Tensor();
+    auto [y, mean, var] = functional::batch_norm_train(x, k[1], copy_of_, k[2], k[3],
+                                                       affine ? affine->scale_dof : torch::Tensor(), bias, options.eps());
     if (is_training() && options.track_running_stats()) {
       torch::NoGradGuard no_grad;
       num_batches_tracked.add_(1);
       const double m = options.momentum() ? *options.momentum() : 1.0 / num_batches_tracked.item<double>();
-      running_mean.mul_(1 - m).add_(mean.detach(), m);
+      running_mean.mul_(1 - m).add_(mean, m);
       // torch's running variance is the unbiased one.
-      running_var.mul_(1 - m).add_(var.detach() * (double(n) / double(n - 1)), m);
+      running_var.mul_(1 - m).add_(var * (double(n) / double(n - 1)), m);
     }
-  } else {
-    mean = running_mean;
-    var = running_var;
-    z = torch::matmul(flat - mean, q);
+    return y;
   }
-  auto y = torch::matmul(z * torch::rsqrt(var + options.eps()).index_select(0, copy_of_), q.t());
+  const auto& q = k[0];
+  const auto flat = x.dim() == 3 ? x.transpose(1, 2).reshape({-1, c}) : x;  // (N, C)
+  auto y = torch::matmul(torch::matmul(flat - running_mean, q) * torch::rsqrt(running_var + options.eps()).index_select(0, copy_of_),
+                         q.t());
   if (affine) y = affine(y);
   return x.dim() == 3 ? y.view({x.size(0), x.size(2), c}).transpose(1, 2) : y;
 }

@@ -14,6 +14,7 @@
 #include <ATen/functorch/DynamicLayer.h>
 #endif
 
+#include "eager.h"
 #include "parallel_grain.h"
 
 namespace symm::nn::functional {
@@ -40,22 +41,7 @@ int64_t static_size(const torch::Tensor& t, int64_t d) {
 #endif
 }
 
-// Whether a hand kernel (a C++ torch::autograd::Function reading raw data) may run: plain eager mode. Not
-// under a functorch transform (which refuses C++ autograd Functions), not on fake, meta or other Python
-// tensors or under a Python dispatch mode (no data, or a trace that would record the kernel's empty output,
-// not the loop), not while the JIT traces.
-bool plain_eager(const torch::Tensor& t) {
-  const auto keys = t.key_set();
-  if (keys.has(c10::DispatchKey::Python) || keys.has(c10::DispatchKey::FuncTorchBatched) || t.is_meta()) return false;
-  // A Python dispatch mode (make_fx, FakeTensorMode, FlopCounterMode) sees operators, not raw loops.
-  if (c10::impl::tls_local_dispatch_key_set().included_.has(c10::DispatchKey::Python)) return false;
-#if TORCH_VERSION_MAJOR >= 2
-  if (at::functorch::maybeCurrentDynamicLayer().has_value()) return false;
-#else
-  if (at::functorch::functorchTLSAccessor()) return false;
-#endif
-  return !torch::jit::tracer::isTracing();
-}
+using detail::plain_eager;
 
 struct TileShape { int64_t m_out, m_in, s_out, s_in, r; };
 
@@ -172,85 +158,152 @@ torch::Tensor in_float_if_reduced(const torch::Tensor& x) {
   return t == torch::kHalf || t == torch::kBFloat16 ? x.to(torch::kFloat) : x;
 }
 
-// Code built for baseline x86-64 (SSE2) gets an AVX2 clone chosen at load time, as LibTorch's own kernels do.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define SYMM_AVX2_CLONE __attribute__((target_clones("avx2", "default")))
-#else
-#define SYMM_AVX2_CLONE
-#endif
-
 constexpr int64_t kRmsBlock = 256;
 
-/// Columns [c0, c0 + n) of rms_over_rows.
+/// x (outer, n, inner) contiguous, normalised over its middle extent n: (B, C, T) over the channels, the
+/// isotypic (D, N) layout (outer 1), (..., D) features (inner 1).
+struct RmsShape {
+  int64_t outer, n, inner;
+};
+
+RmsShape rms_shape(const torch::Tensor& x, int64_t dim) {
+  const int64_t d = c10::maybe_wrap_dim(dim, x.dim());
+  RmsShape s{1, x.size(d), 1};
+  for (int64_t i = 0; i < d; ++i) s.outer *= x.size(i);
+  for (int64_t i = d + 1; i < x.dim(); ++i) s.inner *= x.size(i);
+  return s;
+}
+
+/// Whether the loops below serve x: float or double on the CPU (any strides: the caller makes it contiguous).
+bool rms_loops_serve(const torch::Tensor& x) {
+  return x.dim() >= 1 && x.device().is_cpu() && (x.scalar_type() == torch::kFloat || x.scalar_type() == torch::kDouble);
+}
+
+/// The forward of `len` adjacent columns of one (n, inner) slice: y = x·r, r = 1/sqrt(mean of x² over the n rows
+/// + eps), r stored where given. Two passes over the block (it stays in cache): across rows LibTorch 1.13's
+/// linalg_vector_norm took 471 µs at D=384, N=512 (one thread), and square().mean(1) is four passes.
 template <typename T>
-SYMM_AVX2_CLONE void rms_block(const T* x, T* y, T* r, int64_t rows, int64_t cols, int64_t c0, int64_t n, double eps) {
+SYMM_AVX2_CLONE void rms_columns(const T* x, T* y, T* r, int64_t n, int64_t inner, int64_t len, double eps) {
   double sum[kRmsBlock] = {};
-  for (int64_t i = 0; i < rows; ++i) {
-    const T* xi = x + i * cols + c0;
-    for (int64_t j = 0; j < n; ++j) sum[j] += double(xi[j]) * double(xi[j]);
+  for (int64_t i = 0; i < n; ++i) {
+    const T* xi = x + i * inner;
+    for (int64_t j = 0; j < len; ++j) sum[j] += double(xi[j]) * double(xi[j]);
   }
-  for (int64_t j = 0; j < n; ++j) r[c0 + j] = T(1.0 / std::sqrt(sum[j] / double(rows) + eps));
-  for (int64_t i = 0; i < rows; ++i) {
-    const T* xi = x + i * cols + c0;
-    T* yi = y + i * cols + c0;
-    for (int64_t j = 0; j < n; ++j) yi[j] = xi[j] * r[c0 + j];
+  T rj[kRmsBlock];
+  for (int64_t j = 0; j < len; ++j) rj[j] = T(1.0 / std::sqrt(sum[j] / double(n) + eps));
+  if (r) std::copy(rj, rj + len, r);
+  for (int64_t i = 0; i < n; ++i) {
+    const T* xi = x + i * inner;
+    T* yi = y + i * inner;
+    for (int64_t j = 0; j < len; ++j) yi[j] = xi[j] * rj[j];
   }
 }
 
-/// y = x·r and r = 1/sqrt(mean of x² over the rows + eps) for x (rows, cols) contiguous on the CPU, the
-/// isotypic (D, N) layout: one pass per block of columns on LibTorch's threads. Across rows, LibTorch 1.13's
-/// linalg_vector_norm took 471 µs at D=384, N=512 (one thread); square, mean, rsqrt and mul were four
-/// passes whose reduction ran on one thread.
+/// The forward of rows [first, last) of x (rows, n), each normalised over its n contiguous values.
 template <typename T>
-void rms_over_rows(const T* x, T* y, T* r, int64_t rows, int64_t cols, double eps) {
-  // Two passes over a block: a multiply-add and a multiply per element.
-  const int64_t grain = detail::parallel_grain(2 * rows * kRmsBlock);
-  at::parallel_for(0, (cols + kRmsBlock - 1) / kRmsBlock, grain, [&](int64_t first, int64_t last) {
-    for (int64_t block = first; block < last; ++block) {
-      const int64_t c0 = block * kRmsBlock;
-      rms_block(x, y, r, rows, cols, c0, std::min(kRmsBlock, cols - c0), eps);
-    }
-  });
-}
-
-/// y = x / sqrt(mean(x²) + eps) over each row of x (rows, cols) contiguous on the CPU, the (..., D) layout
-/// when autograd needs nothing: one pass per row where the autograd Function costs its bookkeeping and four
-/// LibTorch passes (a third of a batch-1 eval layer's norm time).
-template <typename T>
-SYMM_AVX2_CLONE void rms_row_block(const T* x, T* y, int64_t first, int64_t last, int64_t cols, double eps) {
+SYMM_AVX2_CLONE void rms_rows(const T* x, T* y, T* r, int64_t first, int64_t last, int64_t n, double eps) {
   for (int64_t i = first; i < last; ++i) {
-    const T* xi = x + i * cols;
-    T* yi = y + i * cols;
+    const T* xi = x + i * n;
+    T* yi = y + i * n;
     double sum = 0;
-    for (int64_t j = 0; j < cols; ++j) sum += double(xi[j]) * double(xi[j]);
-    const T r = T(1.0 / std::sqrt(sum / double(cols) + eps));
-    for (int64_t j = 0; j < cols; ++j) yi[j] = xi[j] * r;
+    for (int64_t j = 0; j < n; ++j) sum += double(xi[j]) * double(xi[j]);
+    const T ri = T(1.0 / std::sqrt(sum / double(n) + eps));
+    if (r) r[i] = ri;
+    for (int64_t j = 0; j < n; ++j) yi[j] = xi[j] * ri;
+  }
+}
+
+/// The backward dx = r·(g − y·mean(g·y)) of `len` adjacent columns of one (n, inner) slice, two passes.
+template <typename T>
+SYMM_AVX2_CLONE void rms_backward_columns(const T* g, const T* y, const T* r, T* dx, int64_t n, int64_t inner, int64_t len) {
+  double sum[kRmsBlock] = {};
+  for (int64_t i = 0; i < n; ++i) {
+    const T *gi = g + i * inner, *yi = y + i * inner;
+    for (int64_t j = 0; j < len; ++j) sum[j] += double(gi[j]) * double(yi[j]);
+  }
+  T c[kRmsBlock];
+  for (int64_t j = 0; j < len; ++j) c[j] = T(double(r[j]) * sum[j] / double(n));
+  for (int64_t i = 0; i < n; ++i) {
+    const T *gi = g + i * inner, *yi = y + i * inner;
+    T* di = dx + i * inner;
+    for (int64_t j = 0; j < len; ++j) di[j] = gi[j] * r[j] - yi[j] * c[j];
   }
 }
 
 template <typename T>
-void rms_over_columns(const T* x, T* y, int64_t rows, int64_t cols, double eps) {
-  at::parallel_for(0, rows, detail::parallel_grain(std::max<int64_t>(1, 2 * cols)), [&](int64_t first, int64_t last) {
-    rms_row_block(x, y, first, last, cols, eps);
+SYMM_AVX2_CLONE void rms_backward_rows(const T* g, const T* y, const T* r, T* dx, int64_t first, int64_t last, int64_t n) {
+  for (int64_t i = first; i < last; ++i) {
+    const T *gi = g + i * n, *yi = y + i * n;
+    T* di = dx + i * n;
+    double sum = 0;
+    for (int64_t j = 0; j < n; ++j) sum += double(gi[j]) * double(yi[j]);
+    const T ri = r[i], c = T(double(ri) * sum / double(n));
+    for (int64_t j = 0; j < n; ++j) di[j] = gi[j] * ri - yi[j] * c;
+  }
+}
+
+/// Runs `rows(first, last)` over the rows of x when inner is 1, else `columns(offset into x, offset into r,
+/// len)` over blocks of at most kRmsBlock columns of each (n, inner) slice, on LibTorch's threads (a task: at
+/// least kMinTaskWork, two passes of a multiply-add each).
+template <typename Rows, typename Columns>
+void for_rms_blocks(const RmsShape& s, const Rows& rows, const Columns& columns) {
+  if (s.inner == 1) {
+    at::parallel_for(0, s.outer, detail::parallel_grain(2 * s.n), rows);
+    return;
+  }
+  const int64_t blocks = (s.inner + kRmsBlock - 1) / kRmsBlock;
+  at::parallel_for(0, s.outer * blocks, detail::parallel_grain(2 * s.n * std::min(kRmsBlock, s.inner)),
+                   [&](int64_t first, int64_t last) {
+                     for (int64_t k = first; k < last; ++k) {
+                       const int64_t o = k / blocks, c0 = (k % blocks) * kRmsBlock;
+                       columns(o * s.n * s.inner + c0, o * s.inner + c0, std::min(kRmsBlock, s.inner - c0));
+                     }
+                   });
+}
+
+/// y = x / sqrt(mean(x², dim) + eps) by the loops, with r (x's shape, 1 along dim) where wanted; x contiguous.
+std::pair<torch::Tensor, torch::Tensor> rms_forward_loops(const torch::Tensor& x, int64_t dim, double eps, bool want_r) {
+  const auto s = rms_shape(x, dim);
+  auto y = torch::empty_like(x);
+  torch::Tensor r;
+  if (want_r) {
+    auto shape = x.sizes().vec();
+    shape[c10::maybe_wrap_dim(dim, x.dim())] = 1;
+    r = torch::empty(shape, x.options());
+  }
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rms_normalise", [&] {
+    const scalar_t* xp = x.data_ptr<scalar_t>();
+    scalar_t *yp = y.data_ptr<scalar_t>(), *rp = want_r ? r.data_ptr<scalar_t>() : nullptr;
+    for_rms_blocks(
+        s, [&](int64_t first, int64_t last) { rms_rows(xp, yp, rp, first, last, s.n, eps); },
+        [&](int64_t off, int64_t roff, int64_t len) { rms_columns(xp + off, yp + off, rp ? rp + roff : nullptr, s.n, s.inner, len, eps); });
   });
+  return {y, r};
+}
+
+torch::Tensor rms_backward_loops(const torch::Tensor& g, const torch::Tensor& y, const torch::Tensor& r, int64_t dim) {
+  const auto s = rms_shape(y, dim);
+  auto dx = torch::empty_like(y);
+  AT_DISPATCH_FLOATING_TYPES(y.scalar_type(), "rms_normalise_backward", [&] {
+    const scalar_t *gp = g.data_ptr<scalar_t>(), *yp = y.data_ptr<scalar_t>(), *rp = r.data_ptr<scalar_t>();
+    scalar_t* dp = dx.data_ptr<scalar_t>();
+    for_rms_blocks(
+        s, [&](int64_t first, int64_t last) { rms_backward_rows(gp, yp, rp, dp, first, last, s.n); },
+        [&](int64_t off, int64_t roff, int64_t len) { rms_backward_columns(gp + off, yp + off, rp + roff, dp + off, s.n, s.inner, len); });
+  });
+  return dx;
 }
 
 // x / sqrt(mean(x², dim) + eps); the mean square is invariant because ρ is orthogonal. Its own backward,
-// dx = r·(g − y·mean(g·y)) with r = 1/sqrt(mean(x²) + eps) and y = x·r, makes three passes over x where
-// autograd through norm, square, rsqrt and mul made seven (2.9x faster at D=64 on the CPU; LibTorch 1.13
+// dx = r·(g − y·mean(g·y)) with r = 1/sqrt(mean(x²) + eps) and y = x·r: on the CPU two passes of the loops
+// above each way, along any dimension (autograd through norm, square, rsqrt and mul made seven; LibTorch 1.13
 // has no fused kernel). Reduced precision is reduced in float, as LibTorch's rms_norm does.
 struct RMSNormalise : torch::autograd::Function<RMSNormalise> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, int64_t dim, double eps) {
     const auto xf = in_float_if_reduced(x);
     torch::Tensor r, y;
-    if (dim == 0 && xf.dim() == 2 && xf.device().is_cpu() && xf.is_contiguous() &&
-        (xf.scalar_type() == torch::kFloat || xf.scalar_type() == torch::kDouble)) {
-      // The isotypic (D, N) layout.
-      y = torch::empty_like(xf);
-      r = torch::empty({1, xf.size(1)}, xf.options());
-      AT_DISPATCH_FLOATING_TYPES(xf.scalar_type(), "rms_over_rows", [&] {
-        rms_over_rows(xf.data_ptr<scalar_t>(), y.data_ptr<scalar_t>(), r.data_ptr<scalar_t>(), xf.size(0), xf.size(1), eps);
-      });
+    if (rms_loops_serve(xf)) {
+      std::tie(y, r) = rms_forward_loops(xf.contiguous(), dim, eps, /*want_r=*/true);
     } else {
       r = at::linalg_vector_norm(xf, 2, {dim}, /*keepdim=*/true).square_().div_(double(x.size(dim))).add_(eps).rsqrt_();
       y = xf * r;
@@ -274,6 +327,7 @@ struct RMSNormalise : torch::autograd::Function<RMSNormalise> {
       y = xf * r;
       return {((g - y * (g * y).mean(dim, true)) * r).to(grads[0].scalar_type()), {}, {}};
     }
+    if (rms_loops_serve(y)) return {rms_backward_loops(g.contiguous(), y, r, dim).to(grads[0].scalar_type()), {}, {}};
     return {torch::addcmul(g, y, (g * y).mean(dim, true), -1).mul_(r).to(grads[0].scalar_type()), {}, {}};
   }
 };
@@ -453,15 +507,9 @@ torch::Tensor rms_normalise(const torch::Tensor& x, int64_t dim, double eps) {
   if (x.is_cuda() && (dim == -1 || dim == x.dim() - 1)) return at::rms_norm(x, {x.size(-1)}, c10::nullopt, eps);
 #endif
   if (plain_eager(x)) {
-    if (!(torch::GradMode::is_enabled() && x.requires_grad()) && x.device().is_cpu() && x.dim() >= 1 &&
-        (dim == -1 || dim == x.dim() - 1) && x.is_contiguous() && (x.scalar_type() == torch::kFloat || x.scalar_type() == torch::kDouble)) {
-      auto y = torch::empty_like(x);
-      const int64_t cols = x.size(-1);
-      AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rms_over_columns", [&] {
-        rms_over_columns(x.data_ptr<scalar_t>(), y.data_ptr<scalar_t>(), x.numel() / std::max<int64_t>(cols, 1), cols, eps);
-      });
-      return y;
-    }
+    // Autograd needing nothing: one forward of the loops, no r and no node.
+    if (!(torch::GradMode::is_enabled() && x.requires_grad()) && rms_loops_serve(x))
+      return rms_forward_loops(x.contiguous(), dim, eps, /*want_r=*/false).first;
     return RMSNormalise::apply(x, dim, eps);
   }
   const auto xf = in_float_if_reduced(x);
@@ -534,3 +582,20 @@ torch::Tensor encoder_layer_eval(const torch::Tensor& x, const torch::Tensor& w_
 }
 
 }  // namespace symm::nn::functional
+
+namespace symm::nn::detail {
+
+bool plain_eager(const torch::Tensor& t) {
+  const auto keys = t.key_set();
+  if (keys.has(c10::DispatchKey::Python) || keys.has(c10::DispatchKey::FuncTorchBatched) || t.is_meta()) return false;
+  // A Python dispatch mode (make_fx, FakeTensorMode, FlopCounterMode) sees operators, not raw loops.
+  if (c10::impl::tls_local_dispatch_key_set().included_.has(c10::DispatchKey::Python)) return false;
+#if TORCH_VERSION_MAJOR >= 2
+  if (at::functorch::maybeCurrentDynamicLayer().has_value()) return false;
+#else
+  if (at::functorch::functorchTLSAccessor()) return false;
+#endif
+  return !torch::jit::tracer::isTracing();
+}
+
+}  // namespace symm::nn::detail

@@ -21,6 +21,8 @@ TORCH_LIBRARY(symm, m) {
   m.def("from_isotypic(Tensor z, Tensor basis, int chunks) -> Tensor");
   m.def("rms_normalise(Tensor x, int dim, float eps) -> Tensor");
   m.def("layer_normalise(Tensor x, Tensor? centre, int dim, float eps) -> Tensor");
+  m.def("batch_norm_train(Tensor x, Tensor basis, Tensor copy_of, Tensor dims, Tensor trivial, Tensor? weight, Tensor? bias, "
+        "float eps) -> (Tensor, Tensor, Tensor)");
   m.def("encoder_layer_eval(Tensor x, Tensor w_in, Tensor? b_in, Tensor w_out, Tensor? b_out, Tensor w1, Tensor? b1, Tensor w2, "
         "Tensor? b2, int heads, Tensor? centre1, float eps1, Tensor? centre2, float eps2, str activation) -> Tensor");
   m.impl("hom_tiles", c10::DispatchKey::CompositeImplicitAutograd, TORCH_FN(f::hom_tiles));
@@ -31,6 +33,7 @@ TORCH_LIBRARY(symm, m) {
   m.impl("from_isotypic", c10::DispatchKey::CompositeImplicitAutograd, TORCH_FN(f::from_isotypic));
   m.impl("rms_normalise", c10::DispatchKey::CompositeImplicitAutograd, TORCH_FN(f::rms_normalise));
   m.impl("layer_normalise", c10::DispatchKey::CompositeImplicitAutograd, TORCH_FN(f::layer_normalise));
+  m.impl("batch_norm_train", c10::DispatchKey::CompositeImplicitAutograd, TORCH_FN(f::batch_norm_train));
   m.impl("encoder_layer_eval", c10::DispatchKey::CompositeImplicitAutograd, TORCH_FN(f::encoder_layer_eval));
   // Under vmap the same functions run on the batched tensors, so that each LibTorch operator inside meets its
   // own batching rule: vmap's fallback is a loop over the batch, and has none for operators with tensor lists.
@@ -42,4 +45,5 @@ TORCH_LIBRARY(symm, m) {
   m.impl("from_isotypic", c10::DispatchKey::FuncTorchBatched, TORCH_FN(f::from_isotypic));
   m.impl("rms_normalise", c10::DispatchKey::FuncTorchBatched, TORCH_FN(f::rms_normalise));
   m.impl("layer_normalise", c10::DispatchKey::FuncTorchBatched, TORCH_FN(f::layer_normalise));
+  m.impl("batch_norm_train", c10::DispatchKey::FuncTorchBatched, TORCH_FN(f::batch_norm_train));
 }

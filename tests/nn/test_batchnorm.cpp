@@ -23,6 +23,8 @@ Representation rep_of(const std::string& name) {
     const auto g = symm::group::Group::from_generators("D3gen", {rot, flip});
     return direct_sum(Representation::from_generators(g, {rot, flip}, "plane"), Representation::regular(g));
   }
+  // "<group>x3": three regular copies unscrambled, Q block diagonal (batch_norm_train's blockwise products).
+  if (name.size() > 2 && name.substr(name.size() - 2) == "x3") return Representation::regular(make_group(name.substr(0, name.size() - 2))).copies(3);
   const auto g = make_group(name);
   return symm::test::scrambled(direct_sum(Representation::regular(g), Representation::trivial(g)), 7);
 }
@@ -64,7 +66,7 @@ TEST_P(BatchNormTest, IsEquivariantInTrainAndEval) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Groups, BatchNormTest,
-                         ::testing::Combine(::testing::Values("C2", "D4", "C8", "Q8", "O", "gen"),
+                         ::testing::Combine(::testing::Values("C2", "D4", "C8", "Q8", "O", "gen", "C2x3", "D4x3", "Ox3"),
                                             ::testing::Values(torch::kFloat32, torch::kFloat64)),
                          symm::test::GroupAndDtypeName());
 
@@ -123,39 +125,43 @@ TEST(BatchNorm, EqualsTorchBatchNorm1dForTheTrivialGroup) {
 }
 
 TEST(BatchNorm, GradientsEqualFiniteDifferences) {
-  const auto rep = rep_of("C8");
-  // Without running statistics, so that evaluating the loss does not change the module.
-  eBatchNorm1d bn(eBatchNorm1dOptions(rep).track_running_stats(false));
-  bn->to(torch::kFloat64);
-  {
-    torch::NoGradGuard no_grad;
-    bn->affine->scale_dof.uniform_(0.5, 1.5);
-  }
-  const auto x = torch::randn({4, rep.size(), 2}, torch::dtype(torch::kFloat64).requires_grad(true));
-  const auto r = torch::randn({4, rep.size(), 2}, torch::kFloat64);
-  (bn(x) * r).sum().backward();
-  auto loss = [&] { torch::NoGradGuard no_grad; return (bn(x) * r).sum().item<double>(); };
-  const double h = 1e-6;
-  auto flat = x.detach().view({-1});
-  for (int64_t i : {0, 5, 17, 40}) {
-    const double v = flat[i].item<double>();
-    flat[i].fill_(v + h);
-    const double up = loss();
-    flat[i].fill_(v - h);
-    const double down = loss();
-    flat[i].fill_(v);
-    EXPECT_NEAR(x.grad().view({-1})[i].item<double>(), (up - down) / (2 * h), 1e-6) << "input " << i;
-  }
-  const auto gs = bn->affine->scale_dof.grad().clone();
-  auto s = bn->affine->scale_dof;
-  for (int64_t i = 0; i < s.numel(); ++i) {
-    const double v = s[i].item<double>();
-    { torch::NoGradGuard ng; s[i].fill_(v + h); }
-    const double up = loss();
-    { torch::NoGradGuard ng; s[i].fill_(v - h); }
-    const double down = loss();
-    { torch::NoGradGuard ng; s[i].fill_(v); }
-    EXPECT_NEAR(gs[i].item<double>(), (up - down) / (2 * h), 1e-6) << "scale " << i;
+  for (const char* name : {"C8", "D4x3"}) {  // Q one dense block, Q in blocks
+    const auto rep = rep_of(name);
+    // Without running statistics, so that evaluating the loss does not change the module.
+    eBatchNorm1d bn(eBatchNorm1dOptions(rep).track_running_stats(false));
+    bn->to(torch::kFloat64);
+    {
+      torch::NoGradGuard no_grad;
+      bn->affine->scale_dof.uniform_(0.5, 1.5);
+      bn->affine->bias_dof.normal_();
+    }
+    const auto x = torch::randn({4, rep.size(), 2}, torch::dtype(torch::kFloat64).requires_grad(true));
+    const auto r = torch::randn({4, rep.size(), 2}, torch::kFloat64);
+    (bn(x) * r).sum().backward();
+    auto loss = [&] { torch::NoGradGuard no_grad; return (bn(x) * r).sum().item<double>(); };
+    const double h = 1e-6;
+    auto flat = x.detach().view({-1});
+    for (int64_t i : {0, 5, 17, 40}) {
+      const double v = flat[i].item<double>();
+      flat[i].fill_(v + h);
+      const double up = loss();
+      flat[i].fill_(v - h);
+      const double down = loss();
+      flat[i].fill_(v);
+      EXPECT_NEAR(x.grad().view({-1})[i].item<double>(), (up - down) / (2 * h), 1e-6) << name << " input " << i;
+    }
+    for (auto s : {bn->affine->scale_dof, bn->affine->bias_dof}) {
+      const auto gs = s.grad().clone();
+      for (int64_t i = 0; i < s.numel(); ++i) {
+        const double v = s[i].item<double>();
+        { torch::NoGradGuard ng; s[i].fill_(v + h); }
+        const double up = loss();
+        { torch::NoGradGuard ng; s[i].fill_(v - h); }
+        const double down = loss();
+        { torch::NoGradGuard ng; s[i].fill_(v); }
+        EXPECT_NEAR(gs[i].item<double>(), (up - down) / (2 * h), 1e-6) << name << " affine coefficient " << i;
+      }
+    }
   }
 }
 

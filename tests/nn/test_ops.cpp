@@ -83,7 +83,7 @@ void expect_derivatives_match_differences(const std::function<torch::Tensor(cons
 }
 
 TEST(Ops, AreRegisteredInAStaticLink) {
-  for (const char* name : {"symm::hom_tiles", "symm::hom_blocks", "symm::rms_normalise", "symm::layer_normalise"})
+  for (const char* name : {"symm::hom_tiles", "symm::hom_blocks", "symm::rms_normalise", "symm::layer_normalise", "symm::batch_norm_train"})
     EXPECT_TRUE(c10::Dispatcher::singleton().findSchema({name, ""}).has_value()) << name;
 }
 
@@ -142,6 +142,16 @@ TEST_P(OpsTest, NormalisationsEqualTheModulesOnBothLayouts) {
 
 INSTANTIATE_TEST_SUITE_P(Groups, OpsTest,
                          ::testing::Combine(::testing::Values("C2", "C4", "D3", "Q8"), ::testing::Values(torch::kFloat32, torch::kFloat64)));
+
+TEST(Ops, RmsNormaliseOverTheChannelsOfASeries) {
+  // (N, C, T) over dim 1, T above one block of the kernel's columns: (N, T, C) over its last dim, transposed.
+  torch::manual_seed(6);
+  const auto x = torch::randn({3, 10, 300}, torch::kFloat64) + 0.3;
+  const auto rms_op = op("symm::rms_normalise").typed<torch::Tensor(const torch::Tensor&, int64_t, double)>();
+  EXPECT_LT(relative(rms_op.call(x, 1, 1e-6), rms_op.call(x.transpose(1, 2).contiguous(), -1, 1e-6).transpose(1, 2)), 1e-12);
+  expect_derivatives_match_differences([&](const torch::Tensor& t) { return rms_op.call(t, 1, 1e-6); }, x.narrow(2, 0, 7), true,
+                                       "rms dim 1");
+}
 
 TEST(Ops, BadInputIsNamed) {
   const auto tiles = torch::randn({2, 2, 2});

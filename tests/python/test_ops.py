@@ -201,3 +201,114 @@ def test_isotypic_path_equals_dense(linear):
         torch.library.opcheck(ops.isotypic_weights.default, (theta, [c[f"isotypic.index.{i}"] for i in range(k)],
                                                              [c[f"isotypic.endomorphisms.{i}"] for i in range(k)],
                                                              [int(d) for d in c["isotypic.dims"]]), test_utils=STATIC)
+
+
+def _channel_rms_reference(x, eps):
+    """What torch.ops.symm.rms_normalise(x, 1, eps) replaced: symm.nn.ops.channel_rms, x (N, C, T) over dim 1."""
+    return x * torch.rsqrt(x.square().mean(1, keepdim=True) + eps)
+
+
+# (N, C, T) over its channels, with T above one block of the kernel's columns (256); (N, C) (dim 1 is the last).
+@pytest.mark.parametrize("shape", [(3, 12, 5), (2, 5, 300), (4, 6)])
+def test_rms_normalise_over_a_middle_dimension(shape):
+    x = torch.randn(*shape, dtype=torch.float64) + 0.3
+    torch.testing.assert_close(ops.rms_normalise(x, 1, 1e-6), _channel_rms_reference(x, 1e-6), rtol=1e-12, atol=1e-12)
+    # Strided input: the same values.
+    xt = x.transpose(0, 1).contiguous().transpose(0, 1)
+    torch.testing.assert_close(ops.rms_normalise(xt, 1, 1e-6), _channel_rms_reference(x, 1e-6), rtol=1e-12, atol=1e-12)
+    t = x.clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda v: ops.rms_normalise(v, 1, 1e-6), (t,))
+    assert torch.autograd.gradgradcheck(lambda v: ops.rms_normalise(v, 1, 1e-6), (t,))
+    # The eager kernel's backward against the previous implementation's autograd, in float32.
+    xf = x.float().requires_grad_(True)
+    g = torch.randn_like(xf)
+    (ops.rms_normalise(xf, 1, 1e-6) * g).sum().backward()
+    ref = xf.detach().clone().requires_grad_(True)
+    (_channel_rms_reference(ref, 1e-6) * g).sum().backward()
+    torch.testing.assert_close(xf.grad, ref.grad, rtol=1e-5, atol=1e-6)
+    # torch.func runs the composition: the same gradient.
+    torch.testing.assert_close(torch.func.grad(lambda v: (ops.rms_normalise(v, 1, 1e-6) * g).sum())(xf.detach()), xf.grad,
+                               rtol=1e-5, atol=1e-6)
+    if hasattr(torch.library, "opcheck"):
+        torch.library.opcheck(ops.rms_normalise.default, (xf.detach().requires_grad_(), 1, 1e-6))
+
+
+def _batch_norm_case(kind, dtype=torch.float64):
+    """eBatchNorm1d's constants for the operator: regular copies of D4 (Q in 8×8 blocks) or a mixed representation
+    (Q one dense block), with non-trivial affine values."""
+    g = symm.group("D4")
+    regular = symm.Representation.regular(g)
+    rep = regular.copies(3) if kind == "blocks" else regular + symm.Representation.irrep(g, 1) + symm.Representation.irrep(g, 4)
+    m = symm.nn.eBatchNorm1d(rep, dtype=dtype)
+    assert m._basis.shape[0] == (3 if kind == "blocks" else 1)
+    weight = torch.rand(m.num_copies, dtype=dtype) + 0.5
+    bias = m.affine._fix @ torch.randn(m.affine.num_fix, dtype=dtype)  # in Fix(ρ)
+    return rep, m, weight, bias
+
+
+def _batch_norm_reference(x, m, weight, bias, eps=1e-5):
+    """eBatchNorm1d's training forward before torch.ops.symm.batch_norm_train (python/symm/nn/batchnorm.py, dense Q)."""
+    q = m._q
+    fix = m.in_rep.invariant_basis.to(x.dtype)
+    timed = x.dim() == 3
+    dims = (0, 2) if timed else (0,)
+    col = (lambda v: v.unsqueeze(-1)) if timed else (lambda v: v)
+    mean = torch.mv(fix @ fix.T, x.mean(dims))
+    z = torch.matmul(q.T, x - col(mean)) if timed else (x - mean) @ q
+    var = torch.zeros(m.num_copies, dtype=x.dtype).index_add(0, m._copy_of, z.square().mean(dims)) / m._dims
+    a = (torch.rsqrt(var + eps) * weight).index_select(0, m._copy_of)
+    y = torch.matmul(q, z * col(a)) if timed else (z * a) @ q.T
+    return y + col(bias), mean, var
+
+
+def _batch_norm_op(m, eps=1e-5):
+    return lambda x, w, b: ops.batch_norm_train(x, m._basis, m._copy_of, m._dims, m._trivial, w, b, eps)
+
+
+@pytest.mark.parametrize("kind", ["blocks", "dense"])
+@pytest.mark.parametrize("timed", [True, False])
+def test_batch_norm_train_equals_the_previous_implementation_with_its_gradients(kind, timed):
+    rep, m, weight, bias = _batch_norm_case(kind)
+    f = _batch_norm_op(m)
+    # 37 time steps: the kernel's tiles of two vectors (8 doubles) and a remainder; (B, C): the remainder alone.
+    shape = (6, rep.size, 37) if timed else (9, rep.size)
+    x = torch.randn(*shape, dtype=torch.float64) * 2 + 0.7
+    for got, want in zip(f(x, weight, bias), _batch_norm_reference(x, m, weight, bias)):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    y, _, _ = f(x, None, None)
+    torch.testing.assert_close(y, _batch_norm_reference(x, m, torch.ones_like(weight), torch.zeros_like(bias))[0],
+                               rtol=1e-12, atol=1e-12)
+    # The hand backward (eager) against autograd through the previous implementation, for x, weight and bias.
+    args = [t.clone().requires_grad_(True) for t in (x, weight, bias)]
+    ref = [t.clone().requires_grad_(True) for t in (x, weight, bias)]
+    g = torch.randn_like(x)
+    (f(*args)[0] * g).sum().backward()
+    (_batch_norm_reference(*ref[:1], m, *ref[1:])[0] * g).sum().backward()
+    for a, r in zip(args, ref):
+        torch.testing.assert_close(a.grad, r.grad, rtol=1e-10, atol=1e-10)
+    # torch.func runs the composition: the same gradients.
+    grads = torch.func.grad(lambda *t: (f(*t)[0] * g).sum(), argnums=(0, 1, 2))(x, weight, bias)
+    for a, r in zip(args, grads):
+        torch.testing.assert_close(a.grad, r, rtol=1e-10, atol=1e-10)
+    small = [t.clone().requires_grad_(True) for t in (x[:3, :, :5] if timed else x[:4], weight, bias)]
+    assert torch.autograd.gradcheck(lambda *t: f(*t)[0], small)
+    assert torch.autograd.gradgradcheck(lambda *t: f(*t)[0], small)
+    if hasattr(torch.library, "opcheck"):
+        # In float64: the weight's gradient sums over the whole batch, where float32's rounding of a near-zero sum
+        # exceeds opcheck's tolerance between two summation orders.
+        torch.library.opcheck(ops.batch_norm_train.default,
+                              (small[0].detach().requires_grad_(), m._basis, m._copy_of, m._dims, m._trivial,
+                               weight.requires_grad_(), bias.requires_grad_(), 1e-5))
+
+
+@pytest.mark.parametrize("kind", ["blocks", "dense"])
+def test_batch_norm_train_is_equivariant(kind):
+    rep, m, weight, bias = _batch_norm_case(kind, torch.float32)
+    f = _batch_norm_op(m)
+    x = torch.randn(8, rep.size, 20) * 2 + 0.5
+    y = f(x, weight.float(), bias.float())[0]
+    for e in range(rep.group.order):
+        r = rep(e).float()
+        gy = f(torch.matmul(r, x), weight.float(), bias.float())[0]
+        err = float((gy - torch.matmul(r, y)).abs().max())
+        assert err < 1e-5 * float(y.abs().max()), (kind, e, err)

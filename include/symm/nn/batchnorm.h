@@ -45,7 +45,9 @@ class eBatchNorm1dImpl : public torch::nn::Cloneable<eBatchNorm1dImpl>, public e
   torch::Tensor running_mean, running_var, num_batches_tracked;
 
  private:
-  Constants constants_;  // Q (C, C), the projector onto Fix(ρ) (C, C), the dimension of each copy (copies)
+  // Q (C, C), its diagonal blocks (k, b, b) (k = 1: Q), the dimension of each copy (copies), 1 on the columns of Q
+  // of trivial copies (C): batch_norm_train's constants
+  Constants constants_;
   torch::Tensor copy_of_;  // int64 (C): irrep copy of each column of Q
 };
 TORCH_MODULE(eBatchNorm1d);

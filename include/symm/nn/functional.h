@@ -6,9 +6,10 @@
 //
 // Every operator is registered as CompositeImplicitAutograd: a composition of ATen operators, so autograd,
 // double backward, meta and fake tensors, torch.func, torch.compile and torch.export work through it. Where a
-// hand kernel is faster (the tile loops of hom_tiles, the one-pass RMS normalisation: C++ autograd Functions
-// with their own backward), the function takes it only in plain eager mode (no functorch transform, no fake,
-// meta or other Python tensor, no tracer); everywhere else the composition runs, and tests hold the two equal.
+// hand kernel is faster (the tile loops of hom_tiles, the RMS normalisation's loops, batch_norm_train's block
+// products: C++ autograd Functions with their own backward), the function takes it only in plain eager mode
+// (no functorch transform, no fake, meta or other Python tensor, no tracer); everywhere else the composition
+// runs, and tests hold the two equal.
 #include <string>
 #include <utility>
 #include <vector>
@@ -106,6 +107,20 @@ torch::Tensor from_isotypic(const torch::Tensor& z, const torch::Tensor& basis, 
 /// x / sqrt(mean(x², dim) + eps): invariant under every orthogonal representation acting along `dim`
 /// (dim = -1 for (..., D) features, 0 for the isotypic (D, N) layout). Half and bfloat16 reduce in float.
 torch::Tensor rms_normalise(const torch::Tensor& x, int64_t dim, double eps);
+
+/// batch_norm_train(Tensor x, Tensor basis, Tensor copy_of, Tensor dims, Tensor trivial, Tensor? weight,
+///                  Tensor? bias, float eps) -> (Tensor, Tensor, Tensor)
+/// eBatchNorm1d with the batch's statistics, x (B, C) or (B, C, T) with C channels, Q = blockdiag(basis)
+/// (basis (k, b, b), k·b = C; k = 1: Q itself): μ = Q·(trivial ⊙ Qᵀx̄) (the mean projected onto Fix(ρ), whose
+/// isotypic coordinates are those with trivial = 1), z = Qᵀ(x − μ), var_k the mean of z² over the batch (and
+/// time) and the dims[k] columns of irrep copy k (copy_of (C), int64: the copy of each column of Q),
+/// y = Q·((weight_k / √(var_k + eps)) ⊙ z) + bias (weight per copy, bias (C)). Returns (y, μ, var) (the
+/// biased variance; μ and var carry no gradient).
+std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> batch_norm_train(const torch::Tensor& x, const torch::Tensor& basis,
+                                                                         const torch::Tensor& copy_of, const torch::Tensor& dims,
+                                                                         const torch::Tensor& trivial,
+                                                                         const c10::optional<torch::Tensor>& weight,
+                                                                         const c10::optional<torch::Tensor>& bias, double eps);
 
 /// layer_normalise(Tensor x, Tensor? centre, int dim, float eps) -> Tensor
 /// eLayerNorm's normalisation: x minus its component along the unit invariant vector `centre` (D) (the

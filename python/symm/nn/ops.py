@@ -14,7 +14,7 @@ from ..linalg import basis_key as _key
 __all__ = ["linear_constants", "linear_weight", "isotypic_constants", "isotypic_operands", "isotypic_linear",
            "isotypic_space", "to_chunk_basis", "from_chunk_basis",
            "affine_constants", "layer_norm_constants", "conv_constants", "conv_isotypic_plan",
-           "column_copies", "rms_normalise", "channel_rms",
+           "column_copies", "rms_normalise",
            "layer_normalise"]
 
 
@@ -201,38 +201,9 @@ def isotypic_linear(x: torch.Tensor, operands, tensors: dict, layout: IsotypicLa
     return torch.ops.symm.from_isotypic(y, tensors["basis_out"], layout.m_out).view(*x.shape[:-1], layout.out_features)
 
 
-def rms_normalise(x: torch.Tensor, eps: float) -> torch.Tensor:
-    return torch.ops.symm.rms_normalise(x, -1, eps)
-
-
-class _ChannelRMS(torch.autograd.Function):
-    """x / sqrt(mean(x², dim 1) + eps) for x (B, C, T) contiguous: the mean square as square().mean(1) (8x faster at
-    one thread than linalg_vector_norm over the middle dimension, which torch.ops.symm.rms_normalise uses there)
-    and the backward as the C++ op's, r·(g − y·mean(g·y)); a double backward goes through differentiable ops."""
-
-    @staticmethod
-    def forward(ctx, x, eps):
-        r = torch.rsqrt(x.square().mean(1, keepdim=True).add_(eps))
-        y = x * r
-        ctx.save_for_backward(x, y, r)
-        ctx.eps = eps
-        return y
-
-    @staticmethod
-    def backward(ctx, g):
-        x, y, r = ctx.saved_tensors
-        if torch.is_grad_enabled():  # create_graph: the formula from x, so that higher derivatives are exact
-            r = torch.rsqrt(x.square().mean(1, keepdim=True) + ctx.eps)
-            y = x * r
-            return (g - y * (g * y).mean(1, keepdim=True)) * r, None
-        return torch.addcmul(g, y, (g * y).mean(1, keepdim=True), value=-1).mul_(r), None
-
-
-def channel_rms(x: torch.Tensor, eps: float) -> torch.Tensor:
-    """The RMS normalisation of x (B, C, T) over its channels (dim 1)."""
-    if not torch.is_grad_enabled() or not x.requires_grad:
-        return x * torch.rsqrt(x.square().mean(1, keepdim=True).add_(eps))
-    return _ChannelRMS.apply(x, eps)
+def rms_normalise(x: torch.Tensor, eps: float, dim: int = -1) -> torch.Tensor:
+    """x / sqrt(mean(x², dim) + eps): features last (dim -1), or the channels of (N, C, T) (dim 1)."""
+    return torch.ops.symm.rms_normalise(x, dim, eps)
 
 
 def layer_normalise(x: torch.Tensor, centre, eps: float) -> torch.Tensor:

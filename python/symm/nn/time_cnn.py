@@ -178,7 +178,7 @@ class eTimeCNNEncoder(eModule):
                 if self.batch_norm:  # eRMSNorm over the channels, dim 1 here
                     norm = self.norms[i]
                     check_features("eRMSNorm", h.transpose(1, 2), norm.in_features)
-                    h = ops.channel_rms(h, norm.eps)
+                    h = ops.rms_normalise(h, norm.eps, 1)
                     if norm.affine is not None:
                         h = norm.affine(h.transpose(1, 2)).transpose(1, 2)
             h = self.activation(h)
@@ -195,7 +195,7 @@ class eTimeCNNEncoder(eModule):
         norm = self.norms[i]
         w = conv.forward_isotypic(h)
         n, m, b, t = w.shape
-        w = ops.channel_rms(w.view(n, m * b, t), norm.eps).view(n, m, b, t)
+        w = ops.rms_normalise(w.view(n, m * b, t), norm.eps, 1).view(n, m, b, t)
         scale = norm.affine.scale_dof.index_select(0, getattr(self, f"_iso_copy{i}")).view(m, 1, b)
         return torch.matmul(conv._iso_q_out * scale, w).view(n, m * b, t)
 
