@@ -29,16 +29,20 @@ def _sl_rep(sl, spec, copies):
     return sl.direct_sum([escnn_group(spec).regular_representation] * copies)
 
 
-def conv(spec, copies, B, T, sl):
-    """eConv1d from and to `copies` regular copies, kernel 5, padding 2 (length kept)."""
+def conv(spec, copies, B, T, sl, name="Conv1d"):
+    """eConv1d (or eConvTranspose1d) from and to `copies` regular copies, kernel 5, padding 2 (length kept)."""
     rep = symm.Representation.regular(symm.group(spec)).copies(copies)
     x = torch.randn(B, rep.size, T)
-    models = {"ours": (symm.nn.eConv1d(rep, rep, KERNEL, padding=KERNEL // 2), x)}
+    models = {"ours": (getattr(symm.nn, "e" + name)(rep, rep, KERNEL, padding=KERNEL // 2), x)}
     if sl is not None:
         erep = _sl_rep(sl, spec, copies)
-        models["symm_learning"] = (sl.nn.eConv1d(erep, erep, KERNEL, padding=KERNEL // 2), x)
-    models["torch"] = (torch.nn.Conv1d(rep.size, rep.size, KERNEL, padding=KERNEL // 2), x)
+        models["symm_learning"] = (getattr(sl.nn, "e" + name)(erep, erep, KERNEL, padding=KERNEL // 2), x)
+    models["torch"] = (getattr(torch.nn, name)(rep.size, rep.size, KERNEL, padding=KERNEL // 2), x)
     return models
+
+
+def conv_transpose(spec, copies, B, T, sl):
+    return conv(spec, copies, B, T, sl, "ConvTranspose1d")
 
 
 def batchnorm(spec, copies, B, T, sl):
@@ -85,7 +89,7 @@ def unet(spec, copies, B, T, sl):
     return models
 
 
-MODELS = {"eConv1d": conv, "eBatchNorm1d": batchnorm, "eTimeCNNEncoder": time_cnn, "eConditionalUnet1D": unet}
+MODELS = {"eConv1d": conv, "eConvTranspose1d": conv_transpose, "eBatchNorm1d": batchnorm, "eTimeCNNEncoder": time_cnn, "eConditionalUnet1D": unet}
 
 
 def _call(model, x):

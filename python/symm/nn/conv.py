@@ -87,7 +87,7 @@ class _eConvBase(eModule):
         self.bias_dof = torch.nn.Parameter(torch.empty(n_fix, **like)) if bias and n_fix > 0 else None
         self._m_in_fix = in_rep.invariant_basis.shape[1]
         self._weight_cache, self._bias_cache = EvalCache(), EvalCache()
-        plan = ops.conv_isotypic_plan(in_rep, out_rep, c.linear) if not self._TRANSPOSED and self.groups == 1 else None
+        plan = ops.conv_isotypic_plan(in_rep, out_rep, c.linear) if self.groups == 1 else None
         self.isotypic = plan is not None
         if plan is not None:
             self._iso_units, self._iso_widths = plan.units, (plan.widths(0), plan.widths(1))
@@ -200,6 +200,70 @@ class _eConvBase(eModule):
             s += f", padding_mode={self.padding_mode}"
         return s + f", dof={self.weight_dof.numel()}"
 
+    def _isotypic_kernels(self) -> tuple:
+        """The taps in the isotypic bases, straight from the coefficients: one kernel per unit of
+        ops.ConvIsotypicPlan ("group": (g·m_out, m_in, K); "kron": Θ (m_out·mult_out, m_in·mult_in, K); "plain":
+        (m_out·c_out, m_in·c_in, K)), and the biases of the units where Fix(ρ_out) lies (None for the others)."""
+        m_in, m_out, r = self._iso_m
+        theta = self.weight_dof
+        if self._iso_indexed:
+            theta = theta.index_select(1, self._iso_index)
+        k = theta.shape[0]
+        # (S, K·m_out·m_in): every unit's block entries, for all taps and pairs of copies at once.
+        p = torch.mm(self._iso_synthesis.t(), theta.reshape(-1, r).t())
+        kernels, row = [], 0
+        for kind, count, ci, co, _ in self._iso_units:
+            if kind == "group":
+                block = p[row:row + count].view(count, k, m_out, m_in)
+                kernels.append(block.permute(0, 2, 3, 1).reshape(count * m_out, m_in, k))
+                row += count
+            else:
+                block = p[row:row + co * ci].view(co, ci, k, m_out, m_in)
+                kernels.append(block.permute(3, 0, 4, 1, 2).reshape(m_out * co, m_in * ci, k))
+                row += co * ci
+        if self._TRANSPOSED:  # conv_transpose1d's weight is (C_in, C_out / groups, K)
+            kernels = [w.view(count, m_out, m_in, k).transpose(1, 2).reshape(count * m_in, m_out, k) if kind == "group"
+                       else w.transpose(0, 1) for (kind, count, *_), w in zip(self._iso_units, kernels)]
+        biases = [None] * len(kernels)
+        if self.bias_dof is not None and self._iso_bias_units:
+            b = torch.mv(self._iso_fix, self.bias_dof)
+            sizes = [m_out * self._iso_widths[1][j] for j in self._iso_bias_units]
+            for j, bj in zip(self._iso_bias_units, b.split(sizes)):
+                biases[j] = bj
+        return tuple(kernels), tuple(biases)
+
+    def _isotypic_conv(self, x, padding, iso_out=False):
+        kernels, biases = self._iso_cache.value_for(self, [self.weight_dof, self.bias_dof], self._isotypic_kernels)
+        batched = x.dim() == 3
+        x = x if batched else x.unsqueeze(0)
+        n, t = x.shape[0], x.shape[-1]
+        m_in, m_out, _ = self._iso_m
+        qi, qo = self._iso_q_in, self._iso_q_out
+        # Q̃ᵀ per copy, then each unit's columns of every copy: one product and one split for all units.
+        z = torch.matmul(qi.t(), x.reshape(n, m_in, qi.shape[0], t)).split(self._iso_widths[0], 2)
+        if self._TRANSPOSED:
+            conv = lambda v, w, bias, groups=1: F.conv_transpose1d(v, w, bias, self.stride, padding, self.output_padding,
+                                                                   groups, self.dilation)
+        else:
+            conv = lambda v, w, bias, groups=1: F.conv1d(v, w, bias, self.stride, padding, self.dilation, groups)
+        parts = []
+        for (kind, count, ci, co, d), piece, w, bias in zip(self._iso_units, z, kernels, biases):
+            if kind == "group":  # channels (irrep, copy)
+                y = conv(piece.transpose(1, 2).reshape(n, count * m_in, t), w, bias, count)
+                parts.append(y.view(n, count, m_out, -1).transpose(1, 2))
+            elif kind == "kron":  # the d components along the batch, channels (copy, multiplicity)
+                v = piece.view(n, m_in, ci, d, t).permute(3, 0, 1, 2, 4).reshape(d * n, m_in * ci, t)
+                y = conv(v, w, bias)
+                parts.append(y.view(d, n, m_out, co, -1).permute(1, 2, 3, 0, 4).reshape(n, m_out, co * d, -1))
+            else:
+                y = conv(piece.reshape(n, m_in * ci, t), w, bias)
+                parts.append(y.view(n, m_out, co, -1))
+        y = torch.cat(parts, 2)
+        if iso_out:
+            return y
+        y = torch.matmul(qo, y).view(n, -1, y.shape[-1])
+        return y if batched else y.squeeze(0)
+
 
 class eConv1d(_eConvBase):
     """y[t] = Σ_k W_k x[t·stride + k·dilation − padding] + b with W_k ∈ Hom_G(ρ_in, ρ_out) and b ∈ Fix(ρ_out):
@@ -277,67 +341,10 @@ and step against the dense kernel's 256·m².
             return self._isotypic_conv(x, padding, iso_out)
         return F.conv1d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
 
-    def _isotypic_kernels(self) -> tuple:
-        """The taps in the isotypic bases, straight from the coefficients: one kernel per unit of
-        ops.ConvIsotypicPlan ("group": (g·m_out, m_in, K); "kron": Θ (m_out·mult_out, m_in·mult_in, K); "plain":
-        (m_out·c_out, m_in·c_in, K)), and the biases of the units where Fix(ρ_out) lies (None for the others)."""
-        m_in, m_out, r = self._iso_m
-        theta = self.weight_dof
-        if self._iso_indexed:
-            theta = theta.index_select(1, self._iso_index)
-        k = theta.shape[0]
-        # (S, K·m_out·m_in): every unit's block entries, for all taps and pairs of copies at once.
-        p = torch.mm(self._iso_synthesis.t(), theta.reshape(-1, r).t())
-        kernels, row = [], 0
-        for kind, count, ci, co, _ in self._iso_units:
-            if kind == "group":
-                block = p[row:row + count].view(count, k, m_out, m_in)
-                kernels.append(block.permute(0, 2, 3, 1).reshape(count * m_out, m_in, k))
-                row += count
-            else:
-                block = p[row:row + co * ci].view(co, ci, k, m_out, m_in)
-                kernels.append(block.permute(3, 0, 4, 1, 2).reshape(m_out * co, m_in * ci, k))
-                row += co * ci
-        biases = [None] * len(kernels)
-        if self.bias_dof is not None and self._iso_bias_units:
-            b = torch.mv(self._iso_fix, self.bias_dof)
-            sizes = [m_out * self._iso_widths[1][j] for j in self._iso_bias_units]
-            for j, bj in zip(self._iso_bias_units, b.split(sizes)):
-                biases[j] = bj
-        return tuple(kernels), tuple(biases)
-
-    def _isotypic_conv(self, x, padding, iso_out=False):
-        kernels, biases = self._iso_cache.value_for(self, [self.weight_dof, self.bias_dof], self._isotypic_kernels)
-        batched = x.dim() == 3
-        x = x if batched else x.unsqueeze(0)
-        n, t = x.shape[0], x.shape[-1]
-        m_in, m_out, _ = self._iso_m
-        qi, qo = self._iso_q_in, self._iso_q_out
-        # Q̃ᵀ per copy, then each unit's columns of every copy: one product and one split for all units.
-        z = torch.matmul(qi.t(), x.reshape(n, m_in, qi.shape[0], t)).split(self._iso_widths[0], 2)
-        conv = lambda v, w, bias, groups=1: F.conv1d(v, w, bias, self.stride, padding, self.dilation, groups)
-        parts = []
-        for (kind, count, ci, co, d), piece, w, bias in zip(self._iso_units, z, kernels, biases):
-            if kind == "group":  # channels (irrep, copy)
-                y = conv(piece.transpose(1, 2).reshape(n, count * m_in, t), w, bias, count)
-                parts.append(y.view(n, count, m_out, -1).transpose(1, 2))
-            elif kind == "kron":  # the d components along the batch, channels (copy, multiplicity)
-                v = piece.view(n, m_in, ci, d, t).permute(3, 0, 1, 2, 4).reshape(d * n, m_in * ci, t)
-                y = conv(v, w, bias)
-                parts.append(y.view(d, n, m_out, co, -1).permute(1, 2, 3, 0, 4).reshape(n, m_out, co * d, -1))
-            else:
-                y = conv(piece.reshape(n, m_in * ci, t), w, bias)
-                parts.append(y.view(n, m_out, co, -1))
-        y = torch.cat(parts, 2)
-        if iso_out:
-            return y
-        y = torch.matmul(qo, y).view(n, -1, y.shape[-1])
-        return y if batched else y.squeeze(0)
-
-
 class eConvTranspose1d(_eConvBase):
     """The adjoint of eConv1d along time (torch's ConvTranspose1d), every tap still in Hom_G(ρ_in, ρ_out); the
-    forward is ``F.conv_transpose1d`` with the synthesised (C_in, C_out/groups, K) kernel.
+    forward is ``F.conv_transpose1d`` with the synthesised (C_in, C_out/groups, K) kernel, or, where eConv1d runs
+    ``isotypic``, a few ``F.conv_transpose1d`` in the isotypic basis with the same units' kernels transposed.
 
     Arguments as symm_learning's eConvTranspose1d, then torch's ConvTranspose1d keywords (stride, padding,
     output_padding, dilation, groups, bias, padding_mode='zeros' only, device, dtype).
@@ -364,5 +371,7 @@ class eConvTranspose1d(_eConvBase):
         if t < 1 or t_out < 1:
             raise InputError(f"eConvTranspose1d: an input of {t} time steps gives {t_out} output steps with these "
                              f"options; expected at least 1")
+        if self.isotypic:
+            return self._isotypic_conv(x, self.padding)
         return F.conv_transpose1d(x, self.weight, self.bias, self.stride, self.padding, self.output_padding,
                                   self.groups, self.dilation)
