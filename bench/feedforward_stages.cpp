@@ -12,6 +12,7 @@
 
 #include "symm/allocator.h"
 #include "symm/symm.h"
+#include "symm/threads.h"
 
 #include "isotypic_layout.h"
 
@@ -35,8 +36,9 @@ double cpu_ms(F f, int reps = 60) {
 
 int main(int argc, char** argv) {
   namespace snn = symm::nn;
+  symm::restart_with_sleeping_idle_threads();
   symm::configure_allocator();
-  at::set_num_threads(1);
+  const std::string threads = symm::set_num_threads(1);  // OpenBLAS's pool too: all the work on this thread
   const std::string group = argc > 1 ? argv[1] : "D8";
   const int copies = argc > 2 ? std::stoi(argv[2]) : 32;
   const auto rep = symm::group::Representation::regular(symm::group::make_group(group)).copies(copies);
@@ -57,7 +59,7 @@ int main(int argc, char** argv) {
     std::cout << std::left << std::setw(44) << what << std::fixed << std::setprecision(3) << ms << " ms" << std::endl;
   };
   std::cout << "# " << group << " m=" << copies << " D=" << d << " ff=" << 4 * d << " tokens=" << tokens
-            << ", one thread, thread CPU time (min of 60)" << std::endl;
+            << ", thread CPU time (min of 60), threads " << threads << std::endl;
   line("torch dense feed-forward (addmm, gelu, addmm)", cpu_ms([&] { torch::addmm(b2, torch::gelu(torch::addmm(b1, x, w1.t())), w2.t()); }));
   line("ours isotypic feed-forward", cpu_ms([&] { ff->forward_isotypic(z, nullptr); }));
   line("  linear1 blocks", cpu_ms([&] { ff->linear1->forward_isotypic(z, nullptr); }));
