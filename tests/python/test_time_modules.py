@@ -307,41 +307,20 @@ def test_convolutions_match_symm_learning():
             assert _rel(ours(x), theirs(x)) < 1e-6, transposed
 
 
+@pytest.mark.parametrize("transposed", (False, True))
 @pytest.mark.parametrize("spec", GROUPS)
-def test_transposed_conv_on_regular_copies_runs_isotypic(spec):
-    """The transposed convolution on regular copies runs in the isotypic basis as eConv1d does: the C++ module's
-    outputs and the dense kernel's gradients, train and eval, batched or not."""
+def test_conv_on_regular_copies_runs_isotypic(spec, transposed):
+    """Regular copies (Q block diagonal) convolve irrep by irrep in the isotypic basis, the transposed convolution
+    with the same units' kernels: the same outputs as the C++ module and the same gradients as the dense kernel,
+    train and eval, batched or not."""
     G = symm.group(spec)
     a, b = symm.Representation.regular(G).copies(2), symm.Representation.regular(G).copies(3)
-    for kw in (dict(padding=2), dict(stride=2, padding=1, output_padding=1, dilation=2)):
-        m = symm.nn.eConvTranspose1d(a, b, 5, dtype=torch.float64, **kw)
-        assert m.isotypic and not symm.nn.eConvTranspose1d(_rep(spec), _rep(spec), 3).isotypic
-        with torch.no_grad():
-            m.bias_dof.normal_()
-        twin = checkpoint.cpp_copy(m)
-        x = torch.randn(3, a.size, 17, dtype=torch.float64, requires_grad=True)
-        y = m(x)
-        assert _rel(y, twin.forward(x)) < 1e-12
-        dense = F.conv_transpose1d(x, m.weight, m.bias, m.stride, m.padding, m.output_padding, 1, m.dilation)
-        g = torch.randn_like(y)
-        for got, want in zip(torch.autograd.grad(y, (x, m.weight_dof, m.bias_dof), g),
-                             torch.autograd.grad(dense, (x, m.weight_dof, m.bias_dof), g)):
-            assert _rel(got, want) < 1e-12
-        m.eval(), symm._C.set_training(twin, False)
-        with torch.no_grad():
-            assert _rel(m(x), twin.forward(x)) < 1e-12
-            assert _rel(m(x[0]), twin.forward(x[:1])[0]) < 1e-12
-
-
-@pytest.mark.parametrize("spec", GROUPS)
-def test_conv_on_regular_copies_runs_isotypic(spec):
-    """Regular copies (Q block diagonal) convolve irrep by irrep in the isotypic basis: the same outputs as the
-    C++ module and the same gradients as the dense kernel, train and eval, batched or not."""
-    G = symm.group(spec)
-    a, b = symm.Representation.regular(G).copies(2), symm.Representation.regular(G).copies(3)
-    for kw, pad in ((dict(padding=2), None), (dict(padding=3, padding_mode="circular", dilation=2, stride=2), 3)):
-        m = symm.nn.eConv1d(a, b, 5, dtype=torch.float64, **kw)
-        assert m.isotypic and not symm.nn.eConv1d(_rep(spec), _rep(spec), 3).isotypic
+    module = symm.nn.eConvTranspose1d if transposed else symm.nn.eConv1d
+    cases = (((dict(padding=2), None), (dict(stride=2, padding=1, output_padding=1, dilation=2), None)) if transposed
+             else ((dict(padding=2), None), (dict(padding=3, padding_mode="circular", dilation=2, stride=2), 3)))
+    for kw, pad in cases:
+        m = module(a, b, 5, dtype=torch.float64, **kw)
+        assert m.isotypic and not module(_rep(spec), _rep(spec), 3).isotypic
         with torch.no_grad():
             m.bias_dof.normal_()
         twin = checkpoint.cpp_copy(m)
@@ -349,8 +328,11 @@ def test_conv_on_regular_copies_runs_isotypic(spec):
         y = m(x)
         assert _rel(y, twin.forward(x)) < 1e-12
         # The dense kernel's convolution, differentiable in the coefficients as the module is in training.
-        dense = F.conv1d(F.pad(x, (pad, pad), mode="circular") if pad else x,
-                         m.weight, m.bias, m.stride, 0 if pad else m.padding, m.dilation)
+        if transposed:
+            dense = F.conv_transpose1d(x, m.weight, m.bias, m.stride, m.padding, m.output_padding, 1, m.dilation)
+        else:
+            dense = F.conv1d(F.pad(x, (pad, pad), mode="circular") if pad else x,
+                             m.weight, m.bias, m.stride, 0 if pad else m.padding, m.dilation)
         g = torch.randn_like(y)
         for got, want in zip(torch.autograd.grad(y, (x, m.weight_dof, m.bias_dof), g),
                              torch.autograd.grad(dense, (x, m.weight_dof, m.bias_dof), g)):
