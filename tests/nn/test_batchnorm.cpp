@@ -139,29 +139,10 @@ TEST(BatchNorm, GradientsEqualFiniteDifferences) {
     const auto r = torch::randn({4, rep.size(), 2}, torch::kFloat64);
     (bn(x) * r).sum().backward();
     auto loss = [&] { torch::NoGradGuard no_grad; return (bn(x) * r).sum().item<double>(); };
-    const double h = 1e-6;
-    auto flat = x.detach().view({-1});
-    for (int64_t i : {0, 5, 17, 40}) {
-      const double v = flat[i].item<double>();
-      flat[i].fill_(v + h);
-      const double up = loss();
-      flat[i].fill_(v - h);
-      const double down = loss();
-      flat[i].fill_(v);
-      EXPECT_NEAR(x.grad().view({-1})[i].item<double>(), (up - down) / (2 * h), 1e-6) << name << " input " << i;
-    }
-    for (auto s : {bn->affine->scale_dof, bn->affine->bias_dof}) {
-      const auto gs = s.grad().clone();
-      for (int64_t i = 0; i < s.numel(); ++i) {
-        const double v = s[i].item<double>();
-        { torch::NoGradGuard ng; s[i].fill_(v + h); }
-        const double up = loss();
-        { torch::NoGradGuard ng; s[i].fill_(v - h); }
-        const double down = loss();
-        { torch::NoGradGuard ng; s[i].fill_(v); }
-        EXPECT_NEAR(gs[i].item<double>(), (up - down) / (2 * h), 1e-6) << name << " affine coefficient " << i;
-      }
-    }
+    symm::test::expect_central_differences(x, x.grad(), loss, {0, 5, 17, 40}, std::string(name) + " input");
+    for (const auto& s : {bn->affine->scale_dof, bn->affine->bias_dof})
+      symm::test::expect_central_differences(s, s.grad().clone(), loss, symm::test::all_coordinates(s.numel()),
+                                             std::string(name) + " affine coefficient");
   }
 }
 

@@ -163,32 +163,11 @@ TEST(Conv, GradientsEqualFiniteDifferences) {
     const auto x = torch::randn({2, in.size(), 5}, torch::dtype(torch::kFloat64).requires_grad(true));
     const auto r = f(x).detach().clone().normal_();
     (f(x) * r).sum().backward();
-    const double h = 1e-6;
     auto loss = [&] { torch::NoGradGuard no_grad; return (f(x) * r).sum().item<double>(); };
-    for (auto* p : {&m.weight_dof, &m.bias_dof}) {
-      const auto grad = p->grad().clone();
-      auto flat = p->view({-1});
-      for (int64_t i = 0; i < flat.numel(); ++i) {
-        const double v = flat[i].item<double>();
-        { torch::NoGradGuard ng; flat[i].fill_(v + h); }
-        const double up_loss = loss();
-        { torch::NoGradGuard ng; flat[i].fill_(v - h); }
-        const double down = loss();
-        { torch::NoGradGuard ng; flat[i].fill_(v); }
-        EXPECT_NEAR(grad.view({-1})[i].item<double>(), (up_loss - down) / (2 * h), 1e-6) << "transposed=" << transposed << " coefficient " << i;
-      }
-    }
-    const auto gx = x.grad().clone();
-    for (int64_t i : {0, 7, 20}) {
-      auto flat = x.detach().view({-1});
-      const double v = flat[i].item<double>();
-      flat[i].fill_(v + h);
-      const double up_loss = loss();
-      flat[i].fill_(v - h);
-      const double down = loss();
-      flat[i].fill_(v);
-      EXPECT_NEAR(gx.view({-1})[i].item<double>(), (up_loss - down) / (2 * h), 1e-6) << "input " << i;
-    }
+    const std::string what = transposed ? "transposed " : "";
+    for (auto* p : {&m.weight_dof, &m.bias_dof})
+      symm::test::expect_central_differences(*p, p->grad().clone(), loss, symm::test::all_coordinates(p->numel()), what + "coefficient");
+    symm::test::expect_central_differences(x, x.grad().clone(), loss, {0, 7, 20}, what + "input");
   }
 }
 

@@ -143,22 +143,11 @@ TEST(Unet, GradientsEqualFiniteDifferences) {
     torch::NoGradGuard no_grad;
     return (net(x, t, z, c) * r).sum().item<double>();
   };
-  const double h = 1e-6;
   // One coordinate of every parameter tensor (the middle one), three of the sample.
   const auto check = [&](const torch::Tensor& p, const torch::Tensor& grad, const std::string& what, bool ends) {
-    auto flat = p.detach().view({-1});
-    std::vector<int64_t> at{flat.numel() / 2};
-    if (ends) at.insert(at.end(), {0, flat.numel() - 1});
-    for (int64_t i : at) {
-      const double v = flat[i].item<double>();
-      flat[i].fill_(v + h);
-      const double up = loss();
-      flat[i].fill_(v - h);
-      const double down = loss();
-      flat[i].fill_(v);
-      const double fd = (up - down) / (2 * h), an = grad.view({-1})[i].item<double>();
-      EXPECT_NEAR(an, fd, 1e-6 * std::max(1.0, std::abs(fd))) << what << "[" << i << "]";
-    }
+    std::vector<int64_t> at{p.numel() / 2};
+    if (ends) at.insert(at.end(), {0, p.numel() - 1});
+    symm::test::expect_central_differences(p, grad, loss, at, what);
   };
   int checked = 0;
   for (const auto& p : net->named_parameters()) {

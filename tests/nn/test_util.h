@@ -1,9 +1,12 @@
 #pragma once
 // Helpers shared by the nn tests.
+#include <algorithm>
+#include <cmath>
 #include <functional>
 #include <initializer_list>
 #include <string>
 #include <tuple>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -72,5 +75,31 @@ class ThreadsForScope {
  private:
   int saved_;
 };
+
+/// The gradient `grad` of `loss` against central differences in the coordinates `at` of the float64 tensor p
+/// (changed in place and restored): |analytic − numeric| ≤ tol·max(1, |numeric|).
+inline void expect_central_differences(const torch::Tensor& p, const torch::Tensor& grad, const std::function<double()>& loss,
+                                       const std::vector<int64_t>& at, const std::string& what, double tol = 1e-6) {
+  const double h = 1e-6;
+  auto flat = p.detach().view({-1});
+  const auto g = grad.reshape({-1});
+  for (const int64_t i : at) {
+    const double v = flat[i].item<double>();
+    flat[i].fill_(v + h);
+    const double up = loss();
+    flat[i].fill_(v - h);
+    const double down = loss();
+    flat[i].fill_(v);
+    const double fd = (up - down) / (2 * h);
+    EXPECT_NEAR(g[i].item<double>(), fd, tol * std::max(1.0, std::abs(fd))) << what << "[" << i << "]";
+  }
+}
+
+/// 0, 1, ..., n − 1: every coordinate of a tensor of n elements.
+inline std::vector<int64_t> all_coordinates(int64_t n) {
+  std::vector<int64_t> at(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) at[static_cast<size_t>(i)] = i;
+  return at;
+}
 
 }  // namespace symm::test
