@@ -65,7 +65,13 @@ def main():
     parser.add_argument("--quick", action="store_true", help="few repetitions (a smoke run)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--backend", default="inductor", help="torch.compile backend for ours; none: not compiled")
+    parser.add_argument("--freezing", action="store_true",
+                        help="inductor's freezing (parameters folded into the compiled inference graph, as for "
+                             "deployment); eval rows only")
     args = parser.parse_args()
+    if args.freezing:
+        import torch._inductor.config
+        torch._inductor.config.freezing = True
     allocator = configure_allocator()
     torch.set_num_threads(args.threads)
     warmup, reps = (2, 5) if args.quick else (5, 21)
@@ -76,7 +82,8 @@ def main():
         sl, why = None, str(e)
     names = ["ours", *(["compiled"] if args.backend != "none" else []), *(["symm_learning"] if sl else []), "torch"]
     print(f"# torch {torch.__version__} threads={torch.get_num_threads()} allocator=\"{allocator}\" "
-          f"compile backend={args.backend}; medians in ms of {reps} interleaved repetitions")
+          f"compile backend={args.backend}{' freezing' if args.freezing else ''}; medians in ms of {reps} interleaved "
+          f"repetitions")
     print(f"# columns: {' / '.join(names)}; ratios ours/symm_learning, compiled/ours, ours/torch")
     for spec, copies, heads, B, T, what in CONFIGS:
         torch._dynamo.reset()  # each config compiles the same forwards anew: keep them off the recompile limit
@@ -107,7 +114,7 @@ def main():
                 return interleaved([lambda k=k: models[k](x) for k in models], warmup, reps, 50 if B == 1 else 1)
 
         results = {"eval": dict(zip(models, timed(False)))}
-        if what == "both":
+        if what == "both" and not args.freezing:
             results["train"] = dict(zip(models, timed(True)))
         parts = []
         for mode, t in results.items():
