@@ -25,6 +25,7 @@
 #include "symm/nn/equivariance.h"
 #include "symm/nn/feedforward.h"
 #include "symm/nn/functional.h"
+#include "symm/nn/hidden_rep.h"
 #include "symm/nn/linear.h"
 #include "symm/nn/mixed_precision.h"
 #include "symm/nn/mlp.h"
