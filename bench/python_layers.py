@@ -70,8 +70,8 @@ def main():
                              "deployment); eval rows only")
     args = parser.parse_args()
     if args.freezing:
-        import torch._inductor.config
-        torch._inductor.config.freezing = True
+        from torch._inductor import config as inductor_config
+        inductor_config.freezing = True
     allocator = configure_allocator()
     torch.set_num_threads(args.threads)
     warmup, reps = (2, 5) if args.quick else (5, 21)
