@@ -47,18 +47,17 @@ def test_compile_eval_and_training_step_equal_eager(rep):
         assert torch.allclose(compiled(x), model(x), atol=1e-5)
 
 
-def test_compile_with_freezing_for_inference(rep, monkeypatch):
+def test_compile_with_freezing_for_inference(rep):
     """Inductor's freezing (the deployment setting: parameters folded into the inference graph) constant-folds the
     weight synthesis and the isotypic operands, whose operators run on real tensors at compile time; the frozen
     graph equals eager on the dense and the isotypic path."""
-    import torch._inductor.config
-    monkeypatch.setattr(torch._inductor.config, "freezing", True)
+    from torch._inductor import config as inductor_config
     torch._dynamo.reset()
     torch.manual_seed(0)
     layers = [symm.nn.eTransformerEncoderLayer(rep, symm.nn.eMultiheadAttention(rep, 2), dim_feedforward=32,
                                                dropout=0.0, execution=e).eval() for e in ("dense", "isotypic")]
     x = torch.randn(3, 5, rep.size)
-    with torch.no_grad():
+    with torch.no_grad(), inductor_config.patch(freezing=True):
         for layer in layers:
             compiled = torch.compile(layer, fullgraph=True)
             y = layer(x)
